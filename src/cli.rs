@@ -1,0 +1,162 @@
+//! Command-line grammar. Parsing only: no I/O happens here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cluster::ConnectOptions;
+use crate::cluster::connect::parse_request_timeout;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-milvus",
+    bin_name = "kubectl milvus",
+    version = crate::version::SHORT,
+    about = "See and safely scale Milvus clusters installed with Helm",
+    long_about = "See and safely scale Milvus clusters installed with Helm.\n\n\
+        `status` shows each component's desired replicas (the Helm values) against the live \
+        Deployments, and the release's pods as `kubectl get pods` prints them. `plan` shows what a \
+        change would do; `scale` does it: worker components only, scale-in one replica at a time, \
+        and Helm's release record kept in step so the next `helm upgrade --reuse-values` keeps it.",
+    after_help = "Examples:\n  kubectl milvus status my-release -n milvus\n  kubectl milvus plan my-release queryNode=3\n  kubectl milvus scale my-release queryNode=3 dataNode=+1\n  kubectl milvus scale my-release querynode --replicas 1"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kubectl's connection flags (`kubectl options`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeFlags {
+    /// Path to the kubeconfig file to use (only this file; KUBECONFIG is ignored)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Namespace of the release (default: the context's namespace)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Time to wait for each API request: 30s, 1m, 0 = no limit
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "0")]
+    pub request_timeout: Duration,
+    /// Username to impersonate for the operation
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeatable)
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+}
+
+impl KubeFlags {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            namespace: self.namespace.clone(),
+            as_user: self.as_user.clone(),
+            as_groups: self.as_group.clone(),
+            request_timeout: Some(self.request_timeout),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show Milvus releases: components (values vs live), HPAs, and pods
+    Status(StatusArgs),
+    /// Show what a scale change would do, without changing anything
+    Plan(PlanArgs),
+    /// Scale worker components safely, keeping Helm's values in step
+    Scale(ScaleArgs),
+    /// Print the version, git commit and target
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Completion protocol used by kubectl (via kubectl_complete-milvus)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The Helm release (default: every Milvus release in the namespace)
+    pub release: Option<String>,
+    /// Every namespace
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: StatusOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The Helm release
+    pub release: String,
+    /// Changes: COMPONENT=N, COMPONENT=+N or COMPONENT=-N (values key or pod label)
+    #[arg(required = true, value_name = "COMPONENT=N")]
+    pub changes: Vec<String>,
+    /// Allow scaling a serving component to 0
+    #[arg(long)]
+    pub force: bool,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: PlanOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The Helm release
+    pub release: String,
+    /// Changes: COMPONENT=N, COMPONENT=+N, COMPONENT=-N, or COMPONENT with --replicas
+    #[arg(required = true, value_name = "COMPONENT=N")]
+    pub changes: Vec<String>,
+    /// Target replicas for a single COMPONENT (as `kubectl scale` users type it)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub replicas: Option<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow scaling a serving component to 0
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for each step to become ready (e.g. 5m, 90s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "10m")]
+    pub timeout: Duration,
+    /// Revisions of Helm history to keep (Helm's default is 10; 0 = no limit)
+    #[arg(long, value_name = "N", default_value_t = 10, env = "HELM_MAX_HISTORY")]
+    pub history_max: usize,
+}

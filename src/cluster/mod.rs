@@ -1,0 +1,8 @@
+//! Everything that talks to the API server: connecting, listing the live
+//! objects of a release, scaling and watching Deployments.
+
+pub mod api;
+pub mod connect;
+
+pub use api::{ApiError, Cluster};
+pub use connect::{ConnectOptions, Connection, connect};

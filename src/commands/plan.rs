@@ -1,0 +1,80 @@
+//! `kubectl milvus plan RELEASE COMPONENT=N …`: reads only.
+
+use anyhow::Result;
+
+use crate::cli::{PlanArgs, PlanOutput};
+use crate::cluster::Cluster;
+use crate::commands::{releases, status};
+use crate::core::manifest;
+use crate::core::plan::{self, Plan, PlanInput, Rejection, Request};
+use crate::error::{InvalidInput, Refused};
+use crate::helm::StoredRelease;
+use crate::render;
+
+pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
+    let requests = parse_requests(&args.changes, None)?;
+    let namespace = cluster.namespace().to_string();
+    let (current, live) = tokio::join!(
+        releases::one(cluster, &namespace, &args.release),
+        status::fetch_live(cluster, &namespace)
+    );
+    let current = current?;
+    let live = live?;
+    let Some(stored) = current.deployed.as_ref() else {
+        return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
+    };
+    let plan = make(stored, &live, &requests, args.force)?;
+    let doc = render::document::Document {
+        api_version: render::document::API_VERSION,
+        kind: "MilvusScalePlan",
+        items: std::slice::from_ref(&plan),
+    };
+    match args.output {
+        PlanOutput::Table => Ok(render::plan::table(&plan)),
+        PlanOutput::Json => render::document::json(&doc),
+        PlanOutput::Yaml => render::document::yaml(&doc),
+    }
+}
+
+/// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`.
+pub fn parse_requests(changes: &[String], replicas: Option<&str>) -> Result<Vec<Request>> {
+    let parsed: Result<Vec<Request>, Rejection> = match replicas {
+        Some(n) => match changes {
+            [component] if !component.contains('=') => plan::parse_target(component, n).map(|target| {
+                vec![Request {
+                    component: component.clone(),
+                    target,
+                }]
+            }),
+            _ => Err(Rejection::Invalid(
+                "--replicas takes exactly one COMPONENT (e.g. `scale my-release queryNode --replicas 3`)"
+                    .to_string(),
+            )),
+        },
+        None => changes.iter().map(|c| plan::parse_request(c)).collect(),
+    };
+    parsed.map_err(rejection)
+}
+
+/// Makes the plan from the deployed record and the live objects.
+pub fn make(stored: &StoredRelease, live: &status::Live, requests: &[Request], force: bool) -> Result<Plan> {
+    let objects = manifest::parse(stored.release.manifest())?;
+    let input = PlanInput {
+        release: &stored.release,
+        namespace: &stored.namespace,
+        objects: &objects,
+        workloads: &live.workloads,
+        hpas: &live.hpas,
+        pods: &live.pods,
+        force,
+        now: jiff::Timestamp::now(),
+    };
+    plan::plan(&input, requests).map_err(rejection)
+}
+
+pub fn rejection(r: Rejection) -> anyhow::Error {
+    match r {
+        Rejection::Invalid(m) => InvalidInput(m).into(),
+        Rejection::Refused(m) => Refused(m).into(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Finding Milvus releases from Helm's own records, shared by every command.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use crate::cluster::Cluster;
+use crate::core::release::is_pending;
+use crate::error::InvalidInput;
+use crate::helm::{self, Driver, Revisions, StoredRelease};
+
+/// A release's current records: the deployed revision and, if newer, a
+/// pending one.
+#[derive(Debug, Clone)]
+pub struct CurrentRelease {
+    pub deployed: Option<StoredRelease>,
+    pub pending: Option<StoredRelease>,
+}
+
+impl CurrentRelease {
+    /// The record to describe: deployed, else (first install pending) the pending one.
+    pub fn record(&self) -> Option<&StoredRelease> {
+        self.deployed.as_ref().or(self.pending.as_ref())
+    }
+}
+
+/// Groups current records by (namespace, release name).
+pub fn group(records: Vec<StoredRelease>) -> BTreeMap<(String, String), CurrentRelease> {
+    let mut out: BTreeMap<(String, String), CurrentRelease> = BTreeMap::new();
+    for r in records {
+        let key = (r.namespace.clone(), r.release.name().to_string());
+        let entry = out.entry(key).or_insert(CurrentRelease {
+            deployed: None,
+            pending: None,
+        });
+        let slot = if is_pending(r.release.status()) {
+            &mut entry.pending
+        } else {
+            &mut entry.deployed
+        };
+        // If several are labelled alike, the highest revision wins (as in Helm).
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.release.version() < r.release.version())
+        {
+            *slot = Some(r);
+        }
+    }
+    for cur in out.values_mut() {
+        if let (Some(d), Some(p)) = (&cur.deployed, &cur.pending)
+            && p.release.version() < d.release.version()
+        {
+            cur.pending = None;
+        }
+    }
+    out
+}
+
+/// Reads the current records of one release (Secrets first, then ConfigMaps:
+/// one request for the default driver) or of every release in scope.
+pub async fn current_records(
+    cluster: &Cluster,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<Vec<StoredRelease>> {
+    match name {
+        Some(n) => {
+            let found = helm::list(cluster, Driver::Secret, namespace, Some(n), Revisions::Current).await?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            helm::list(cluster, Driver::ConfigMap, namespace, Some(n), Revisions::Current).await
+        }
+        None => helm::list_both(cluster, namespace, None, Revisions::Current).await,
+    }
+}
+
+/// The error for a release that is not there, naming the ones that are.
+pub async fn not_found(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Error {
+    let others = match current_records(cluster, Some(namespace), None).await {
+        Ok(records) => {
+            let mut names: Vec<String> = records
+                .iter()
+                .filter(|r| r.release.is_milvus())
+                .map(|r| r.release.name().to_string())
+                .collect();
+            names.dedup();
+            names
+        }
+        Err(_) => Vec::new(),
+    };
+    let hint = if others.is_empty() {
+        "there are no Milvus releases in this namespace; try another with -n NAMESPACE, or -A to look everywhere".to_string()
+    } else {
+        format!("Milvus releases here: {}", others.join(", "))
+    };
+    InvalidInput(format!(
+        "Helm release {name:?} not found in namespace {namespace:?}; {hint}"
+    ))
+    .into()
+}
+
+/// Resolves RELEASE in the namespace for `plan`/`scale`: it must exist and be
+/// a Milvus chart.
+pub async fn one(cluster: &Cluster, namespace: &str, name: &str) -> Result<CurrentRelease> {
+    let records = current_records(cluster, Some(namespace), Some(name)).await?;
+    let Some((_, cur)) = group(records).into_iter().next() else {
+        return Err(not_found(cluster, namespace, name).await);
+    };
+    check_milvus(&cur)?;
+    Ok(cur)
+}
+
+pub fn check_milvus(cur: &CurrentRelease) -> Result<()> {
+    if let Some(r) = cur.record()
+        && !r.release.is_milvus()
+    {
+        return Err(InvalidInput(format!(
+            "Helm release {:?} in namespace {:?} is chart {:?}, not milvus",
+            r.release.name(),
+            r.namespace,
+            r.release.chart_name()
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The manifest Helm stored with a release: which workloads the release owns,
+//! under which names and labels. Names are never guessed from the release
+//! name (fullnameOverride, nameOverride, resource groups all change them).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// The parts of one manifest document the plugin uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ManifestObject {
+    pub kind: String,
+    pub name: String,
+    pub labels: Labels,
+    /// `spec.replicas`; `None` when the field is absent.
+    pub replicas: Option<i64>,
+    pub selector: Labels,
+    pub pod_labels: Labels,
+    /// For HorizontalPodAutoscalers: the scale target's kind and name.
+    pub scale_target: Option<(String, String)>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Doc {
+    kind: Option<String>,
+    metadata: Meta,
+    spec: Spec,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Meta {
+    name: Option<String>,
+    labels: Option<Labels>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Spec {
+    replicas: Option<serde_json::Value>,
+    selector: Option<Selector>,
+    template: Option<Template>,
+    scale_target_ref: Option<TargetRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Selector {
+    match_labels: Option<Labels>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Template {
+    metadata: Meta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TargetRef {
+    kind: Option<String>,
+    name: Option<String>,
+}
+
+/// Parses the stored manifest (a `---`-separated YAML stream).
+pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
+    let mut out = Vec::new();
+    for (i, text) in documents(manifest).enumerate() {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let doc: Doc = serde_saphyr::from_str(text)
+            .with_context(|| format!("document {} of the stored manifest is not valid YAML", i + 1))?;
+        let (Some(kind), Some(name)) = (doc.kind, doc.metadata.name) else {
+            continue;
+        };
+        out.push(ManifestObject {
+            kind,
+            name,
+            labels: doc.metadata.labels.unwrap_or_default(),
+            replicas: doc.spec.replicas.as_ref().and_then(serde_json::Value::as_i64),
+            selector: doc.spec.selector.and_then(|s| s.match_labels).unwrap_or_default(),
+            pod_labels: doc
+                .spec
+                .template
+                .and_then(|t| t.metadata.labels)
+                .unwrap_or_default(),
+            scale_target: doc
+                .spec
+                .scale_target_ref
+                .and_then(|t| Some((t.kind.unwrap_or_default(), t.name?))),
+        });
+    }
+    Ok(out)
+}
+
+/// Splits a YAML stream on document separator lines.
+fn documents(manifest: &str) -> impl Iterator<Item = &str> {
+    let mut rest = manifest;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut offset = 0;
+        for line in rest.split_inclusive('\n') {
+            if offset > 0 && line.trim_end() == "---" {
+                let (doc, tail) = rest.split_at(offset);
+                rest = &tail[line.len()..];
+                return Some(doc);
+            }
+            if offset == 0 && line.trim_end() == "---" {
+                // A leading separator: skip it.
+                rest = &rest[line.len()..];
+                return Some("");
+            }
+            offset += line.len();
+        }
+        let doc = rest;
+        rest = "";
+        Some(doc)
+    })
+}
+
+/// Rewrites `spec.replicas` of one Deployment in the manifest text, leaving
+/// every other byte alone (so `helm get manifest` and Helm's 3-way merge see
+/// exactly the chart's rendering with the new count). Inserts the field when
+/// the chart had omitted it.
+pub fn set_replicas(manifest: &str, kind: &str, name: &str, replicas: u32) -> Result<String> {
+    let mut out = String::with_capacity(manifest.len() + 16);
+    let mut found = false;
+    let mut rest = manifest;
+    while !rest.is_empty() {
+        let (doc, sep, tail) = next_document(rest);
+        rest = tail;
+        if !found && doc_is(doc, kind, name) {
+            out.push_str(
+                &rewrite_replicas(doc, replicas)
+                    .with_context(|| format!("the stored manifest's {kind} {name} has no top-level spec"))?,
+            );
+            found = true;
+        } else {
+            out.push_str(doc);
+        }
+        out.push_str(sep);
+    }
+    anyhow::ensure!(found, "the stored manifest has no {kind} named {name}");
+    Ok(out)
+}
+
+/// Returns (document text, separator line, remaining text).
+fn next_document(text: &str) -> (&str, &str, &str) {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" && offset > 0 {
+            return (&text[..offset], line, &text[offset + line.len()..]);
+        }
+        if line.trim_end() == "---" && offset == 0 {
+            return ("", line, &text[line.len()..]);
+        }
+        offset += line.len();
+    }
+    (text, "", "")
+}
+
+fn doc_is(doc: &str, kind: &str, name: &str) -> bool {
+    let top = |key: &str| {
+        doc.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .map(|v| v.trim().trim_matches('"').to_string())
+        })
+    };
+    if top("kind:").as_deref() != Some(kind) {
+        return false;
+    }
+    // metadata.name is the first `  name:` line after `metadata:`.
+    let mut in_meta = false;
+    for line in doc.lines() {
+        if line.starts_with("metadata:") {
+            in_meta = true;
+            continue;
+        }
+        if in_meta {
+            if !line.starts_with(' ') && !line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("  name:") {
+                return v.trim().trim_matches('"') == name;
+            }
+        }
+    }
+    false
+}
+
+fn rewrite_replicas(doc: &str, replicas: u32) -> Option<String> {
+    let lines: Vec<&str> = doc.split_inclusive('\n').collect();
+    let spec = lines.iter().position(|l| l.trim_end() == "spec:")?;
+    let body_end = lines[spec + 1..]
+        .iter()
+        .position(|l| !l.starts_with(' ') && !l.trim().is_empty())
+        .map_or(lines.len(), |p| spec + 1 + p);
+    let indent = lines[spec + 1..body_end]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .map_or(2, |l| l.len() - l.trim_start().len());
+    let key = format!("{}replicas:", " ".repeat(indent));
+    let new_line = format!("{key} {replicas}\n");
+    let mut out = String::with_capacity(doc.len() + new_line.len());
+    match lines[spec + 1..body_end].iter().position(|l| l.starts_with(&key)) {
+        Some(p) => {
+            for (i, l) in lines.iter().enumerate() {
+                out.push_str(if i == spec + 1 + p { &new_line } else { l });
+            }
+        }
+        None => {
+            for (i, l) in lines.iter().enumerate() {
+                out.push_str(l);
+                if i == spec {
+                    out.push_str(&new_line);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/rendered/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).expect("fixture exists")
+    }
+
+    #[test]
+    fn parses_default_render() {
+        let objs = parse(&fixture("a-defaults.yaml")).expect("parses");
+        let deploys: Vec<_> = objs
+            .iter()
+            .filter(|o| o.kind == "Deployment")
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(
+            deploys,
+            [
+                "my-release-milvus-datanode",
+                "my-release-milvus-mixcoord",
+                "my-release-milvus-proxy",
+                "my-release-milvus-querynode",
+                "my-release-milvus-streamingnode"
+            ]
+        );
+        let qn = objs
+            .iter()
+            .find(|o| o.name == "my-release-milvus-querynode")
+            .expect("querynode");
+        assert_eq!(qn.replicas, Some(1));
+        assert_eq!(
+            qn.selector.get("component").map(String::as_str),
+            Some("querynode")
+        );
+        assert_eq!(objs.iter().filter(|o| o.kind == "StatefulSet").count(), 7);
+        assert_eq!(objs.iter().filter(|o| o.kind == "Job").count(), 2);
+    }
+
+    #[test]
+    fn parses_hpa_target_and_absent_replicas() {
+        let objs = parse(&fixture("d2-querynode-hpa-replicas-minus1.yaml")).expect("parses");
+        let hpa = objs
+            .iter()
+            .find(|o| o.kind == "HorizontalPodAutoscaler")
+            .expect("hpa");
+        assert_eq!(
+            hpa.scale_target,
+            Some((
+                "Deployment".to_string(),
+                "my-release-milvus-querynode".to_string()
+            ))
+        );
+        let qn = objs
+            .iter()
+            .find(|o| o.name == "my-release-milvus-querynode")
+            .expect("qn");
+        assert_eq!(qn.replicas, None);
+    }
+
+    #[test]
+    fn set_replicas_changes_exactly_one_line() {
+        let before = fixture("a-defaults.yaml");
+        let after = set_replicas(&before, "Deployment", "my-release-milvus-querynode", 3).expect("edits");
+        let after = set_replicas(&after, "Deployment", "my-release-milvus-datanode", 2).expect("edits");
+        // The chart itself renders exactly this for queryNode=3, dataNode=2.
+        assert_eq!(after, fixture("c-querynode3-datanode2.yaml"));
+    }
+
+    #[test]
+    fn set_replicas_inserts_when_absent() {
+        let before = fixture("d2-querynode-hpa-replicas-minus1.yaml");
+        let after = set_replicas(&before, "Deployment", "my-release-milvus-querynode", 2).expect("edits");
+        let qn = parse(&after)
+            .expect("parses")
+            .into_iter()
+            .find(|o| o.name == "my-release-milvus-querynode")
+            .expect("qn");
+        assert_eq!(qn.replicas, Some(2));
+        assert_eq!(after.len(), before.len() + "  replicas: 2\n".len());
+    }
+
+    #[test]
+    fn set_replicas_unknown_workload_is_an_error() {
+        let err = set_replicas(&fixture("a-defaults.yaml"), "Deployment", "nope", 1).unwrap_err();
+        assert!(err.to_string().contains("no Deployment named nope"));
+    }
+}

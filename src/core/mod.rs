@@ -1,0 +1,10 @@
+//! Pure domain logic: plain functions over plain data, testable without a cluster.
+
+pub mod components;
+pub mod duration;
+pub mod manifest;
+pub mod plan;
+pub mod pods;
+pub mod release;
+pub mod status;
+pub mod values;

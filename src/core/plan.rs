@@ -1,0 +1,513 @@
+//! What a scale change would do: parsing `COMPONENT=N` requests, the safety
+//! rules, the step sequence, the predicted pods and the equivalent Helm
+//! command. Pure: `plan` prints it, `scale` executes it.
+
+use std::cmp::Reverse;
+
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
+use crate::core::components::{self, Component, Role};
+use crate::core::manifest::ManifestObject;
+use crate::core::pods::{PodRow, pod_row};
+use crate::core::release::Release;
+use crate::core::status::{LiveWorkload, component_workloads, desired_replicas, owner_workload};
+use crate::core::values::{self, Replicas};
+
+/// A target as typed: absolute or relative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Absolute(u32),
+    Relative(i64),
+}
+
+/// One `COMPONENT=N` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub component: String,
+    pub target: Target,
+}
+
+/// Why a request cannot be planned. `Invalid` is the user's input;
+/// `Refused` is a safety rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Invalid(String),
+    Refused(String),
+}
+
+/// Parses `queryNode=3`, `querynode=+2`, `dataNode=-1`.
+pub fn parse_request(text: &str) -> Result<Request, Rejection> {
+    let Some((component, n)) = text.split_once('=') else {
+        return Err(Rejection::Invalid(format!(
+            "invalid change {text:?}: write COMPONENT=N, e.g. queryNode=3, queryNode=+1 or queryNode=-1"
+        )));
+    };
+    let component = component.trim();
+    if component.is_empty() {
+        return Err(Rejection::Invalid(format!(
+            "invalid change {text:?}: the component name is missing"
+        )));
+    }
+    Ok(Request {
+        component: component.to_string(),
+        target: parse_target(component, n.trim())?,
+    })
+}
+
+/// Parses the replica part: `3`, `+2`, `-1`.
+pub fn parse_target(component: &str, n: &str) -> Result<Target, Rejection> {
+    let bad = || {
+        Rejection::Invalid(format!(
+            "invalid replica count {n:?} for {component}: use a whole number (3) or a relative one (+1, -1)"
+        ))
+    };
+    if let Some(rel) = n.strip_prefix('+') {
+        return rel
+            .parse::<u32>()
+            .map(|v| Target::Relative(i64::from(v)))
+            .map_err(|_| bad());
+    }
+    if let Some(rel) = n.strip_prefix('-') {
+        return rel
+            .parse::<u32>()
+            .map(|v| Target::Relative(-i64::from(v)))
+            .map_err(|_| bad());
+    }
+    n.parse::<u32>().map(Target::Absolute).map_err(|_| bad())
+}
+
+/// The inputs a plan is made from.
+pub struct PlanInput<'a> {
+    pub release: &'a Release,
+    /// Where the release lives (the record's own `namespace` field may be stale).
+    pub namespace: &'a str,
+    pub objects: &'a [ManifestObject],
+    pub workloads: &'a [LiveWorkload],
+    pub hpas: &'a [HorizontalPodAutoscaler],
+    pub pods: &'a [Pod],
+    pub force: bool,
+    pub now: jiff::Timestamp,
+}
+
+/// One component's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentChange {
+    /// Values key (`queryNode`).
+    pub component: String,
+    pub label: String,
+    /// Every Deployment the value drives (one per resource group).
+    pub deployments: Vec<String>,
+    /// What runs now (the live `spec.replicas`).
+    pub current: u32,
+    /// What the values say now.
+    pub values: Replicas,
+    pub target: u32,
+    /// Replica counts to pass through: `[3]` out, `[2, 1]` in.
+    pub steps: Vec<u32>,
+}
+
+impl ComponentChange {
+    pub fn values_path(&self) -> String {
+        format!("{}.replicas", self.component)
+    }
+    /// True when only Helm's record needs writing (live already matches).
+    pub fn is_noop(&self) -> bool {
+        self.current == self.target && self.values == Replicas::Count(self.target)
+    }
+}
+
+/// How a pod fares in the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodFate {
+    Stays,
+    New,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PredictedPod {
+    #[serde(flatten)]
+    pub row: PodRow,
+    pub fate: PodFate,
+    /// For removed pods: the step that removes it (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub release: String,
+    pub namespace: String,
+    pub chart_version: String,
+    pub changes: Vec<ComponentChange>,
+    pub warnings: Vec<String>,
+    pub pods: Vec<PredictedPod>,
+    pub helm_command: String,
+}
+
+impl Plan {
+    pub fn nothing_to_do(&self) -> bool {
+        self.changes.iter().all(ComponentChange::is_noop)
+    }
+}
+
+/// The components of this release that `scale` accepts, for messages.
+pub fn scalable_components(release: &Release, objects: &[ManifestObject]) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = component_workloads(release, objects)
+        .iter()
+        .filter(|c| c.component.role == Role::Worker)
+        .map(|c| c.component.key)
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// Checks every request against the rules and computes the plan.
+pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejection> {
+    let values = input.release.effective_values();
+    let workloads = component_workloads(input.release, input.objects);
+    let scalable = scalable_components(input.release, input.objects);
+    let scalable_list = if scalable.is_empty() {
+        "none".to_string()
+    } else {
+        scalable.join(", ")
+    };
+
+    if values::mode(&values) == "standalone" {
+        return Err(Rejection::Refused(format!(
+            "release {} runs Milvus standalone (a single pod); only cluster mode has worker components to scale",
+            input.release.name()
+        )));
+    }
+
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, req) in requests.iter().enumerate() {
+        let Some(component) = components::by_user_name(&req.component) else {
+            return Err(Rejection::Invalid(format!(
+                "unknown component {:?}; scalable components of release {}: {scalable_list}",
+                req.component,
+                input.release.name()
+            )));
+        };
+        if requests[..i]
+            .iter()
+            .any(|r| components::by_user_name(&r.component) == Some(component))
+        {
+            return Err(Rejection::Invalid(format!("{} is given twice", component.key)));
+        }
+        check_role(component)?;
+        let deployments: Vec<&ManifestObject> = workloads
+            .iter()
+            .filter(|w| w.component == component && w.object.kind == "Deployment")
+            .map(|w| w.object)
+            .collect();
+        if deployments.is_empty() {
+            return Err(Rejection::Invalid(format!(
+                "{} is not enabled in release {}; scalable components: {scalable_list}",
+                component.key,
+                input.release.name()
+            )));
+        }
+        if let Some(h) = managing_hpa(input.hpas, &deployments) {
+            let spec = h.spec.clone().unwrap_or_default();
+            return Err(Rejection::Refused(format!(
+                "{} is managed by HorizontalPodAutoscaler {} ({}-{} replicas); change its bounds instead: helm upgrade {} milvus/milvus --namespace {} --version {} --reset-then-reuse-values --set {k}.hpa.minReplicas=N --set {k}.hpa.maxReplicas=M",
+                component.key,
+                h.metadata.name.clone().unwrap_or_default(),
+                spec.min_replicas.unwrap_or(1),
+                spec.max_replicas,
+                input.release.name(),
+                input.namespace,
+                input.release.chart_version(),
+                k = component.key,
+            )));
+        }
+        let live: Vec<&LiveWorkload> = deployments
+            .iter()
+            .filter_map(|d| {
+                input
+                    .workloads
+                    .iter()
+                    .find(|w| w.kind == "Deployment" && w.name == d.name)
+            })
+            .collect();
+        if live.len() != deployments.len() {
+            return Err(Rejection::Refused(format!(
+                "{}'s Deployment is missing from the cluster; repair the release with helm first",
+                component.key
+            )));
+        }
+        // With resource groups every group gets the value; plan from the largest.
+        let current = live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
+        let target = match req.target {
+            Target::Absolute(n) => i64::from(n),
+            Target::Relative(d) => i64::from(current) + d,
+        };
+        if target < 0 {
+            return Err(Rejection::Invalid(format!(
+                "{} would go below zero ({current} {:+})",
+                component.key,
+                target - i64::from(current)
+            )));
+        }
+        let target = u32::try_from(target)
+            .map_err(|_| Rejection::Invalid(format!("{target} is too many replicas")))?;
+        if target == 0 && !input.force {
+            return Err(Rejection::Refused(format!(
+                "scaling {} to 0 stops it serving; pass --force if that is what you want",
+                component.key
+            )));
+        }
+        let desired = desired_replicas(&values, component);
+        if let Replicas::Count(v) = desired
+            && v != current
+        {
+            warnings.push(format!(
+                "{}: values say {v} but {current} run (scaled outside Helm); the plan starts from what runs",
+                component.key
+            ));
+        }
+        if component.key == "streamingNode" && target < current {
+            let groups = values::get(&values, "replicaResourceGroups")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len);
+            warnings.push(if groups as u32 > target {
+                format!(
+                    "streamingNode: {target} is fewer than the {groups} replicas the resource groups load; collections would lose replicas"
+                )
+            } else {
+                format!(
+                    "streamingNode: keep at least as many streaming nodes as the largest collection replica number in use; {target} must cover it"
+                )
+            });
+        }
+        if target < current {
+            warnings.push(format!(
+                "{}: scale-in removes one pod at a time and waits for readiness; Milvus rebalances segments after each step",
+                component.key
+            ));
+        }
+        changes.push(ComponentChange {
+            component: component.key.to_string(),
+            label: component.label.to_string(),
+            deployments: deployments.iter().map(|d| d.name.clone()).collect(),
+            current,
+            values: desired,
+            target,
+            steps: steps(current, target),
+        });
+    }
+
+    let pods = predicted_pods(input, &changes);
+    let helm_command = helm_command(input.release, input.namespace, &changes);
+    Ok(Plan {
+        release: input.release.name().to_string(),
+        namespace: input.namespace.to_string(),
+        chart_version: input.release.chart_version().to_string(),
+        changes,
+        warnings,
+        pods,
+        helm_command,
+    })
+}
+
+fn check_role(component: &Component) -> Result<(), Rejection> {
+    match component.role {
+        Role::Worker => Ok(()),
+        Role::Coordinator => Err(Rejection::Refused(format!(
+            "{} is a coordinator: Milvus adds worker nodes only (proxy, queryNode, dataNode, indexNode, streamingNode); coordinators are not scaled out",
+            component.key
+        ))),
+        Role::Standalone => Err(Rejection::Refused(
+            "standalone is a single-pod Milvus; it has no workers to scale".to_string(),
+        )),
+        Role::Auxiliary => Err(Rejection::Refused(format!(
+            "{} is not a Milvus worker; `scale` changes worker components only",
+            component.key
+        ))),
+    }
+}
+
+fn managing_hpa<'a>(
+    hpas: &'a [HorizontalPodAutoscaler],
+    deployments: &[&ManifestObject],
+) -> Option<&'a HorizontalPodAutoscaler> {
+    hpas.iter().find(|h| {
+        h.spec.as_ref().is_some_and(|s| {
+            s.scale_target_ref.kind == "Deployment"
+                && deployments.iter().any(|d| d.name == s.scale_target_ref.name)
+        })
+    })
+}
+
+/// Out in one step; in one replica at a time.
+pub fn steps(current: u32, target: u32) -> Vec<u32> {
+    if target >= current {
+        if target == current {
+            Vec::new()
+        } else {
+            vec![target]
+        }
+    } else {
+        (target..current).rev().collect()
+    }
+}
+
+/// The equivalent Helm command, pinned to the release's chart version and
+/// keeping every other value.
+pub fn helm_command(release: &Release, namespace: &str, changes: &[ComponentChange]) -> String {
+    let mut cmd = format!(
+        "helm upgrade {} milvus/milvus --namespace {} --version {} --reset-then-reuse-values",
+        release.name(),
+        namespace,
+        release.chart_version()
+    );
+    for c in changes {
+        cmd.push_str(&format!(" --set {}={}", c.values_path(), c.target));
+    }
+    cmd
+}
+
+/// The ReplicaSet controller's deletion preference (`getPodsToDelete` /
+/// `ActivePodsWithRanks`): unscheduled, then pending, then not ready, then
+/// the most recently ready, most restarted, newest.
+fn victim_order(pod: &Pod) -> impl Ord {
+    let status = pod.status.clone().unwrap_or_default();
+    let scheduled = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_some_and(|n| !n.is_empty());
+    let phase_rank = match status.phase.as_deref() {
+        Some("Pending") => 0,
+        Some("Unknown") => 1,
+        Some("Running") => 2,
+        _ => 3,
+    };
+    let ready_condition = status
+        .conditions
+        .as_ref()
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .cloned();
+    let ready = ready_condition.as_ref().is_some_and(|c| c.status == "True");
+    let ready_since = ready_condition.and_then(|c| c.last_transition_time).map(|t| t.0);
+    let restarts: i32 = status
+        .container_statuses
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.restart_count)
+        .sum();
+    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (
+        scheduled,
+        phase_rank,
+        ready,
+        Reverse(ready_since),
+        Reverse(restarts),
+        Reverse(created),
+    )
+}
+
+fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> Vec<PredictedPod> {
+    let mut out = Vec::new();
+    for change in changes {
+        for deployment in &change.deployments {
+            let mut pods: Vec<&Pod> = input
+                .pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    owner_workload(input.objects, p)
+                        .is_some_and(|w| w.kind == "Deployment" && &w.name == deployment)
+                })
+                .collect();
+            pods.sort_by_key(|p| victim_order(p));
+            let live = pods.len() as u32;
+            let removed = live.saturating_sub(change.target) as usize;
+            let mut rows: Vec<PredictedPod> = pods
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PredictedPod {
+                    row: pod_row(p, input.now),
+                    fate: if i < removed {
+                        PodFate::Removed
+                    } else {
+                        PodFate::Stays
+                    },
+                    step: (i < removed).then_some(i + 1),
+                })
+                .collect();
+            let hash = pods
+                .iter()
+                .find_map(|p| p.metadata.labels.as_ref()?.get("pod-template-hash").cloned())
+                .unwrap_or_else(|| "<hash>".to_string());
+            for _ in live..change.target {
+                rows.push(PredictedPod {
+                    row: PodRow {
+                        name: format!("{deployment}-{hash}-<new>"),
+                        ready: "0/1".to_string(),
+                        status: "Pending".to_string(),
+                        restarts: "0".to_string(),
+                        age: "-".to_string(),
+                        ip: "<none>".to_string(),
+                        node: "<none>".to_string(),
+                        nominated_node: "<none>".to_string(),
+                        readiness_gates: "<none>".to_string(),
+                    },
+                    fate: PodFate::New,
+                    step: None,
+                });
+            }
+            rows.sort_by(|a, b| a.row.name.cmp(&b.row.name));
+            out.extend(rows);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(
+            parse_request("queryNode=3"),
+            Ok(Request {
+                component: "queryNode".into(),
+                target: Target::Absolute(3)
+            })
+        );
+        assert_eq!(
+            parse_request("querynode=+2").map(|r| r.target),
+            Ok(Target::Relative(2))
+        );
+        assert_eq!(
+            parse_request("dataNode=-1").map(|r| r.target),
+            Ok(Target::Relative(-1))
+        );
+        assert!(matches!(parse_request("queryNode"), Err(Rejection::Invalid(_))));
+        assert!(matches!(
+            parse_request("queryNode=three"),
+            Err(Rejection::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_request("queryNode=1.5"),
+            Err(Rejection::Invalid(_))
+        ));
+        assert!(matches!(parse_request("=3"), Err(Rejection::Invalid(_))));
+    }
+
+    #[test]
+    fn steps_out_at_once_in_one_by_one() {
+        assert_eq!(steps(1, 3), vec![3]);
+        assert_eq!(steps(3, 1), vec![2, 1]);
+        assert_eq!(steps(5, 2), vec![4, 3, 2]);
+        assert!(steps(2, 2).is_empty());
+    }
+}

@@ -1,0 +1,385 @@
+//! The status model: what one release looks like, built from its Helm record
+//! and the live objects. Pure: the API layer gathers the inputs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
+use crate::core::components::{self, Role};
+use crate::core::manifest::ManifestObject;
+use crate::core::pods::{PodRow, pod_row};
+use crate::core::release::Release;
+use crate::core::values::{self, Replicas};
+
+/// A Deployment's or StatefulSet's live replica counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveWorkload {
+    pub kind: String,
+    pub name: String,
+    /// `spec.replicas` (the API server defaults it, so it is always set live).
+    pub replicas: i32,
+    pub ready: i32,
+    pub up_to_date: i32,
+    pub available: i32,
+}
+
+/// An HPA targeting one of the release's workloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HpaStatus {
+    pub name: String,
+    pub min: i32,
+    pub max: i32,
+    pub current: i32,
+    pub desired: i32,
+}
+
+/// One row of the component table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentStatus {
+    /// The values key (`queryNode`).
+    pub component: String,
+    /// The `component` label (`querynode`).
+    pub label: String,
+    pub role: Role,
+    /// The resource group, for `replicaResourceGroups` workloads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    pub kind: String,
+    pub workload: String,
+    /// What the release's values ask for.
+    pub desired: Replicas,
+    /// The live workload; `None` when it does not exist in the cluster.
+    pub live: Option<LiveWorkload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaStatus>,
+    /// Drift, HPA fights, missing workloads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A dependency workload (etcd, MinIO, Pulsar, Kafka …) summarised from its pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DependencyStatus {
+    pub kind: String,
+    pub name: String,
+    pub pods_ready: usize,
+    pub pods: usize,
+}
+
+/// A revision left `pending-*`: another Helm operation is running, or one
+/// (possibly ours) was killed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRevision {
+    pub revision: u64,
+    pub status: String,
+    pub description: String,
+    /// Written by `kubectl milvus scale` (which can repair it on re-run).
+    pub by_plugin: bool,
+}
+
+/// A pod of the release, as `kubectl get pods` shows it, plus its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleasePod {
+    #[serde(flatten)]
+    pub row: PodRow,
+    pub namespace: String,
+    /// `Deployment/x`, `StatefulSet/y`, `Job/z`.
+    pub workload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+/// Everything `status` shows for one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseStatus {
+    pub release: String,
+    pub namespace: String,
+    pub chart: String,
+    pub chart_version: String,
+    pub app_version: String,
+    pub revision: u64,
+    pub helm_status: String,
+    pub updated: String,
+    pub mode: String,
+    pub message_queue: String,
+    /// Where Helm keeps the record: `Secret` or `ConfigMap`.
+    pub storage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRevision>,
+    pub components: Vec<ComponentStatus>,
+    pub dependencies: Vec<DependencyStatus>,
+    pub pods: Vec<ReleasePod>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The live inputs for one release, gathered by the API layer.
+pub struct LiveState<'a> {
+    pub workloads: &'a [LiveWorkload],
+    pub hpas: &'a [HorizontalPodAutoscaler],
+    pub pods: &'a [Pod],
+}
+
+/// Description prefix of revisions the plugin writes, so it can recognise
+/// its own pending revision after a crash.
+pub const PLUGIN_DESCRIPTION_PREFIX: &str = "kubectl-milvus:";
+
+/// A Milvus component workload found in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentWorkload<'a> {
+    pub component: &'static components::Component,
+    pub object: &'a ManifestObject,
+    pub resource_group: Option<String>,
+}
+
+/// The Milvus component workloads of a manifest. A workload belongs to Milvus
+/// when its `helm.sh/chart` label is the release's chart (dependencies carry
+/// their own chart label, and Pulsar's `component=proxy` has none).
+pub fn component_workloads<'a>(
+    release: &Release,
+    objects: &'a [ManifestObject],
+) -> Vec<ComponentWorkload<'a>> {
+    let chart_label = format!("{}-{}", release.chart_name(), release.chart_version()).replace('+', "_");
+    let mut out: Vec<_> = objects
+        .iter()
+        .filter(|o| o.kind == "Deployment" || o.kind == "StatefulSet")
+        .filter(|o| o.labels.get("helm.sh/chart") == Some(&chart_label))
+        .filter_map(|o| {
+            let component = components::by_label(o.labels.get("component")?)?;
+            Some(ComponentWorkload {
+                component,
+                object: o,
+                resource_group: o.labels.get("milvus.io/resource-group").cloned(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (components::display_rank(a.component.label), &a.object.name)
+            .cmp(&(components::display_rank(b.component.label), &b.object.name))
+    });
+    out
+}
+
+/// What the values ask of a component.
+pub fn desired_replicas(values: &serde_json::Value, component: &components::Component) -> Replicas {
+    if !component.replicas_rendered {
+        return Replicas::Count(1);
+    }
+    match values::get(values, &format!("{}.{}", component.key, component.replicas_field)) {
+        Some(v) => Replicas::parse(v),
+        // The chart defaults every replicas value to 1.
+        None => Replicas::Count(1),
+    }
+}
+
+/// Builds the status of one release.
+pub fn build(
+    release: &Release,
+    namespace: &str,
+    storage: &str,
+    pending: Option<&Release>,
+    objects: &[ManifestObject],
+    live: &LiveState<'_>,
+    now: jiff::Timestamp,
+) -> ReleaseStatus {
+    let values = release.effective_values();
+    let namespace = namespace.to_string();
+    let mut warnings = Vec::new();
+
+    let live_by_name: BTreeMap<(&str, &str), &LiveWorkload> = live
+        .workloads
+        .iter()
+        .map(|w| ((w.kind.as_str(), w.name.as_str()), w))
+        .collect();
+
+    let mut components_out = Vec::new();
+    for cw in component_workloads(release, objects) {
+        let desired = desired_replicas(&values, cw.component);
+        let live_w = live_by_name
+            .get(&(cw.object.kind.as_str(), cw.object.name.as_str()))
+            .map(|w| (*w).clone());
+        let hpa = live
+            .hpas
+            .iter()
+            .find(|h| {
+                h.spec.as_ref().is_some_and(|s| {
+                    s.scale_target_ref.kind == cw.object.kind && s.scale_target_ref.name == cw.object.name
+                })
+            })
+            .map(hpa_status);
+        let notes = component_notes(cw.component, &desired, live_w.as_ref(), hpa.as_ref());
+        components_out.push(ComponentStatus {
+            component: cw.component.key.to_string(),
+            label: cw.component.label.to_string(),
+            role: cw.component.role,
+            resource_group: cw.resource_group,
+            kind: cw.object.kind.clone(),
+            workload: cw.object.name.clone(),
+            desired,
+            live: live_w,
+            hpa,
+            notes,
+        });
+    }
+
+    // HPAs the release renders whose target the release does not have
+    // (resource groups rename querynode; standalone has no workers).
+    for o in objects.iter().filter(|o| o.kind == "HorizontalPodAutoscaler") {
+        if let Some((kind, target)) = &o.scale_target
+            && !objects.iter().any(|w| &w.kind == kind && &w.name == target)
+        {
+            warnings.push(format!(
+                "HPA {} targets {kind} {target}, which this release does not have; it scales nothing",
+                o.name
+            ));
+        }
+    }
+
+    let pods = release_pods(objects, live.pods, now);
+    let dependencies = dependency_status(release, objects, &pods);
+
+    ReleaseStatus {
+        release: release.name().to_string(),
+        namespace,
+        chart: release.chart_name().to_string(),
+        chart_version: release.chart_version().to_string(),
+        app_version: release.app_version().to_string(),
+        revision: release.version(),
+        helm_status: release.status().to_string(),
+        updated: release.last_deployed().to_string(),
+        mode: values::mode(&values).to_string(),
+        message_queue: values::message_queue(&values),
+        storage: storage.to_string(),
+        pending: pending.map(|p| PendingRevision {
+            revision: p.version(),
+            status: p.status().to_string(),
+            description: p.description().to_string(),
+            by_plugin: p.description().starts_with(PLUGIN_DESCRIPTION_PREFIX),
+        }),
+        components: components_out,
+        dependencies,
+        pods,
+        warnings: std::mem::take(&mut warnings),
+    }
+}
+
+fn hpa_status(h: &HorizontalPodAutoscaler) -> HpaStatus {
+    let spec = h.spec.as_ref();
+    let status = h.status.as_ref();
+    HpaStatus {
+        name: h.metadata.name.clone().unwrap_or_default(),
+        min: spec.and_then(|s| s.min_replicas).unwrap_or(1),
+        max: spec.map_or(0, |s| s.max_replicas),
+        current: status.map_or(0, |s| s.current_replicas),
+        desired: status.map_or(0, |s| s.desired_replicas),
+    }
+}
+
+fn component_notes(
+    component: &components::Component,
+    desired: &Replicas,
+    live: Option<&LiveWorkload>,
+    hpa: Option<&HpaStatus>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some(live) = live else {
+        notes.push("missing: the release's manifest has it, the cluster does not".to_string());
+        return notes;
+    };
+    match (desired, hpa) {
+        (Replicas::Count(n), Some(h)) => notes.push(format!(
+            "HPA {} ({}-{}) and values ({}.replicas={n}) both set replicas: every helm upgrade resets the HPA's choice; set {}.replicas=-1",
+            h.name, h.min, h.max, component.key, component.key
+        )),
+        (Replicas::Count(n), None) if i64::from(live.replicas) != i64::from(*n) => notes.push(format!(
+            "drift: values say {n}, the {} has {} (changed outside Helm; the next helm upgrade resets it)",
+            live.kind, live.replicas
+        )),
+        (Replicas::Unset, None) => notes.push(format!(
+            "replicas unset ({}.replicas<0) but no HPA targets it",
+            component.key
+        )),
+        (Replicas::Invalid(v), _) => notes.push(format!("values hold an invalid replica count: {v}")),
+        _ => {}
+    }
+    notes
+}
+
+/// The pods a release owns, through ownerReferences of the workloads in its
+/// manifest (label selectors alone also match other releases' pods, e.g.
+/// Pulsar's `component=proxy`).
+fn release_pods(objects: &[ManifestObject], pods: &[Pod], now: jiff::Timestamp) -> Vec<ReleasePod> {
+    let mut out: Vec<ReleasePod> = pods
+        .iter()
+        .filter_map(|pod| {
+            let workload = owner_workload(objects, pod)?;
+            Some(ReleasePod {
+                row: pod_row(pod, now),
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                workload: format!("{}/{}", workload.kind, workload.name),
+                component: workload
+                    .labels
+                    .get("component")
+                    .filter(|_| workload.labels.contains_key("helm.sh/chart"))
+                    .cloned(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.row.name).cmp(&(&b.namespace, &b.row.name)));
+    out
+}
+
+/// The manifest workload that owns a pod, if any.
+pub fn owner_workload<'a>(objects: &'a [ManifestObject], pod: &Pod) -> Option<&'a ManifestObject> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))?;
+    match owner.kind.as_str() {
+        // A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.
+        "ReplicaSet" => {
+            let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+            let deployment = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+            objects
+                .iter()
+                .find(|o| o.kind == "Deployment" && o.name == deployment)
+        }
+        kind @ ("StatefulSet" | "Job") => objects.iter().find(|o| o.kind == kind && o.name == owner.name),
+        _ => None,
+    }
+}
+
+fn dependency_status(
+    release: &Release,
+    objects: &[ManifestObject],
+    pods: &[ReleasePod],
+) -> Vec<DependencyStatus> {
+    let milvus: Vec<&str> = component_workloads(release, objects)
+        .iter()
+        .map(|c| c.object.name.as_str())
+        .collect();
+    objects
+        .iter()
+        .filter(|o| matches!(o.kind.as_str(), "Deployment" | "StatefulSet"))
+        .filter(|o| !milvus.contains(&o.name.as_str()))
+        .map(|o| {
+            let key = format!("{}/{}", o.kind, o.name);
+            let mine: Vec<&ReleasePod> = pods.iter().filter(|p| p.workload == key).collect();
+            DependencyStatus {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                pods_ready: mine.iter().filter(|p| is_ready(&p.row.ready)).count(),
+                pods: mine.len(),
+            }
+        })
+        .collect()
+}
+
+/// `1/1` style READY strings: all containers ready.
+fn is_ready(ready: &str) -> bool {
+    ready.split_once('/').is_some_and(|(a, b)| a == b && a != "0")
+}

@@ -1,0 +1,6 @@
+//! Rendering of models into kubectl-style tables, JSON and YAML.
+
+pub mod document;
+pub mod plan;
+pub mod status;
+pub mod table;

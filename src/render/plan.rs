@@ -1,0 +1,83 @@
+//! `plan` (and `scale --dry-run`) output.
+
+use std::fmt::Write;
+
+use crate::core::plan::{Plan, PodFate};
+use crate::render::status::trim_lines;
+use crate::render::table::kubectl_table;
+
+pub fn table(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for release {} (namespace {}, chart milvus-{}):",
+        plan.release, plan.namespace, plan.chart_version
+    );
+    out.push('\n');
+    let rows: Vec<Vec<String>> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let steps = if c.steps.is_empty() {
+                if c.is_noop() {
+                    "nothing to do".to_string()
+                } else {
+                    "record values only".to_string()
+                }
+            } else {
+                std::iter::once(c.current)
+                    .chain(c.steps.iter().copied())
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            };
+            vec![
+                c.component.clone(),
+                c.values.to_string(),
+                c.current.to_string(),
+                c.target.to_string(),
+                steps,
+                c.deployments.join(","),
+            ]
+        })
+        .collect();
+    out.push_str(&kubectl_table(
+        &["COMPONENT", "VALUES", "CURRENT", "TARGET", "STEPS", "DEPLOYMENTS"],
+        &rows,
+    ));
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+        for w in &plan.warnings {
+            let _ = writeln!(out, "Warning: {w}");
+        }
+    }
+    if !plan.pods.is_empty() {
+        out.push_str("\nPredicted pods:\n");
+        let rows: Vec<Vec<String>> = plan
+            .pods
+            .iter()
+            .map(|p| {
+                let fate = match (p.fate, p.step) {
+                    (PodFate::New, _) => "+ new".to_string(),
+                    (PodFate::Removed, Some(s)) => format!("- removed (step {s})"),
+                    (PodFate::Removed, None) => "- removed".to_string(),
+                    (PodFate::Stays, _) => String::new(),
+                };
+                vec![
+                    p.row.name.clone(),
+                    p.row.ready.clone(),
+                    p.row.status.clone(),
+                    p.row.restarts.clone(),
+                    p.row.age.clone(),
+                    fate,
+                ]
+            })
+            .collect();
+        out.push_str(&trim_lines(&kubectl_table(
+            &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "PLAN"],
+            &rows,
+        )));
+    }
+    let _ = write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command);
+    out
+}

@@ -1,0 +1,163 @@
+//! `status` output: a summary block, the component table, dependencies and
+//! the pod table exactly as `kubectl get pods` prints it.
+
+use std::fmt::Write;
+
+use crate::core::status::{ComponentStatus, ReleaseStatus};
+use crate::core::values::Replicas;
+use crate::render::table::{kubectl_table, pod_table};
+
+/// Renders every release, separated by a blank line.
+pub fn table(releases: &[ReleaseStatus], wide: bool, all_namespaces: bool) -> String {
+    let mut out = String::new();
+    for (i, r) in releases.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&release(r, wide, all_namespaces));
+    }
+    out
+}
+
+fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Release:     {} (namespace {})", r.release, r.namespace);
+    let _ = writeln!(
+        out,
+        "Chart:       {}-{} (Milvus {})",
+        r.chart, r.chart_version, r.app_version
+    );
+    let _ = writeln!(
+        out,
+        "Revision:    {} {} {} (Helm record in a {})",
+        r.revision,
+        r.helm_status,
+        if r.updated.is_empty() {
+            String::new()
+        } else {
+            format!("at {}", r.updated)
+        },
+        r.storage
+    );
+    let _ = writeln!(out, "Mode:        {}, message queue {}", r.mode, r.message_queue);
+    if let Some(p) = &r.pending {
+        let hint = if p.by_plugin {
+            format!(
+                "left by an interrupted `kubectl milvus scale`; run `kubectl milvus scale {} …` again to repair and finish it",
+                r.release
+            )
+        } else {
+            "another Helm operation is in progress (or died); scaling is refused until it ends".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "Pending:     revision {} is {} ({hint})",
+            p.revision, p.status
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "Warning:     {w}");
+    }
+    out.push('\n');
+    out.push_str(&components(&r.components, wide));
+    if !r.dependencies.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = r
+            .dependencies
+            .iter()
+            .map(|d| {
+                vec![
+                    format!("{}/{}", d.kind, d.name),
+                    format!("{}/{}", d.pods_ready, d.pods),
+                ]
+            })
+            .collect();
+        out.push_str(&kubectl_table(&["DEPENDENCY", "PODS READY"], &rows));
+    }
+    out.push('\n');
+    if r.pods.is_empty() {
+        let _ = writeln!(
+            out,
+            "No pods found for release {} in namespace {}.",
+            r.release, r.namespace
+        );
+    } else {
+        let rows: Vec<_> = r.pods.iter().map(|p| p.row.clone()).collect();
+        let namespaces: Vec<String> = r.pods.iter().map(|p| p.namespace.clone()).collect();
+        out.push_str(&pod_table(
+            &rows,
+            wide,
+            all_namespaces.then_some(namespaces.as_slice()),
+        ));
+    }
+    out
+}
+
+/// The component table: values against the live workload.
+pub fn components(rows: &[ComponentStatus], wide: bool) -> String {
+    let mut headers = vec![
+        "COMPONENT",
+        "ROLE",
+        "DESIRED",
+        "REPLICAS",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "HPA",
+    ];
+    if wide {
+        headers.push("WORKLOAD");
+    }
+    headers.push("NOTES");
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                component_name(c),
+                c.role.as_str().to_string(),
+                desired(&c.desired),
+            ];
+            match &c.live {
+                Some(l) => row.extend([
+                    l.replicas.to_string(),
+                    format!("{}/{}", l.ready, l.replicas),
+                    l.up_to_date.to_string(),
+                    l.available.to_string(),
+                ]),
+                None => row.extend(["<missing>", "-", "-", "-"].map(String::from)),
+            }
+            row.push(match &c.hpa {
+                Some(h) => format!("{}-{} (now {})", h.min, h.max, h.current),
+                None => "-".to_string(),
+            });
+            if wide {
+                row.push(format!("{}/{}", c.kind, c.workload));
+            }
+            row.push(c.notes.join("; "));
+            row
+        })
+        .collect();
+    trim_lines(&kubectl_table(&headers, &rows))
+}
+
+/// Our own tables end lines at the last non-empty cell (kubectl's pod
+/// table never has an empty last column, so it is left byte-exact).
+pub fn trim_lines(table: &str) -> String {
+    table.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+}
+
+/// `queryNode` or `queryNode[rg1]` for a resource group's Deployment.
+pub fn component_name(c: &ComponentStatus) -> String {
+    match &c.resource_group {
+        Some(rg) => format!("{}[{rg}]", c.component),
+        None => c.component.clone(),
+    }
+}
+
+fn desired(r: &Replicas) -> String {
+    match r {
+        Replicas::Count(n) => n.to_string(),
+        Replicas::Unset => "-1 (HPA)".to_string(),
+        Replicas::Invalid(v) => format!("invalid {v}"),
+    }
+}

