@@ -1,0 +1,148 @@
+//! Shared helpers for the plugin's end-to-end tests: run the real binary
+//! against the test bed (a real API server), seed releases, compare with
+//! real kubectl.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use testbed::seed::{self, Scenario, SeedOptions, SeededRelease};
+use testbed::{TestBed, TestNamespace};
+
+pub const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-milvus");
+
+pub fn bed() -> &'static TestBed {
+    TestBed::get()
+}
+
+/// The plugin with the admin kubeconfig.
+pub fn plugin() -> Command {
+    let mut c = Command::new(PLUGIN);
+    c.env("KUBECONFIG", bed().admin_kubeconfig())
+        .env_remove("HELM_DRIVER")
+        .env_remove("HELM_MAX_HISTORY");
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("spawn the command");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs the plugin and asserts success.
+pub fn ok(args: &[&str]) -> String {
+    let r = run(plugin().args(args));
+    assert_eq!(
+        r.code, 0,
+        "kubectl milvus {args:?} failed:\n{}{}",
+        r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+/// Runs the plugin and asserts a one-line error with the given exit code.
+pub fn fails(args: &[&str], code: i32) -> String {
+    let r = run(plugin().args(args));
+    assert_eq!(
+        r.code, code,
+        "kubectl milvus {args:?}: expected exit {code}\n{}{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(
+        r.stderr.lines().count(),
+        1,
+        "error must be one line: {:?}",
+        r.stderr
+    );
+    assert!(r.stderr.starts_with("error: "), "{:?}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{:?}", r.stderr);
+    r.stderr
+}
+
+pub fn namespace(prefix: &str) -> TestNamespace {
+    let prefix = prefix.to_string();
+    bed()
+        .block_on(async move { bed().namespace(&prefix).await })
+        .expect("runtime")
+        .expect("namespace")
+}
+
+pub fn seed(ns: &str, scenario: Scenario, mut opts: SeedOptions) -> SeededRelease {
+    // v1.20's server-side apply rejects some chart objects (ports without
+    // protocol); Helm 4 users there run --server-side=false as well.
+    opts.apply_method = seed::ApplyMethod::ClientSide;
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { seed::seed_release(bed(), &ns, scenario, opts).await })
+        .expect("runtime")
+        .expect("seed release")
+}
+
+pub fn seed_ready(ns: &str, scenario: Scenario) -> SeededRelease {
+    seed(
+        ns,
+        scenario,
+        SeedOptions {
+            wait_ready: true,
+            ..Default::default()
+        },
+    )
+}
+
+pub fn wait_ready(ns: &str) {
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { seed::wait_release_ready(&ns).await })
+        .expect("runtime")
+        .expect("release ready");
+}
+
+pub fn kubectl(args: &[&str]) -> String {
+    testbed::clients::run(bed().kubectl().args(args)).expect("kubectl")
+}
+
+pub fn helm(args: &[&str]) -> String {
+    testbed::clients::run(bed().helm().args(args)).expect("helm")
+}
+
+/// The pod table part of `status` output (from the `NAME` header on).
+pub fn pod_table(status_output: &str) -> String {
+    let start = status_output
+        .find("\nNAME ")
+        .map(|i| i + 1)
+        .expect("pod table in output");
+    status_output[start..].to_string()
+}
+
+/// Retries a comparison whose two sides are read at slightly different
+/// instants (AGE can tick over a second boundary in between).
+pub fn eventually_equal(mut sides: impl FnMut() -> (String, String)) {
+    let mut last = (String::new(), String::new());
+    for _ in 0..5 {
+        last = sides();
+        if last.0 == last.1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    pretty_assertions::assert_eq!(last.0, last.1);
+}
+
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write file");
+}

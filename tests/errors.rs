@@ -1,0 +1,192 @@
+//! Every user-facing error, provoked for real: one line on stderr, a
+//! non-zero exit code, no panic, nothing changed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use testbed::proxy::{FaultProxy, Mode};
+use testbed::seed::{Scenario, SeedOptions};
+
+fn record_secret(ns: &str, name: &str, payload: &str) {
+    let ns = ns.to_string();
+    let name = name.to_string();
+    let payload = payload.to_string();
+    bed()
+        .block_on(async move {
+            let client = bed().client().await.unwrap();
+            let secret: Secret = serde_json::from_value(json!({
+                "metadata": {
+                    "name": format!("sh.helm.release.v1.{name}.v1"),
+                    "labels": {"name": name, "owner": "helm", "status": "deployed", "version": "1"}
+                },
+                "type": "helm.sh/release.v1",
+                "stringData": {"release": payload}
+            }))
+            .unwrap();
+            Api::<Secret>::namespaced(client, &ns)
+                .create(&PostParams::default(), &secret)
+                .await
+                .unwrap();
+        })
+        .unwrap();
+}
+
+#[test]
+fn missing_release_names_the_ones_that_exist() {
+    let ns = namespace("err-missing");
+    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
+    let err = fails(&["status", "nope", "-n", ns.name()], 2);
+    assert!(
+        err.contains("\"nope\" not found") && err.contains("Milvus releases here: my-release"),
+        "{err}"
+    );
+    let empty = namespace("err-empty");
+    let err = fails(&["status", "-n", empty.name()], 2);
+    assert!(
+        err.contains("no Milvus Helm releases found") && err.contains("-A"),
+        "{err}"
+    );
+    let err = fails(&["status", "nope", "-n", empty.name()], 2);
+    assert!(err.contains("-n NAMESPACE"), "{err}");
+}
+
+#[test]
+fn other_charts_and_corrupt_records_are_named() {
+    let ns = namespace("err-records");
+    let ns = ns.name();
+    let mut rel: serde_json::Value = serde_json::from_str(include_str!(
+        "fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json"
+    ))
+    .unwrap();
+    rel["name"] = json!("cache");
+    rel["chart"]["metadata"]["name"] = json!("redis");
+    record_secret(ns, "cache", &testbed::seed::encode_release(&rel).unwrap());
+    let err = fails(&["status", "cache", "-n", ns], 2);
+    assert!(err.contains("is chart \"redis\", not milvus"), "{err}");
+    // Only Milvus releases are listed without RELEASE.
+    let err = fails(&["status", "-n", ns], 2);
+    assert!(err.contains("no Milvus Helm releases found"), "{err}");
+
+    record_secret(ns, "broken", "H4sIAAAAbroken");
+    let err = fails(&["status", "broken", "-n", ns], 1);
+    assert!(
+        err.contains(&format!(
+            "Secret {ns}/sh.helm.release.v1.broken.v1 cannot be decoded"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn forbidden_says_which_verb_and_resource() {
+    let ns = namespace("err-rbac");
+    let ns_name = ns.name().to_string();
+    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
+    // Can read Helm records but nothing else.
+    let rules = vec![PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["secrets".into(), "configmaps".into()]),
+        verbs: vec!["get".into(), "list".into()],
+        ..Default::default()
+    }];
+    let kc = bed()
+        .block_on(async move { bed().restricted_kubeconfig(&ns_name, "records-only", rules).await })
+        .unwrap()
+        .unwrap();
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name()])
+        .env("KUBECONFIG", &kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: forbidden: you cannot list "),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("README"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1);
+    // With no rights at all: the first thing refused is reading Helm's records.
+    let ns_name = ns.name().to_string();
+    let none = bed()
+        .block_on(async move { bed().restricted_kubeconfig(&ns_name, "nothing", vec![]).await })
+        .unwrap()
+        .unwrap();
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name()])
+        .env("KUBECONFIG", &none));
+    assert!(r.stderr.contains("cannot list secrets"), "{}", r.stderr);
+}
+
+#[test]
+fn unreachable_and_slow_servers_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("closed.kubeconfig");
+    write_file(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: gone-ctx\n  context:\n    cluster: gone\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: gone-ctx\n",
+    );
+    let r = run(plugin().args(["status", "-n", "x"]).env("KUBECONFIG", &kc));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("cannot reach the API server http://127.0.0.1:9/ (context \"gone-ctx\")"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.to_lowercase().contains("connection refused"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+
+    let ns = namespace("err-slow");
+    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
+    let proxy = FaultProxy::start(bed()).unwrap();
+    proxy.set_mode(Mode::Latency(Duration::from_secs(3)));
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name(), "--request-timeout", "1s"])
+        .env("KUBECONFIG", proxy.kubeconfig()));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("did not answer within 1s"), "{}", r.stderr);
+    proxy.set_mode(Mode::PassThrough);
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name()])
+        .env("KUBECONFIG", proxy.kubeconfig()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A KUBECONFIG list with missing files works like kubectl (they are skipped).
+    let list = std::env::join_paths([
+        dir.path().join("missing.kubeconfig"),
+        bed().admin_kubeconfig().to_path_buf(),
+    ])
+    .unwrap();
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name()])
+        .env("KUBECONFIG", list));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let r = run(plugin().args(["status", "-o", "xml"]));
+    assert_eq!(r.code, 2);
+    let r = run(plugin().args(["status", "--request-timeout", "soon"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("invalid duration"), "{}", r.stderr);
+    let help = run(plugin().arg("--help"));
+    assert!(help.stdout.contains("Usage: kubectl milvus"), "{}", help.stdout);
+    let v = run(plugin().arg("version"));
+    assert!(
+        v.stdout
+            .starts_with(&format!("kubectl-milvus v{}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        v.stdout
+    );
+}

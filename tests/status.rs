@@ -1,0 +1,447 @@
+//! `kubectl milvus status` against the real API server of the test bed.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use testbed::seed::{Driver, RecordShape, Scenario, SeedOptions};
+use testbed::sim::{Fault, FaultRule};
+
+fn json_status(ns: &str, release: &str) -> Value {
+    let out = ok(&["status", release, "-n", ns, "-o", "json"]);
+    serde_json::from_str(&out).expect("status -o json is JSON")
+}
+
+/// (component, workload, desired) per component row.
+fn component_rows(doc: &Value) -> Vec<(String, String, String)> {
+    doc["items"][0]["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            let desired = match c["desired"]["kind"].as_str() {
+                Some("count") => c["desired"]["value"].to_string(),
+                other => other.unwrap_or("?").to_string(),
+            };
+            (
+                c["component"].as_str().unwrap().to_string(),
+                c["workload"].as_str().unwrap().to_string(),
+                desired,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn default_release_shows_components_dependencies_and_every_pod_like_kubectl() {
+    let ns = namespace("st-defaults");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+
+    let out = ok(&["status", "my-release", "-n", ns]);
+    assert!(
+        out.contains("Chart:       milvus-5.0.19 (Milvus 2.6.15)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Mode:        cluster, message queue pulsar"),
+        "{out}"
+    );
+    for key in [
+        "proxy",
+        "queryNode",
+        "dataNode",
+        "streamingNode",
+        "mixCoordinator",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{key} "))),
+            "no row for {key}:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("StatefulSet/my-release-etcd                 3/3"),
+        "{out}"
+    );
+
+    // The pod table is exactly what kubectl prints for the namespace (it
+    // holds only this release): 23 long-running pods + 2 Completed job pods.
+    eventually_equal(|| {
+        (
+            pod_table(&ok(&["status", "my-release", "-n", ns])),
+            kubectl(&["get", "pods", "-n", ns]),
+        )
+    });
+    let table = pod_table(&out);
+    assert_eq!(table.lines().count(), 1 + 23 + 2, "{table}");
+    assert_eq!(table.matches("Completed").count(), 2, "{table}");
+    assert_eq!(table.matches(" 1/1 ").count(), 23, "{table}");
+
+    // -o wide adds IP and NODE, like kubectl.
+    eventually_equal(|| {
+        (
+            pod_table(&ok(&["status", "my-release", "-n", ns, "-o", "wide"])),
+            kubectl(&["get", "pods", "-n", ns, "-o", "wide"]),
+        )
+    });
+}
+
+#[test]
+fn every_topology_gives_the_right_rows() {
+    let cases: &[(Scenario, &str, &[(&str, &str, &str)])] = &[
+        (
+            Scenario::QueryNode3DataNode2,
+            "my-release",
+            &[
+                ("proxy", "my-release-milvus-proxy", "1"),
+                ("queryNode", "my-release-milvus-querynode", "3"),
+                ("dataNode", "my-release-milvus-datanode", "2"),
+                ("streamingNode", "my-release-milvus-streamingnode", "1"),
+                ("mixCoordinator", "my-release-milvus-mixcoord", "1"),
+            ],
+        ),
+        (
+            Scenario::Standalone,
+            "my-release",
+            &[("standalone", "my-release-milvus-standalone", "1")],
+        ),
+        (
+            Scenario::FullnameOverride,
+            "my-release",
+            &[
+                ("proxy", "vdb-proxy", "1"),
+                ("queryNode", "vdb-querynode", "1"),
+                ("dataNode", "vdb-datanode", "1"),
+                ("streamingNode", "vdb-streamingnode", "1"),
+                ("mixCoordinator", "vdb-mixcoord", "1"),
+            ],
+        ),
+        (
+            Scenario::ReleaseNamedMilvus,
+            "milvus",
+            &[
+                ("proxy", "milvus-proxy", "1"),
+                ("queryNode", "milvus-querynode", "1"),
+                ("dataNode", "milvus-datanode", "1"),
+                ("streamingNode", "milvus-streamingnode", "1"),
+                ("mixCoordinator", "milvus-mixcoord", "1"),
+            ],
+        ),
+        (
+            Scenario::ResourceGroupsQueryNode2,
+            "my-release",
+            &[
+                ("proxy", "my-release-milvus-proxy", "1"),
+                ("queryNode", "my-release-milvus-querynode-rg1", "2"),
+                ("queryNode", "my-release-milvus-querynode-rg2", "2"),
+                ("dataNode", "my-release-milvus-datanode", "1"),
+                ("streamingNode", "my-release-milvus-streamingnode-rg1", "1"),
+                ("streamingNode", "my-release-milvus-streamingnode-rg2", "1"),
+                ("mixCoordinator", "my-release-milvus-mixcoord", "1"),
+            ],
+        ),
+        (
+            Scenario::Legacy423ClusterNoDeps,
+            "my-release",
+            &[
+                ("proxy", "my-release-milvus-proxy", "1"),
+                ("queryNode", "my-release-milvus-querynode", "1"),
+                ("dataNode", "my-release-milvus-datanode", "1"),
+                ("indexNode", "my-release-milvus-indexnode", "1"),
+                ("rootCoordinator", "my-release-milvus-rootcoord", "1"),
+                ("queryCoordinator", "my-release-milvus-querycoord", "1"),
+                ("dataCoordinator", "my-release-milvus-datacoord", "1"),
+                ("indexCoordinator", "my-release-milvus-indexcoord", "1"),
+            ],
+        ),
+    ];
+    for (scenario, release, expected) in cases {
+        let ns = namespace("st-topo");
+        seed_ready(ns.name(), *scenario);
+        let doc = json_status(ns.name(), release);
+        let rows = component_rows(&doc);
+        let expected: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(rows, expected, "{scenario:?}");
+        let item = &doc["items"][0];
+        for c in item["components"].as_array().unwrap() {
+            assert!(c["notes"].is_null(), "{scenario:?}: unexpected note {c}");
+            assert_eq!(c["live"]["ready"], c["live"]["replicas"], "{scenario:?}: {c}");
+        }
+        if *scenario == Scenario::Standalone {
+            assert_eq!(item["mode"], "standalone");
+        }
+        if *scenario == Scenario::Legacy423ClusterNoDeps {
+            assert_eq!(item["chart_version"], "4.2.3");
+        }
+        // Every pod of the release, and nothing else, is listed.
+        let pods = item["pods"].as_array().unwrap().len();
+        let live = kubectl(&["get", "pods", "-n", ns.name(), "--no-headers"])
+            .lines()
+            .count();
+        assert_eq!(pods, live, "{scenario:?}");
+    }
+}
+
+#[test]
+fn pods_of_other_releases_never_appear() {
+    let ns = namespace("st-two");
+    let ns = ns.name();
+    seed(
+        ns,
+        Scenario::Defaults,
+        SeedOptions {
+            wait_ready: true,
+            ..Default::default()
+        },
+    );
+    seed(
+        ns,
+        Scenario::Defaults,
+        SeedOptions {
+            release: Some("other".into()),
+            wait_ready: true,
+            ..Default::default()
+        },
+    );
+    let doc = json_status(ns, "my-release");
+    let names: Vec<&str> = doc["items"][0]["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 25);
+    assert!(names.iter().all(|n| n.starts_with("my-release-")), "{names:?}");
+    // No RELEASE: both releases, each with its own pods.
+    let all: Value = serde_json::from_str(&ok(&["status", "-n", ns, "-o", "json"])).unwrap();
+    let releases: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(releases, ["my-release", "other"]);
+}
+
+#[test]
+fn pod_states_match_kubectl() {
+    let ns = namespace("st-states");
+    let ns = ns.name();
+    let faults = vec![
+        FaultRule::new("component=querynode", Fault::CrashLoop { restarts: 4 }),
+        FaultRule::new("component=datanode", Fault::NeverReady),
+        FaultRule::new("component=proxy", Fault::StuckPending),
+        FaultRule::new("component=streamingnode", Fault::SlowStart { delay_ms: 600_000 }),
+    ];
+    let ns_owned = ns.to_string();
+    bed()
+        .block_on(async move { testbed::sim::set_pod_faults(&ns_owned, faults).await })
+        .unwrap()
+        .unwrap();
+    seed(ns, Scenario::Defaults, SeedOptions::default());
+    // Wait until the dependencies are up and the faulty pods show their state.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pods = kubectl(&["get", "pods", "-n", ns]);
+        if pods.contains("CrashLoopBackOff")
+            && pods.contains("ContainerCreating")
+            && pods.matches("Completed").count() == 2
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "faults never showed:\n{pods}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // A v1.20 server prints RESTARTS without "(… ago)"; the plugin follows
+    // modern kubectl, so compare restart rows on their own rule below.
+    fn strip(s: &str) -> Vec<Vec<&str>> {
+        s.lines()
+            .map(|l| l.split("   ").filter(|c| !c.is_empty()).collect())
+            .collect()
+    }
+    let out = pod_table(&ok(&["status", "my-release", "-n", ns]));
+    assert!(out.contains("0/1     Pending"), "{out}");
+    assert!(out.contains("0/1     ContainerCreating"), "{out}");
+    assert!(out.contains("0/1     Running"), "{out}");
+    let crash = out
+        .lines()
+        .find(|l| l.contains("CrashLoopBackOff"))
+        .expect("crash row");
+    assert!(crash.contains(" 4 (") && crash.contains(" ago)"), "{crash}");
+    eventually_equal(|| {
+        let mine = pod_table(&ok(&["status", "my-release", "-n", ns]));
+        let theirs = kubectl(&["get", "pods", "-n", ns]);
+        let norm = |t: &str| {
+            strip(t)
+                .into_iter()
+                .map(|cells| {
+                    cells
+                        .iter()
+                        .map(|c| c.split(" (").next().unwrap().trim().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        (format!("{:?}", norm(&mine)), format!("{:?}", norm(&theirs)))
+    });
+    // A server that prints the "(… ago)" suffix itself gives byte-identical tables.
+    if kubectl(&["get", "pods", "-n", ns]).contains(" ago)") {
+        eventually_equal(|| {
+            (
+                pod_table(&ok(&["status", "my-release", "-n", ns])),
+                kubectl(&["get", "pods", "-n", ns]),
+            )
+        });
+    }
+}
+
+#[test]
+fn terminating_pods_show_like_kubectl() {
+    let ns = namespace("st-term");
+    let ns = ns.name();
+    let ns_owned = ns.to_string();
+    let faults = vec![FaultRule::new(
+        "component=querynode",
+        Fault::TerminatingGrace { grace_ms: 60_000 },
+    )];
+    bed()
+        .block_on(async move { testbed::sim::set_pod_faults(&ns_owned, faults).await })
+        .unwrap()
+        .unwrap();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    kubectl(&[
+        "scale",
+        "deployment",
+        "my-release-milvus-querynode",
+        "-n",
+        ns,
+        "--replicas=1",
+    ]);
+    let out = pod_table(&ok(&["status", "my-release", "-n", ns]));
+    assert_eq!(out.matches("Terminating").count(), 2, "{out}");
+    eventually_equal(|| {
+        (
+            pod_table(&ok(&["status", "my-release", "-n", ns])),
+            kubectl(&["get", "pods", "-n", ns]),
+        )
+    });
+}
+
+#[test]
+fn drift_and_hpa_fights_are_reported() {
+    let ns = namespace("st-drift");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNodeHpa);
+    kubectl(&[
+        "scale",
+        "deployment",
+        "my-release-milvus-datanode",
+        "-n",
+        ns,
+        "--replicas=2",
+    ]);
+    let doc = json_status(ns, "my-release");
+    let comps = doc["items"][0]["components"].as_array().unwrap();
+    let data = comps.iter().find(|c| c["component"] == "dataNode").unwrap();
+    assert!(
+        data["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("drift: values say 1, the Deployment has 2"),
+        "{data}"
+    );
+    let qn = comps.iter().find(|c| c["component"] == "queryNode").unwrap();
+    assert_eq!(qn["hpa"]["name"], "my-release-milvus-querynode-hpa");
+    assert_eq!(
+        (qn["hpa"]["min"].as_i64(), qn["hpa"]["max"].as_i64()),
+        (Some(1), Some(5))
+    );
+    assert!(
+        qn["notes"][0].as_str().unwrap().contains("both set replicas"),
+        "{qn}"
+    );
+    let table = ok(&["status", "my-release", "-n", ns]);
+    assert!(table.contains("1-5 (now"), "{table}");
+}
+
+#[test]
+fn configmap_driver_and_helm3_records_are_read() {
+    let ns = namespace("st-drivers");
+    let ns = ns.name();
+    seed(
+        ns,
+        Scenario::QueryNode3DataNode2,
+        SeedOptions {
+            driver: Driver::ConfigMap,
+            shape: RecordShape::Helm3,
+            revisions: 3,
+            ..Default::default()
+        },
+    );
+    let doc = json_status(ns, "my-release");
+    let item = &doc["items"][0];
+    assert_eq!(item["storage"], "ConfigMap");
+    assert_eq!(item["revision"], 3);
+    assert_eq!(component_rows(&doc)[1].2, "3");
+}
+
+#[test]
+fn json_and_yaml_are_the_same_document_and_hold_no_secrets() {
+    let ns = namespace("st-json");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    let json = ok(&["status", "my-release", "-n", ns, "-o", "json"]);
+    let yaml = ok(&["status", "my-release", "-n", ns, "-o", "yaml"]);
+    let from_json: Value = serde_json::from_str(&json).unwrap();
+    let from_yaml: Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(from_json["kind"], "MilvusStatusList");
+    assert_eq!(from_json["apiVersion"], "kubectl-milvus/v1alpha1");
+    assert_eq!(
+        from_json["items"][0]["components"],
+        from_yaml["items"][0]["components"]
+    );
+    // MinIO credentials live in the values; they must never be printed.
+    for out in [
+        &json,
+        &yaml,
+        &ok(&["status", "my-release", "-n", ns, "-o", "wide"]),
+    ] {
+        assert!(!out.contains("minioadmin"), "secret material printed");
+    }
+}
+
+#[test]
+fn all_namespaces_finds_releases_everywhere() {
+    let a = namespace("st-all-a");
+    let b = namespace("st-all-b");
+    seed(a.name(), Scenario::Standalone, SeedOptions::default());
+    seed(b.name(), Scenario::FullnameOverride, SeedOptions::default());
+    let doc: Value = serde_json::from_str(&ok(&["status", "-A", "-o", "json"])).unwrap();
+    let found: Vec<(String, String)> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["namespace"].as_str().unwrap().to_string(),
+                i["release"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&(a.name().to_string(), "my-release".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(b.name().to_string(), "my-release".to_string())),
+        "{found:?}"
+    );
+    let table = ok(&["status", "-A"]);
+    assert!(table.contains("NAMESPACE   NAME"), "{table}");
+}
