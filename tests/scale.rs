@@ -1,0 +1,586 @@
+//! `kubectl milvus plan` / `scale` on the real control plane, checked with
+//! real kubectl and real helm.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use testbed::proxy::{FaultProxy, Mode};
+use testbed::seed::{Driver, RecordShape, Scenario, SeedOptions};
+use testbed::sim::{Fault, FaultRule};
+
+fn replicas(ns: &str, deployment: &str) -> String {
+    kubectl(&[
+        "get",
+        "deployment",
+        deployment,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])
+}
+
+/// (revision, status) rows of `helm history`.
+fn history(ns: &str, release: &str, driver: Option<&str>) -> Vec<(u64, String, String)> {
+    let mut cmd = bed().helm();
+    if let Some(d) = driver {
+        cmd.env("HELM_DRIVER", d);
+    }
+    let out =
+        testbed::clients::run(cmd.args(["history", release, "-n", ns, "-o", "json"])).expect("helm history");
+    let rows: Vec<Value> = serde_json::from_str(&out).expect("json");
+    rows.iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+                r["description"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn user_values(ns: &str, release: &str, driver: Option<&str>) -> Value {
+    let mut cmd = bed().helm();
+    if let Some(d) = driver {
+        cmd.env("HELM_DRIVER", d);
+    }
+    let out = testbed::clients::run(cmd.args(["get", "values", release, "-n", ns, "-o", "json"]))
+        .expect("helm get values");
+    serde_json::from_str(&out).expect("json")
+}
+
+fn faults(ns: &str, rules: Vec<FaultRule>) {
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { testbed::sim::set_pod_faults(&ns, rules).await })
+        .unwrap()
+        .unwrap();
+}
+
+fn spawn_scale(args: &[&str], kubeconfig: &std::path::Path) -> Child {
+    Command::new(PLUGIN)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scale")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Records every distinct `spec.replicas` a Deployment takes, through a watch.
+fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
+    bed().spawn(async move {
+        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
+        let stream = watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(d)) = stream.next().await {
+            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
+            let mut v = out.lock().unwrap();
+            if v.last() != Some(&n) {
+                v.push(n);
+            }
+        }
+    });
+    seen
+}
+
+#[test]
+fn the_documentation_scenario_with_real_helm() {
+    let ns = namespace("sc-docs");
+    let ns = ns.name();
+    let ns_owned = ns.to_string();
+    bed()
+        .block_on(async move {
+            testbed::seed::install_test_chart(&ns_owned, "my-release", &[("queryNode.replicas", "1")]).await
+        })
+        .unwrap()
+        .unwrap();
+    let qn = "my-release-milvus-querynode";
+    let watched = watch_replicas(ns, qn);
+
+    // Out: 1 → 3 in one step; two new pods Running 1/1.
+    let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    assert!(
+        out.contains("release my-release scaled: queryNode 1→3 (revision 2)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("my-release-milvus-querynode-") && l.contains("1/1     Running"))
+            .count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(replicas(ns, qn), "3");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 3);
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")]
+    );
+    assert!(h[1].2.contains("scaled queryNode 1→3"), "{h:?}");
+    let manifest = helm(&["get", "manifest", "my-release", "-n", ns]);
+    assert!(manifest.contains("replicas: 3"), "helm get manifest agrees");
+
+    // Real helm agrees: --reuse-values keeps 3.
+    let chart = testbed::seed::test_chart_dir();
+    helm(&[
+        "upgrade",
+        "my-release",
+        chart.to_str().unwrap(),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--server-side=false",
+        "--wait",
+    ]);
+    assert_eq!(replicas(ns, qn), "3");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 3);
+
+    // In: 3 → 1, one replica at a time, observed through the watch.
+    let out = ok(&["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]);
+    assert!(out.contains("queryNode 3→1"), "{out}");
+    assert_eq!(replicas(ns, qn), "1");
+    let seen = watched.lock().unwrap().clone();
+    assert_eq!(seen, [1, 3, 2, 1], "replica sequence seen by the watch");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
+    let h = history(ns, "my-release", None);
+    assert_eq!(h.last().map(|r| (r.0, r.1.as_str())), Some((4, "deployed")));
+    assert!(h[..3].iter().all(|r| r.1 == "superseded"), "{h:?}");
+
+    // Rollback to the revision before the scale-in restores its count.
+    helm(&[
+        "rollback",
+        "my-release",
+        "3",
+        "-n",
+        ns,
+        "--server-side=false",
+        "--wait",
+    ]);
+    assert_eq!(replicas(ns, qn), "3");
+
+    // Target equal to current: nothing to do, no new revision.
+    let before = history(ns, "my-release", None).len();
+    let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    assert!(out.starts_with("nothing to do"), "{out}");
+    assert_eq!(history(ns, "my-release", None).len(), before);
+}
+
+#[test]
+fn plan_shows_steps_victims_and_the_pinned_helm_command() {
+    let ns = namespace("sc-plan");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let out = ok(&["plan", "my-release", "queryNode=1", "dataNode=+1", "-n", ns]);
+    assert!(out.contains("3 → 2 → 1"), "{out}");
+    assert!(out.contains("2 → 3"), "{out}");
+    assert_eq!(out.matches("- removed (step").count(), 2, "{out}");
+    assert_eq!(out.matches("+ new").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "helm upgrade my-release milvus/milvus --namespace {ns} --version 5.0.19 --reset-then-reuse-values --set queryNode.replicas=1 --set dataNode.replicas=3"
+        )),
+        "{out}"
+    );
+    let dry = ok(&[
+        "scale",
+        "my-release",
+        "queryNode=1",
+        "dataNode=+1",
+        "-n",
+        ns,
+        "--dry-run",
+    ]);
+    assert!(dry.contains("3 → 2 → 1"), "{dry}");
+    let doc: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode=1",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(doc["items"][0]["changes"][0]["steps"], serde_json::json!([2, 1]));
+    // plan and --dry-run change nothing.
+    assert_eq!(replicas(ns, "my-release-milvus-querynode"), "3");
+    assert_eq!(history(ns, "my-release", None).len(), 1);
+}
+
+#[test]
+fn every_refusal_changes_nothing() {
+    let ns = namespace("sc-refuse");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNodeHpa);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["mixCoordinator=2"],
+            3,
+            "coordinator: Milvus adds worker nodes only",
+        ),
+        (&["mixcoord=2"], 3, "coordinator"),
+        (
+            &["bogus=2"],
+            2,
+            "scalable components of release my-release: proxy, queryNode, dataNode, streamingNode",
+        ),
+        (&["indexNode=2"], 2, "not enabled in release my-release"),
+        (
+            &["queryNode=4"],
+            3,
+            "managed by HorizontalPodAutoscaler my-release-milvus-querynode-hpa",
+        ),
+        (&["dataNode=-5"], 2, "below zero"),
+        (&["dataNode=abc"], 2, "invalid replica count"),
+        (&["dataNode"], 2, "write COMPONENT=N"),
+        (&["dataNode=0"], 3, "pass --force"),
+        (&["proxy=2", "proxy=3"], 2, "given twice"),
+    ];
+    for (changes, code, message) in cases {
+        let mut args = vec!["scale", "my-release"];
+        args.extend_from_slice(changes);
+        args.extend(["-n", ns]);
+        let err = fails(&args, *code);
+        assert!(err.contains(message), "{changes:?}: {err}");
+        assert_eq!(
+            history(ns, "my-release", None).len(),
+            1,
+            "{changes:?} wrote a revision"
+        );
+        assert_eq!(replicas(ns, "my-release-milvus-datanode"), "1");
+    }
+    // Standalone: refused.
+    let sa = namespace("sc-standalone");
+    seed(sa.name(), Scenario::Standalone, SeedOptions::default());
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", sa.name()], 3);
+    assert!(err.contains("runs Milvus standalone"), "{err}");
+    // Another Helm operation pending: refused, named.
+    let pending = namespace("sc-pending");
+    seed(
+        pending.name(),
+        Scenario::Defaults,
+        SeedOptions {
+            last_pending_upgrade: true,
+            ..Default::default()
+        },
+    );
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", pending.name()], 3);
+    assert!(
+        err.contains("revision 2 of my-release is pending-upgrade"),
+        "{err}"
+    );
+    assert_eq!(history(pending.name(), "my-release", None).len(), 2);
+}
+
+#[test]
+fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
+    let ns = namespace("sc-sigint");
+    let ns = ns.name();
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=querynode",
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let qn = "my-release-milvus-querynode";
+    let child = spawn_scale(
+        &["scale", "my-release", "queryNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGINT, as Ctrl-C sends it.
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by a signal"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
+        )),
+        "{stderr}"
+    );
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.last().map(|r| (r.0, r.1.as_str())),
+        Some((2, "deployed")),
+        "{h:?}"
+    );
+    assert!(h.last().unwrap().2.contains("interrupted"), "{h:?}");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
+    assert_eq!(replicas(ns, qn), "2");
+    // Re-run finishes the job.
+    let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    assert!(out.contains("queryNode 2→1"), "{out}");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
+    assert_eq!(
+        history(ns, "my-release", None).last().map(|r| r.1.clone()),
+        Some("deployed".into())
+    );
+}
+
+#[test]
+fn killed_scale_is_repaired_by_the_next_run() {
+    let ns = namespace("sc-kill");
+    let ns = ns.name();
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=querynode",
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let qn = "my-release-milvus-querynode";
+    let mut child = spawn_scale(
+        &["scale", "my-release", "queryNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
+    child.kill().unwrap(); // SIGKILL: no chance to clean up.
+    child.wait().unwrap();
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.last().map(|r| (r.0, r.1.as_str())),
+        Some((2, "pending-upgrade")),
+        "{h:?}"
+    );
+    let status = ok(&["status", "my-release", "-n", ns]);
+    assert!(
+        status.contains("left by an interrupted `kubectl milvus scale`"),
+        "{status}"
+    );
+    // Real helm refuses while it is pending; the plugin repairs and carries on.
+    let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    assert!(out.contains("queryNode 2→1"), "{out}");
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")],
+        "{h:?}"
+    );
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
+    assert_eq!(replicas(ns, qn), "1");
+}
+
+#[test]
+fn a_step_that_never_gets_ready_stops_and_is_recorded() {
+    let ns = namespace("sc-never");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    faults(ns, vec![FaultRule::new("component=querynode", Fault::NeverReady)]);
+    let r = run(plugin().args(["scale", "my-release", "queryNode=2", "-n", ns, "--timeout", "4s"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("did not reach 2 ready replicas within 4s"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("recorded it as revision 2"), "{}", r.stderr);
+    let h = history(ns, "my-release", None);
+    assert_eq!(h.last().map(|r| (r.0, r.1.as_str())), Some((2, "deployed")));
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
+}
+
+#[test]
+fn a_concurrent_writer_conflict_is_retried() {
+    let ns = namespace("sc-race");
+    let ns = ns.name();
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=datanode",
+            Fault::TerminatingGrace { grace_ms: 2500 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let child = spawn_scale(
+        &["scale", "my-release", "dataNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    wait_until("the pending revision", Duration::from_secs(30), || {
+        kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            ns,
+            "-l",
+            "owner=helm,status=pending-upgrade",
+            "-o",
+            "name",
+        ])
+        .contains("v2")
+    });
+    // Another writer touches the record: the plugin's write must get a 409 and retry.
+    kubectl(&[
+        "label",
+        "secret",
+        "sh.helm.release.v1.my-release.v2",
+        "-n",
+        ns,
+        "touched=yes",
+    ]);
+    kubectl(&[
+        "label",
+        "secret",
+        "sh.helm.release.v1.my-release.v1",
+        "-n",
+        ns,
+        "touched=yes",
+    ]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")]
+    );
+    assert_eq!(user_values(ns, "my-release", None)["dataNode"]["replicas"], 1);
+}
+
+#[test]
+fn an_api_outage_leaves_history_consistent_and_a_rerun_finishes() {
+    let ns = namespace("sc-outage");
+    let ns = ns.name();
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=querynode",
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let proxy = FaultProxy::start(bed()).unwrap();
+    let qn = "my-release-milvus-querynode";
+    let child = spawn_scale(
+        &["scale", "my-release", "queryNode=1", "-n", ns, "--timeout", "20s"],
+        proxy.kubeconfig(),
+    );
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
+    proxy.set_mode(Mode::Refuse);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("re-run to repair and finish"), "{stderr}");
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "deployed"), (2, "pending-upgrade")]
+    );
+    proxy.set_mode(Mode::PassThrough);
+    ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")]
+    );
+    assert_eq!(replicas(ns, qn), "1");
+}
+
+#[test]
+fn resource_groups_scale_together() {
+    let ns = namespace("sc-rg");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::ResourceGroups);
+    let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert!(out.contains("queryNode 1→2"), "{out}");
+    assert_eq!(replicas(ns, "my-release-milvus-querynode-rg1"), "2");
+    assert_eq!(replicas(ns, "my-release-milvus-querynode-rg2"), "2");
+    let manifest = helm(&["get", "manifest", "my-release", "-n", ns]);
+    let objects = kubectl_milvus::core::manifest::parse(&manifest).unwrap();
+    for rg in [
+        "my-release-milvus-querynode-rg1",
+        "my-release-milvus-querynode-rg2",
+    ] {
+        let d = objects
+            .iter()
+            .find(|o| o.name == rg)
+            .expect("RG Deployment in the stored manifest");
+        assert_eq!(d.replicas, Some(2), "{rg}");
+    }
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
+}
+
+#[test]
+fn configmap_driver_helm3_records_and_history_pruning() {
+    let ns = namespace("sc-cm");
+    let ns = ns.name();
+    seed(
+        ns,
+        Scenario::Defaults,
+        SeedOptions {
+            driver: Driver::ConfigMap,
+            shape: RecordShape::Helm3,
+            revisions: 3,
+            wait_ready: true,
+            ..Default::default()
+        },
+    );
+    ok(&[
+        "scale",
+        "my-release",
+        "dataNode=2",
+        "-n",
+        ns,
+        "--history-max",
+        "3",
+    ]);
+    let h = history(ns, "my-release", Some("configmap"));
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(2, "superseded"), (3, "superseded"), (4, "deployed")]
+    );
+    assert_eq!(
+        user_values(ns, "my-release", Some("configmap"))["dataNode"]["replicas"],
+        2
+    );
+    // The new record keeps the Helm 3 shape it was copied from.
+    let cm = kubectl(&[
+        "get",
+        "configmap",
+        "sh.helm.release.v1.my-release.v4",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.data.release}",
+    ]);
+    let rel = testbed::seed::decode_release(&cm).unwrap();
+    assert!(rel.get("apply_method").is_none());
+    assert_eq!(rel["info"]["deleted"], "");
+}
