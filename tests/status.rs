@@ -174,7 +174,7 @@ fn every_topology_gives_the_right_rows() {
             assert_eq!(item["mode"], "standalone");
         }
         if *scenario == Scenario::Legacy423ClusterNoDeps {
-            assert_eq!(item["chart_version"], "4.2.3");
+            assert_eq!(item["chartVersion"], "4.2.3");
         }
         // Every pod of the release, and nothing else, is listed.
         let pods = item["pods"].as_array().unwrap().len();

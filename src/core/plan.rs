@@ -93,6 +93,7 @@ pub struct PlanInput<'a> {
 
 /// One component's change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentChange {
     /// Values key (`queryNode`).
     pub component: String,
@@ -128,6 +129,7 @@ pub enum PodFate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PredictedPod {
     #[serde(flatten)]
     pub row: PodRow,
@@ -139,6 +141,7 @@ pub struct PredictedPod {
 
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub release: String,
     pub namespace: String,

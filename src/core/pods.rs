@@ -13,6 +13,7 @@ use super::duration::{age_since, human_duration};
 
 /// The cells of one pod row; the last four are only shown with `-o wide`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodRow {
     pub name: String,
     pub ready: String,

@@ -15,6 +15,7 @@ use crate::core::values::{self, Replicas};
 
 /// A Deployment's or StatefulSet's live replica counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LiveWorkload {
     pub kind: String,
     pub name: String,
@@ -27,6 +28,7 @@ pub struct LiveWorkload {
 
 /// An HPA targeting one of the release's workloads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HpaStatus {
     pub name: String,
     pub min: i32,
@@ -37,6 +39,7 @@ pub struct HpaStatus {
 
 /// One row of the component table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
     /// The values key (`queryNode`).
     pub component: String,
@@ -61,6 +64,7 @@ pub struct ComponentStatus {
 
 /// A dependency workload (etcd, MinIO, Pulsar, Kafka …) summarised from its pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DependencyStatus {
     pub kind: String,
     pub name: String,
@@ -71,6 +75,7 @@ pub struct DependencyStatus {
 /// A revision left `pending-*`: another Helm operation is running, or one
 /// (possibly ours) was killed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PendingRevision {
     pub revision: u64,
     pub status: String,
@@ -81,6 +86,7 @@ pub struct PendingRevision {
 
 /// A pod of the release, as `kubectl get pods` shows it, plus its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReleasePod {
     #[serde(flatten)]
     pub row: PodRow,
@@ -93,6 +99,7 @@ pub struct ReleasePod {
 
 /// Everything `status` shows for one release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReleaseStatus {
     pub release: String,
     pub namespace: String,

@@ -32,11 +32,7 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
         "Revision:    {} {} {} (Helm record in a {})",
         r.revision,
         r.helm_status,
-        if r.updated.is_empty() {
-            String::new()
-        } else {
-            format!("at {}", r.updated)
-        },
+        when(&r.updated),
         r.storage
     );
     let _ = writeln!(out, "Mode:        {}, message queue {}", r.mode, r.message_queue);
@@ -91,6 +87,15 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
         ));
     }
     out
+}
+
+/// `deployed at 2026-01-11 12:30:00 UTC` from Helm's RFC 3339 time.
+fn when(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(t) => format!("at {}", t.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        Err(_) if rfc3339.is_empty() => String::new(),
+        Err(_) => format!("at {rfc3339}"),
+    }
 }
 
 /// The component table: values against the live workload.

@@ -1,0 +1,91 @@
+//! `testbed up|down|status|env`: manage the shared local control plane.
+
+use std::process::ExitCode;
+
+use testbed::plane::{self, Layout};
+
+const USAGE: &str = "usage: testbed <up|down|status|env>
+  up      start the local control plane unless a healthy one runs (idempotent);
+          prints `export KUBECTL_MILVUS_TEST_KUBECONFIG=...`
+  down    stop exactly the processes `up` started, remove etcd data
+  status  show ports, pids and API readiness (exit 1 when not ready)
+  env     print the export line for a running plane (exit 1 when none)
+environment: TESTBED_STATE_DIR (default /tmp/kubectl-milvus-testbed), TESTBED_CACHE,
+             TESTBED_K8S_VERSION, TESTBED_K8S_BIN_DIR, TESTBED_ETCD";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cmd = std::env::args().nth(1).unwrap_or_default();
+    let layout = Layout::from_env();
+    match run(&cmd, &layout).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("testbed {cmd}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export_line(layout: &Layout) -> String {
+    format!(
+        "export {}={}",
+        testbed::KUBECONFIG_ENV,
+        layout.admin_kubeconfig().display()
+    )
+}
+
+async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
+    match cmd {
+        "up" => {
+            let p = plane::ensure_up(layout).await?;
+            if p.started_now {
+                eprintln!(
+                    "testbed: started control plane in {:.1}s (API https://127.0.0.1:{}, state {})",
+                    p.state.startup_millis as f64 / 1000.0,
+                    p.state.apiserver_port,
+                    layout.state_dir.display()
+                );
+            } else {
+                eprintln!("testbed: control plane already running (API https://127.0.0.1:{})", p.state.apiserver_port);
+            }
+            println!("{}", export_line(layout));
+            Ok(ExitCode::SUCCESS)
+        }
+        "down" => {
+            plane::down(layout)?;
+            eprintln!("testbed: control plane stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        "status" => match plane::status(layout).await? {
+            None => {
+                println!("not running (no state in {})", layout.state_dir.display());
+                Ok(ExitCode::FAILURE)
+            }
+            Some((state, procs, ready)) => {
+                println!("state dir:   {}", layout.state_dir.display());
+                println!("api server:  {} (ready: {ready})", state.server_url());
+                println!("etcd:        http://127.0.0.1:{}", state.etcd_port);
+                println!("startup:     {} ms", state.startup_millis);
+                for (c, pid, alive) in procs {
+                    println!("{c:<24} pid {pid:<8} {}", if alive { "running" } else { "DEAD" });
+                }
+                println!("admin:       {}", layout.admin_kubeconfig().display());
+                println!("restricted:  {}", layout.restricted_kubeconfig().display());
+                Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+        },
+        "env" => {
+            if plane::read_state(layout)?.is_some() {
+                println!("{}", export_line(layout));
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("testbed: no plane running; run `testbed up`");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Start, reuse and stop a local control plane: etcd + kube-apiserver +
+//! kube-controller-manager on loopback ports.
+//!
+//! Everything lives in a state dir (`$TESTBED_STATE_DIR`, default
+//! `/tmp/kubectl-milvus-testbed`). Many processes (test binaries, nextest
+//! workers, the `testbed` CLI) share one plane; an exclusive `flock` on
+//! `<state>/lock` makes "check health, else start" atomic across them.
+//! The plane is deliberately left running when a test process exits; `testbed
+//! down` (or CI) stops exactly the pids recorded in `<state>/pids/`.
+
+use std::fs::{File, OpenOptions};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::kubeconfig::{self, Credentials};
+use crate::pki::Pki;
+
+/// Kubernetes version built by `scripts/provision.sh`.
+pub const DEFAULT_K8S_VERSION: &str = "v1.20.2";
+/// Node-independent service range; big enough for many seeded releases.
+const SERVICE_CIDR: &str = "10.96.0.0/16";
+const SA_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The three components, in start order.
+const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
+
+/// Where binaries come from and where state goes.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub state_dir: PathBuf,
+    pub k8s_bin_dir: PathBuf,
+    pub etcd_bin: PathBuf,
+}
+
+impl Layout {
+    /// From the environment: `TESTBED_STATE_DIR`, `TESTBED_CACHE`,
+    /// `TESTBED_K8S_VERSION`, `TESTBED_K8S_BIN_DIR`, `TESTBED_ETCD`.
+    pub fn from_env() -> Layout {
+        let state_dir = std::env::var_os("TESTBED_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp/kubectl-milvus-testbed"));
+        let version =
+            std::env::var("TESTBED_K8S_VERSION").unwrap_or_else(|_| DEFAULT_K8S_VERSION.into());
+        let k8s_bin_dir = std::env::var_os("TESTBED_K8S_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cache_dir().join(version).join("bin"));
+        let etcd_bin = std::env::var_os("TESTBED_ETCD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"));
+        Layout {
+            state_dir,
+            k8s_bin_dir,
+            etcd_bin,
+        }
+    }
+
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("admin.kubeconfig")
+    }
+    pub fn restricted_kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("restricted.kubeconfig")
+    }
+    fn state_file(&self) -> PathBuf {
+        self.state_dir.join("state.json")
+    }
+    fn pid_file(&self, component: &str) -> PathBuf {
+        self.state_dir.join("pids").join(format!("{component}.pid"))
+    }
+    fn log_file(&self, component: &str) -> PathBuf {
+        self.state_dir.join("logs").join(format!("{component}.log"))
+    }
+    fn binary(&self, component: &str) -> PathBuf {
+        if component == "etcd" {
+            self.etcd_bin.clone()
+        } else {
+            self.k8s_bin_dir.join(component)
+        }
+    }
+    /// etcd data goes to tmpfs when there is one: etcd fsyncs every write and
+    /// a disk-backed WAL makes every API write slow.
+    fn etcd_data_dir(&self) -> PathBuf {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            let tag = fnv(self.state_dir.to_string_lossy().as_bytes());
+            shm.join(format!("kubectl-milvus-testbed-{tag:016x}"))
+        } else {
+            self.state_dir.join("etcd-data")
+        }
+    }
+}
+
+/// `$TESTBED_CACHE` or `/var/cache/kubectl-milvus-testbed` (see provision.sh).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("TESTBED_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kubectl-milvus-testbed"))
+}
+
+/// What a running plane looks like; persisted as `<state>/state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaneState {
+    pub etcd_port: u16,
+    pub etcd_peer_port: u16,
+    pub apiserver_port: u16,
+    pub controller_manager_port: u16,
+    pub pids: Vec<(String, u32)>,
+    /// Unix seconds when the plane was started.
+    pub started_at: i64,
+    /// Wall time of the start, from spawning etcd to a ready API server and
+    /// a listening controller-manager.
+    pub startup_millis: u64,
+    pub etcd_data_dir: PathBuf,
+}
+
+impl PlaneState {
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.apiserver_port)
+    }
+}
+
+/// Result of [`ensure_up`].
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub layout: Layout,
+    pub state: PlaneState,
+    /// True when this call started the plane (false: reused a healthy one).
+    pub started_now: bool,
+}
+
+/// Exclusive cross-process lock on `<state>/lock`, released on drop.
+struct StateLock(File);
+
+impl StateLock {
+    fn acquire(layout: &Layout) -> Result<StateLock> {
+        std::fs::create_dir_all(&layout.state_dir)
+            .with_context(|| format!("create state dir {}", layout.state_dir.display()))?;
+        let path = layout.state_dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        f.lock().with_context(|| format!("flock {}", path.display()))?;
+        Ok(StateLock(f))
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Start the plane unless a healthy one is already running (idempotent).
+pub async fn ensure_up(layout: &Layout) -> Result<Plane> {
+    let lock_layout = layout.clone();
+    let _lock = tokio::task::spawn_blocking(move || StateLock::acquire(&lock_layout))
+        .await
+        .context("lock task")??;
+    if let Some(state) = read_state(layout)?
+        && all_alive(layout, &state) && apiserver_ready(layout, Duration::from_secs(3)).await {
+            return Ok(Plane {
+                layout: layout.clone(),
+                state,
+                started_now: false,
+            });
+        }
+    // Stale or partial plane (crash, reboot, half-finished start): clear it.
+    stop_locked(layout)?;
+    let state = start_locked(layout).await?;
+    Ok(Plane {
+        layout: layout.clone(),
+        state,
+        started_now: true,
+    })
+}
+
+/// Stop the plane: SIGTERM (then SIGKILL) exactly the recorded pids, remove
+/// etcd data. Keeps the lock file. No-op when nothing runs.
+pub fn down(layout: &Layout) -> Result<()> {
+    let _lock = StateLock::acquire(layout)?;
+    stop_locked(layout)
+}
+
+/// Health summary for `testbed status`.
+pub async fn status(layout: &Layout) -> Result<Option<(PlaneState, Vec<(String, u32, bool)>, bool)>> {
+    let Some(state) = read_state(layout)? else {
+        return Ok(None);
+    };
+    let procs = state
+        .pids
+        .iter()
+        .map(|(c, p)| (c.clone(), *p, pid_is(layout, c, *p)))
+        .collect();
+    let ready = apiserver_ready(layout, Duration::from_secs(3)).await;
+    Ok(Some((state, procs, ready)))
+}
+
+pub fn read_state(layout: &Layout) -> Result<Option<PlaneState>> {
+    let path = layout.state_file();
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    }
+}
+
+fn all_alive(layout: &Layout, state: &PlaneState) -> bool {
+    state.pids.len() == COMPONENTS.len() && state.pids.iter().all(|(c, p)| pid_is(layout, c, *p))
+}
+
+/// Is `pid` alive, not a zombie, and running our binary for `component`?
+/// (Guards against signalling a recycled pid.)
+fn pid_is(layout: &Layout, component: &str, pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Field 3 (after the parenthesised comm) is the state; Z = zombie.
+    if let Some(rest) = stat.rsplit(')').next()
+        && rest.trim_start().starts_with('Z') {
+            return false;
+        }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    argv0 == layout.binary(component).as_os_str().as_encoded_bytes()
+        && String::from_utf8_lossy(&cmdline).contains(&marker(layout, component))
+}
+
+/// A string that only our instance of `component` has on its command line.
+fn marker(layout: &Layout, component: &str) -> String {
+    if component == "etcd" {
+        etcd_token(layout)
+    } else {
+        layout.state_dir.to_string_lossy().into_owned()
+    }
+}
+
+fn etcd_token(layout: &Layout) -> String {
+    format!(
+        "kubectl-milvus-testbed-{:016x}",
+        fnv(layout.state_dir.to_string_lossy().as_bytes())
+    )
+}
+
+fn stop_locked(layout: &Layout) -> Result<()> {
+    let mut pids: Vec<(String, u32)> = Vec::new();
+    // Pid files are the source of truth (state.json is written only after a
+    // complete start, pid files as each process is spawned).
+    for c in COMPONENTS.iter().rev() {
+        if let Ok(text) = std::fs::read_to_string(layout.pid_file(c))
+            && let Ok(pid) = text.trim().parse::<u32>() {
+                pids.push((c.to_string(), pid));
+            }
+    }
+    for (c, pid) in &pids {
+        if pid_is(layout, c, *pid) {
+            // SAFETY: plain syscall on a pid we verified belongs to our process.
+            unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (c, pid) in &pids {
+        while pid_is(layout, c, *pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if pid_is(layout, c, *pid) {
+            // SAFETY: as above.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(layout.pid_file(c));
+    }
+    let data = read_state(layout)
+        .ok()
+        .flatten()
+        .map(|s| s.etcd_data_dir)
+        .unwrap_or_else(|| layout.etcd_data_dir());
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(layout.state_file());
+    Ok(())
+}
+
+async fn start_locked(layout: &Layout) -> Result<PlaneState> {
+    let t0 = Instant::now();
+    for c in COMPONENTS {
+        let b = layout.binary(c);
+        if !b.is_file() {
+            bail!(
+                "{} not found: run `bash tests/testbed/scripts/provision.sh` first \
+                 (or set KUBECTL_MILVUS_TEST_KUBECONFIG to use an existing cluster)",
+                b.display()
+            );
+        }
+    }
+    let dir = &layout.state_dir;
+    for sub in ["pids", "logs", "pki", "kubeconfigs"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let pki = Pki::generate(&dir.join("pki"))?;
+    let [etcd_port, etcd_peer_port, apiserver_port, cm_port] = free_ports()?;
+    let etcd_data = layout.etcd_data_dir();
+    let _ = std::fs::remove_dir_all(&etcd_data);
+    std::fs::create_dir_all(&etcd_data)?;
+
+    // Kubeconfigs first: the controller-manager needs its own.
+    let server = format!("https://127.0.0.1:{apiserver_port}");
+    let ca = std::fs::read_to_string(&pki.ca_cert)?;
+    for (file, cert) in [
+        (layout.admin_kubeconfig(), &pki.admin),
+        (dir.join("controller-manager.kubeconfig"), &pki.controller_manager),
+        (layout.restricted_kubeconfig(), &pki.restricted),
+    ] {
+        let cert_pem = std::fs::read_to_string(&cert.cert)?;
+        let key_pem = std::fs::read_to_string(&cert.key)?;
+        kubeconfig::write(
+            &file,
+            &server,
+            Some(&ca),
+            Credentials::Cert {
+                cert_pem: &cert_pem,
+                key_pem: &key_pem,
+            },
+            None,
+        )?;
+    }
+
+    let mut pids = Vec::new();
+    let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+    let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+    let etcd_args = vec![
+        "--name=testbed".to_string(),
+        format!("--data-dir={}", etcd_data.display()),
+        format!("--listen-client-urls={etcd_url}"),
+        format!("--advertise-client-urls={etcd_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=testbed={peer_url}"),
+        "--initial-cluster-state=new".into(),
+        "--log-level=warn".into(),
+        // Marker so `pid_is` can tell our etcd from any other.
+        format!("--initial-cluster-token={}", etcd_token(layout)),
+    ];
+    pids.push(("etcd".to_string(), spawn(layout, "etcd", &etcd_args)?));
+    wait_until(Duration::from_secs(15), "etcd /health", || {
+        http_get_ok(etcd_port, "/health")
+    })
+    .await
+    .with_context(|| log_tail(layout, "etcd"))?;
+
+    let p = |x: &Path| x.display().to_string();
+    let api_args = vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={apiserver_port}"),
+        "--insecure-port=0".into(),
+        format!("--cert-dir={}", p(&dir.join("pki"))),
+        format!("--tls-cert-file={}", p(&pki.serving_cert)),
+        format!("--tls-private-key-file={}", p(&pki.serving_key)),
+        format!("--client-ca-file={}", p(&pki.ca_cert)),
+        format!("--service-account-key-file={}", p(&pki.sa_pub)),
+        format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
+        format!("--service-account-issuer={SA_ISSUER}"),
+        "--authorization-mode=Node,RBAC".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--allow-privileged=true".into(),
+        // No kubelet/PV controller runs; the pvc-protection finalizer would
+        // then block namespace deletion forever.
+        "--disable-admission-plugins=StorageObjectInUseProtection".into(),
+        // The `kubernetes` Service endpoint would be 127.0.0.1, which
+        // Endpoints validation rejects (loopback); skip that reconciler.
+        "--endpoint-reconciler-type=none".into(),
+        // Lets the controller-manager find a request-header CA instead of
+        // logging a lookup error every second.
+        format!("--requestheader-client-ca-file={}", p(&pki.ca_cert)),
+        "--requestheader-allowed-names=front-proxy-client".into(),
+        "--profiling=false".into(),
+        "--v=0".into(),
+    ];
+    pids.push((
+        "kube-apiserver".to_string(),
+        spawn(layout, "kube-apiserver", &api_args)?,
+    ));
+    let ready_deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if apiserver_ready(layout, Duration::from_secs(2)).await {
+            break;
+        }
+        if Instant::now() > ready_deadline || !pid_is(layout, "kube-apiserver", pids[1].1) {
+            bail!(
+                "kube-apiserver did not become ready\n{}",
+                log_tail(layout, "kube-apiserver")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let cm_kubeconfig = p(&dir.join("controller-manager.kubeconfig"));
+    let controllers = [
+        "replicaset",
+        "deployment",
+        "statefulset",
+        "job",
+        "cronjob",
+        "garbagecollector",
+        "serviceaccount",
+        "serviceaccount-token",
+        "namespace",
+        "horizontalpodautoscaling",
+        "nodelifecycle",
+        "podgc",
+        "endpoint",
+        "endpointslice",
+        "disruption",
+        "clusterrole-aggregation",
+        "root-ca-cert-publisher",
+        "ttl",
+    ];
+    let cm_args = vec![
+        format!("--kubeconfig={cm_kubeconfig}"),
+        format!("--authentication-kubeconfig={cm_kubeconfig}"),
+        format!("--authorization-kubeconfig={cm_kubeconfig}"),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={cm_port}"),
+        "--port=0".into(),
+        format!("--cert-dir={}", p(&dir.join("pki"))),
+        "--leader-elect=false".into(),
+        format!("--service-account-private-key-file={}", p(&pki.sa_key)),
+        format!("--root-ca-file={}", p(&pki.ca_cert)),
+        "--use-service-account-credentials=true".into(),
+        format!("--controllers={}", controllers.join(",")),
+        // Tests create many objects at once; the default 20 qps throttles.
+        "--kube-api-qps=200".into(),
+        "--kube-api-burst=400".into(),
+        "--node-monitor-period=5s".into(),
+        "--horizontal-pod-autoscaler-sync-period=5s".into(),
+        "--profiling=false".into(),
+        "--v=0".into(),
+    ];
+    pids.push((
+        "kube-controller-manager".to_string(),
+        spawn(layout, "kube-controller-manager", &cm_args)?,
+    ));
+    let cm_pid = pids[2].1;
+    wait_until(Duration::from_secs(30), "kube-controller-manager port", || {
+        pid_is(layout, "kube-controller-manager", cm_pid)
+            && TcpStream::connect(("127.0.0.1", cm_port)).is_ok()
+    })
+    .await
+    .with_context(|| log_tail(layout, "kube-controller-manager"))?;
+
+    let state = PlaneState {
+        etcd_port,
+        etcd_peer_port,
+        apiserver_port,
+        controller_manager_port: cm_port,
+        pids,
+        started_at: jiff::Timestamp::now().as_second(),
+        startup_millis: t0.elapsed().as_millis() as u64,
+        etcd_data_dir: etcd_data,
+    };
+    std::fs::write(layout.state_file(), serde_json::to_vec_pretty(&state)?)?;
+    Ok(state)
+}
+
+/// Spawn a component detached from our process group (so Ctrl-C on a test
+/// run does not take the shared plane down) with output to its log file and
+/// no inherited pipes (nextest would otherwise report a leak and wait).
+fn spawn(layout: &Layout, component: &str, args: &[String]) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = File::create(layout.log_file(component))?;
+    let child = Command::new(layout.binary(component))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("spawn {}", layout.binary(component).display()))?;
+    let pid = child.id();
+    std::fs::write(layout.pid_file(component), pid.to_string())?;
+    // Not waited for on purpose: the plane outlives this process.
+    drop(child);
+    Ok(pid)
+}
+
+/// `/readyz` through the admin kubeconfig.
+pub async fn apiserver_ready(layout: &Layout, timeout: Duration) -> bool {
+    let check = async {
+        let client = kubeconfig::client_for(&layout.admin_kubeconfig()).await.ok()?;
+        let req = http::Request::get("/readyz").body(Vec::new()).ok()?;
+        let text = client.request_text(req).await.ok()?;
+        Some(text.trim() == "ok")
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+fn free_ports() -> Result<[u16; 4]> {
+    // Hold all listeners until every port is picked so we never get the same
+    // port twice; the tiny race with other processes after release is fine.
+    let ls: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .context("pick free loopback ports")?;
+    let mut out = [0u16; 4];
+    for (i, l) in ls.iter().enumerate() {
+        out[i] = l.local_addr()?.port();
+    }
+    Ok(out)
+}
+
+fn http_get_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+}
+
+async fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+fn log_tail(layout: &Layout, component: &str) -> String {
+    let text = std::fs::read_to_string(layout.log_file(component)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(30);
+    format!(
+        "last lines of {}:\n{}",
+        layout.log_file(component).display(),
+        lines[start..].join("\n")
+    )
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
