@@ -88,7 +88,9 @@ fn default_release_shows_components_dependencies_and_every_pod_like_kubectl() {
 
 #[test]
 fn every_topology_gives_the_right_rows() {
-    let cases: &[(Scenario, &str, &[(&str, &str, &str)])] = &[
+    /// (values key, workload, desired replicas) rows expected of a topology.
+    type Rows = &'static [(&'static str, &'static str, &'static str)];
+    let cases: &[(Scenario, &str, Rows)] = &[
         (
             Scenario::QueryNode3DataNode2,
             "my-release",

@@ -210,7 +210,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
 
 /// What one watch event told us.
 enum Seen {
-    Deployment(Option<Deployment>),
+    Deployment(Option<Box<Deployment>>),
     /// A pod event; true once the initial listing is complete.
     Pods(bool),
 }
@@ -521,8 +521,11 @@ async fn wait_step(
     .default_backoff()
     .applied_objects();
     let mut latest: Option<Deployment> = Some(dep);
-    let mut events =
-        futures::stream::select(dep_events.map(|d| Seen::Deployment(d.ok())), pod_events).boxed();
+    let mut events = futures::stream::select(
+        dep_events.map(|d| Seen::Deployment(d.ok().map(Box::new))),
+        pod_events,
+    )
+    .boxed();
     let mut pods_synced = false;
 
     let wait = async {
@@ -546,7 +549,7 @@ async fn wait_step(
                 }
             }
             match events.next().await {
-                Some(Seen::Deployment(Some(d))) => latest = Some(d),
+                Some(Seen::Deployment(Some(d))) => latest = Some(*d),
                 Some(Seen::Deployment(None)) => {}
                 Some(Seen::Pods(init_done)) => pods_synced |= init_done,
                 None => return,

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
 use crate::TestBed;
@@ -129,15 +129,18 @@ impl TestBed {
         let ready = async {
             while let Some(ev) = stream.next().await {
                 if let Ok(Event::Apply(sa) | Event::InitApply(sa)) = ev
-                    && (!need_token_secret || sa.secrets.as_ref().is_some_and(|s| !s.is_empty())) {
-                        return true;
-                    }
+                    && (!need_token_secret || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()))
+                {
+                    return true;
+                }
             }
             false
         };
         match tokio::time::timeout(Duration::from_secs(30), ready).await {
             Ok(true) => Ok(tn),
-            _ => anyhow::bail!("ServiceAccount default in {name} not ready after 30s (is the controller-manager running?)"),
+            _ => anyhow::bail!(
+                "ServiceAccount default in {name} not ready after 30s (is the controller-manager running?)"
+            ),
         }
     }
 }

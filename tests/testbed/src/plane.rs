@@ -44,8 +44,7 @@ impl Layout {
         let state_dir = std::env::var_os("TESTBED_STATE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/tmp/kubectl-milvus-testbed"));
-        let version =
-            std::env::var("TESTBED_K8S_VERSION").unwrap_or_else(|_| DEFAULT_K8S_VERSION.into());
+        let version = std::env::var("TESTBED_K8S_VERSION").unwrap_or_else(|_| DEFAULT_K8S_VERSION.into());
         let k8s_bin_dir = std::env::var_os("TESTBED_K8S_BIN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| cache_dir().join(version).join("bin"));
@@ -164,13 +163,15 @@ pub async fn ensure_up(layout: &Layout) -> Result<Plane> {
         .await
         .context("lock task")??;
     if let Some(state) = read_state(layout)?
-        && all_alive(layout, &state) && apiserver_ready(layout, Duration::from_secs(3)).await {
-            return Ok(Plane {
-                layout: layout.clone(),
-                state,
-                started_now: false,
-            });
-        }
+        && all_alive(layout, &state)
+        && apiserver_ready(layout, Duration::from_secs(3)).await
+    {
+        return Ok(Plane {
+            layout: layout.clone(),
+            state,
+            started_now: false,
+        });
+    }
     // Stale or partial plane (crash, reboot, half-finished start): clear it.
     stop_locked(layout)?;
     let state = start_locked(layout).await?;
@@ -223,9 +224,10 @@ fn pid_is(layout: &Layout, component: &str, pid: u32) -> bool {
     };
     // Field 3 (after the parenthesised comm) is the state; Z = zombie.
     if let Some(rest) = stat.rsplit(')').next()
-        && rest.trim_start().starts_with('Z') {
-            return false;
-        }
+        && rest.trim_start().starts_with('Z')
+    {
+        return false;
+    }
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -256,9 +258,10 @@ fn stop_locked(layout: &Layout) -> Result<()> {
     // complete start, pid files as each process is spawned).
     for c in COMPONENTS.iter().rev() {
         if let Ok(text) = std::fs::read_to_string(layout.pid_file(c))
-            && let Ok(pid) = text.trim().parse::<u32>() {
-                pids.push((c.to_string(), pid));
-            }
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            pids.push((c.to_string(), pid));
+        }
     }
     for (c, pid) in &pids {
         if pid_is(layout, c, *pid) {
@@ -522,8 +525,7 @@ fn http_get_ok(port: u16, path: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .is_err()
     {
         return false;

@@ -359,8 +359,15 @@ async fn forward(
         // Hop-by-hop and identity headers are the upstream client's business.
         if matches!(
             k.as_str(),
-            "host" | "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade"
-                | "proxy-connection" | "authorization" | "content-length"
+            "host"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "te"
+                | "upgrade"
+                | "proxy-connection"
+                | "authorization"
+                | "content-length"
         ) {
             continue;
         }
@@ -411,20 +418,22 @@ async fn forward(
             Err(frame) => Ok(frame),
         }
     });
-    let stream: futures::stream::BoxStream<'static, Result<Frame<Bytes>, BoxError>> =
-        if cut_after.is_some() {
-            // After the budget is spent, fail even if upstream ended cleanly,
-            // so the client always sees a truncated response.
-            stream
-                .chain(futures::stream::once(async {
-                    // Pause first so hyper flushes the headers and the partial
-                    // body: the client must see a response start, then a cut.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    Err::<Frame<Bytes>, BoxError>("fault proxy: connection cut mid-stream".into())
-                }))
-                .boxed()
-        } else {
-            stream.boxed()
-        };
-    Ok(Response::from_parts(parts, BodyExt::boxed_unsync(StreamBody::new(stream))))
+    let stream: futures::stream::BoxStream<'static, Result<Frame<Bytes>, BoxError>> = if cut_after.is_some() {
+        // After the budget is spent, fail even if upstream ended cleanly,
+        // so the client always sees a truncated response.
+        stream
+            .chain(futures::stream::once(async {
+                // Pause first so hyper flushes the headers and the partial
+                // body: the client must see a response start, then a cut.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err::<Frame<Bytes>, BoxError>("fault proxy: connection cut mid-stream".into())
+            }))
+            .boxed()
+    } else {
+        stream.boxed()
+    };
+    Ok(Response::from_parts(
+        parts,
+        BodyExt::boxed_unsync(StreamBody::new(stream)),
+    ))
 }

@@ -36,15 +36,23 @@ impl TestBed {
             rules: Some(rules.clone()),
             ..role
         };
-        create_or_keep(Api::<Role>::namespaced(client.clone(), ns).create(&pp, &role).await)
-            .context("create Role")?;
+        create_or_keep(
+            Api::<Role>::namespaced(client.clone(), ns)
+                .create(&pp, &role)
+                .await,
+        )
+        .context("create Role")?;
         let rb: RoleBinding = serde_json::from_value(json!({
             "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
         }))?;
-        create_or_keep(Api::<RoleBinding>::namespaced(client.clone(), ns).create(&pp, &rb).await)
-            .context("create RoleBinding")?;
+        create_or_keep(
+            Api::<RoleBinding>::namespaced(client.clone(), ns)
+                .create(&pp, &rb)
+                .await,
+        )
+        .context("create RoleBinding")?;
 
         let token = if self.server_minor() < 24 {
             token_from_secret(&client, ns, name).await?
@@ -92,7 +100,9 @@ async fn token_from_secret(client: &kube::Client, ns: &str, sa: &str) -> Result<
             let secrets = secrets.clone();
             async move {
                 let list = secrets
-                    .list(&kube::api::ListParams::default().fields("type=kubernetes.io/service-account-token"))
+                    .list(
+                        &kube::api::ListParams::default().fields("type=kubernetes.io/service-account-token"),
+                    )
                     .await
                     .ok()?;
                 list.items.into_iter().find_map(|s| {

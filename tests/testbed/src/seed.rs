@@ -20,8 +20,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery, Scope};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde_json::{Map, Value, json};
 
 use crate::TestBed;
@@ -271,12 +271,37 @@ pub fn test_chart_dir() -> PathBuf {
 /// Helm's `InstallOrder` (pkg/release/util/kind_sorter.go), for the kinds
 /// that matter here: ServiceAccounts before the pods that use them, etc.
 const INSTALL_ORDER: &[&str] = &[
-    "PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange",
-    "PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap",
-    "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition",
-    "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Pod",
-    "ReplicationController", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler",
-    "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
 ];
 
 fn kind_rank(kind: &str) -> usize {
@@ -314,15 +339,17 @@ pub fn parse_manifest(text: &str) -> Result<Vec<Value>> {
     // Split ourselves: documents are independent and some are comment-only.
     for doc in text.split("\n---") {
         let doc = doc.strip_prefix("---").unwrap_or(doc);
-        if doc.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if doc
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             continue;
         }
         // Some chart configs repeat a key (Pulsar's `httpNumThreads`); Go's
         // YAML decoder as used by Helm/kubectl keeps the last one.
         let mut opts = serde_saphyr::Options::default();
         opts.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
-        let v: Value = serde_saphyr::from_str_with_options(doc, opts)
-            .context("parse manifest document")?;
+        let v: Value = serde_saphyr::from_str_with_options(doc, opts).context("parse manifest document")?;
         if v.is_object() {
             objs.push(v);
         }
@@ -360,8 +387,8 @@ pub async fn seed_release(
 ) -> Result<SeededRelease> {
     let client = bed.client().await?;
     let fixture = fixtures_dir().join("rendered").join(scenario.fixture());
-    let raw = std::fs::read_to_string(&fixture)
-        .with_context(|| format!("read fixture {}", fixture.display()))?;
+    let raw =
+        std::fs::read_to_string(&fixture).with_context(|| format!("read fixture {}", fixture.display()))?;
     let release = opts
         .release
         .clone()
@@ -389,7 +416,15 @@ pub async fn seed_release(
     };
 
     let discovery = Discovery::new(client.clone())
-        .filter(&["", "apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io"])
+        .filter(&[
+            "",
+            "apps",
+            "batch",
+            "autoscaling",
+            "policy",
+            "rbac.authorization.k8s.io",
+            "networking.k8s.io",
+        ])
         .run()
         .await
         .context("API discovery")?;
@@ -407,8 +442,7 @@ pub async fn seed_release(
         let mut resolved = discovery.resolve_gvk(&GroupVersionKind::gvk(&group, &version, &kind));
         if resolved.is_none() && kind == "HorizontalPodAutoscaler" {
             // autoscaling/v2 is GA only from 1.23; v2beta2 has the same fields.
-            resolved = discovery
-                .resolve_gvk(&GroupVersionKind::gvk("autoscaling", "v2beta2", &kind));
+            resolved = discovery.resolve_gvk(&GroupVersionKind::gvk("autoscaling", "v2beta2", &kind));
             if resolved.is_some() {
                 obj["apiVersion"] = json!("autoscaling/v2beta2");
             }
@@ -419,7 +453,9 @@ pub async fn seed_release(
             ));
             continue;
         };
-        let meta = obj["metadata"].as_object_mut().context("object without metadata")?;
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .context("object without metadata")?;
         if caps.scope == Scope::Namespaced {
             meta.insert("namespace".into(), json!(ns));
         }
@@ -536,9 +572,23 @@ async fn write_records(
         let (status, description) = if rev == n && opts.last_pending_upgrade {
             ("pending-upgrade", "Preparing upgrade")
         } else if rev == n || (opts.last_pending_upgrade && rev == n - 1) {
-            ("deployed", if rev == 1 { "Install complete" } else { "Upgrade complete" })
+            (
+                "deployed",
+                if rev == 1 {
+                    "Install complete"
+                } else {
+                    "Upgrade complete"
+                },
+            )
         } else {
-            ("superseded", if rev == 1 { "Install complete" } else { "Upgrade complete" })
+            (
+                "superseded",
+                if rev == 1 {
+                    "Install complete"
+                } else {
+                    "Upgrade complete"
+                },
+            )
         };
         let mut r = base.clone();
         let obj = r.as_object_mut().context("release JSON is not an object")?;
@@ -672,12 +722,18 @@ pub async fn wait_release_ready_timeout(ns: &str, timeout: Duration) -> Result<(
         S(Box<StatefulSet>),
         J(Box<Job>),
     }
-    let d = watcher::watcher(Api::<Deployment>::namespaced(client.clone(), ns), Default::default())
-        .default_backoff()
-        .map(|e| e.map(|e| map_event(e, |o| Obj::D(Box::new(o)))));
-    let s = watcher::watcher(Api::<StatefulSet>::namespaced(client.clone(), ns), Default::default())
-        .default_backoff()
-        .map(|e| e.map(|e| map_event(e, |o| Obj::S(Box::new(o)))));
+    let d = watcher::watcher(
+        Api::<Deployment>::namespaced(client.clone(), ns),
+        Default::default(),
+    )
+    .default_backoff()
+    .map(|e| e.map(|e| map_event(e, |o| Obj::D(Box::new(o)))));
+    let s = watcher::watcher(
+        Api::<StatefulSet>::namespaced(client.clone(), ns),
+        Default::default(),
+    )
+    .default_backoff()
+    .map(|e| e.map(|e| map_event(e, |o| Obj::S(Box::new(o)))));
     let j = watcher::watcher(Api::<Job>::namespaced(client.clone(), ns), Default::default())
         .default_backoff()
         .map(|e| e.map(|e| map_event(e, |o| Obj::J(Box::new(o)))));
@@ -731,7 +787,10 @@ pub async fn wait_release_ready_timeout(ns: &str, timeout: Duration) -> Result<(
                 let name = j.metadata.name.clone().unwrap_or_default();
                 let want = j.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
                 let done = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
-                (format!("Job/{name}"), (done < want).then(|| format!("{done}/{want} succeeded")))
+                (
+                    format!("Job/{name}"),
+                    (done < want).then(|| format!("{done}/{want} succeeded")),
+                )
             }
         }
     }
@@ -740,7 +799,10 @@ pub async fn wait_release_ready_timeout(ns: &str, timeout: Duration) -> Result<(
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|why| format!("{k}: {why}")))
             .collect();
-        bail!("workloads in {ns} not ready after {timeout:?}: {}", pending.join(", "));
+        bail!(
+            "workloads in {ns} not ready after {timeout:?}: {}",
+            pending.join(", ")
+        );
     }
     Ok(())
 }

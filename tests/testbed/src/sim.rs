@@ -23,8 +23,8 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -186,8 +186,7 @@ impl Simulator {
 
 /// `sim-<host>-<pid>-<4 hex>`: unique per process even if a pid is reused.
 fn simulator_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_else(|_| "host".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
     let mut host: String = host
         .trim()
         .to_lowercase()
@@ -239,10 +238,20 @@ fn node_conditions() -> Value {
                "lastHeartbeatTime": t, "lastTransitionTime": t})
     };
     json!([
-        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "simulated"),
+        cond(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "simulated"
+        ),
         cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "simulated"),
         cond("PIDPressure", "False", "KubeletHasSufficientPID", "simulated"),
-        cond("Ready", "True", "KubeletReady", "simulated kubelet (kubectl-milvus testbed)"),
+        cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "simulated kubelet (kubectl-milvus testbed)"
+        ),
     ])
 }
 
@@ -335,10 +344,11 @@ async fn heartbeat_loop(ctx: Arc<Ctx>) {
             )
             .await;
         if let Err(kube::Error::Api(e)) = &r
-            && e.code == 404 {
-                // Someone deleted our node (e.g. a GC racing a pause): recreate.
-                let _ = register_node(&ctx).await;
-            }
+            && e.code == 404
+        {
+            // Someone deleted our node (e.g. a GC racing a pause): recreate.
+            let _ = register_node(&ctx).await;
+        }
         let _ = renew_lease(&ctx).await;
     }
 }
@@ -429,7 +439,9 @@ async fn namespace_task(ctx: Arc<Ctx>, ns: String) {
                 });
             }
             Event::Apply(pod) | Event::InitApply(pod) => {
-                let Some(uid) = pod.metadata.uid.clone() else { continue };
+                let Some(uid) = pod.metadata.uid.clone() else {
+                    continue;
+                };
                 seen_in_init.push(uid.clone());
                 let pod = Arc::new(pod);
                 match drivers.get(&uid) {
@@ -570,7 +582,9 @@ async fn drive_pod(
     mut pod_rx: watch::Receiver<Option<Arc<Pod>>>,
     mut rules_rx: watch::Receiver<Rules>,
 ) {
-    let Some(first) = pod_rx.borrow_and_update().clone() else { return };
+    let Some(first) = pod_rx.borrow_and_update().clone() else {
+        return;
+    };
     let name = first.metadata.name.clone().unwrap_or_default();
     let uid = first.metadata.uid.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -619,11 +633,8 @@ async fn drive_pod(
                 // Bound meanwhile (by us or someone else): re-read and decide.
                 match pods.get_opt(&name).await {
                     Ok(Some(p)) if p.metadata.uid.as_deref() == Some(&uid) => {
-                        let bound_to_us = p
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.node_name.as_deref())
-                            == Some(ctx.node.as_str());
+                        let bound_to_us =
+                            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(ctx.node.as_str());
                         if bound_to_us {
                             break;
                         }
@@ -656,9 +667,7 @@ async fn drive_pod(
         } else {
             match &eff.outcome {
                 Some(Fault::NeverReady) => (Stage::Running { ready: false }, None),
-                Some(Fault::CrashLoop { restarts }) => {
-                    (Stage::CrashLoop { restarts: *restarts }, None)
-                }
+                Some(Fault::CrashLoop { restarts }) => (Stage::CrashLoop { restarts: *restarts }, None),
                 _ if is_job_pod(&pod) => {
                     let done_at = creating + ctx.config.job_run;
                     if elapsed < done_at {
@@ -675,7 +684,11 @@ async fn drive_pod(
         if applied != Some(Stage::Completed) && applied != Some(want) {
             let status = pod_status(&pod, want, &pod_ip, &start_time);
             match pods
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": status})),
+                )
                 .await
             {
                 Ok(_) => applied = Some(want),
@@ -810,7 +823,9 @@ async fn terminate(
     name: &str,
     uid: &str,
 ) {
-    let Some(pod) = pod_rx.borrow().clone() else { return };
+    let Some(pod) = pod_rx.borrow().clone() else {
+        return;
+    };
     let eff = effective(rules, &pod);
     let mut grace = eff.grace.unwrap_or(ctx.config.terminating_grace);
     if let Some(secs) = pod.metadata.deletion_grace_period_seconds {

@@ -33,7 +33,8 @@ async fn proxy_modes_and_counters() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen = proxy.requests();
     assert!(
-        seen.iter().any(|s| s.method == "GET" && s.path.starts_with(&format!("/api/v1/namespaces/{ns}/pods"))),
+        seen.iter()
+            .any(|s| s.method == "GET" && s.path.starts_with(&format!("/api/v1/namespaces/{ns}/pods"))),
         "{seen:?}"
     );
     assert!(proxy.response_bytes() > 0);
@@ -73,7 +74,12 @@ async fn proxy_modes_and_counters() {
         other => panic!("expected 429, got {other:?}"),
     }
     proxy.set_mode(Mode::PassThrough);
-    proxy.push_rule(Rule { path_contains: Some("/pods".into()), method: None, mode: Mode::Status(503), times: Some(2) });
+    proxy.push_rule(Rule {
+        path_contains: Some("/pods".into()),
+        method: None,
+        mode: Mode::Status(503),
+        times: Some(2),
+    });
     proxy.reset_counters();
     let retrying: Api<Pod> = Api::namespaced(proxy.client().await.unwrap(), &ns);
     retrying.list(&Default::default()).await.unwrap();
@@ -120,9 +126,10 @@ async fn proxy_streams_watches() {
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(ev) = stream.next().await {
             if let Ok(watcher::Event::Apply(cm)) = ev
-                && cm.metadata.name.as_deref() == Some("seen-through-proxy") {
-                    return true;
-                }
+                && cm.metadata.name.as_deref() == Some("seen-through-proxy")
+            {
+                return true;
+            }
         }
         false
     })

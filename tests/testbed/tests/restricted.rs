@@ -30,7 +30,9 @@ async fn service_account_user_gets_403_outside_its_role() {
     // Real kubectl: granted verb works, others are Forbidden.
     let kubectl = testbed::clients::kubectl_bin();
     let mut ok = std::process::Command::new(&kubectl);
-    ok.args(["--kubeconfig"]).arg(&kc).args(["get", "pods", "-n", &ns]);
+    ok.args(["--kubeconfig"])
+        .arg(&kc)
+        .args(["get", "pods", "-n", &ns]);
     run(&mut ok).unwrap();
     let out = std::process::Command::new(&kubectl)
         .arg("--kubeconfig")
@@ -44,8 +46,14 @@ async fn service_account_user_gets_403_outside_its_role() {
 
     // kube client: a real 403 Status.
     let client = client_for(&kc).await.unwrap();
-    Api::<Pod>::namespaced(client.clone(), &ns).list(&Default::default()).await.unwrap();
-    match Api::<Secret>::namespaced(client, &ns).list(&Default::default()).await {
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    match Api::<Secret>::namespaced(client, &ns)
+        .list(&Default::default())
+        .await
+    {
         Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),
         other => panic!("expected 403, got {other:?}"),
     }
@@ -59,7 +67,10 @@ async fn certificate_user_without_bindings_is_forbidden() {
         return;
     };
     let client = client_for(kc).await.unwrap();
-    match Api::<Pod>::namespaced(client, "default").list(&Default::default()).await {
+    match Api::<Pod>::namespaced(client, "default")
+        .list(&Default::default())
+        .await
+    {
         Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
         other => panic!("expected 403, got {other:?}"),
     }

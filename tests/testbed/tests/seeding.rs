@@ -17,7 +17,9 @@ async fn default_release_runs_every_pod() {
     let bed = TestBed::get();
     let ns = bed.namespace("seed-defaults").await.unwrap();
     let t = Instant::now();
-    let rel = seed_release(bed, &ns, Scenario::Defaults, SeedOptions::default()).await.unwrap();
+    let rel = seed_release(bed, &ns, Scenario::Defaults, SeedOptions::default())
+        .await
+        .unwrap();
     wait_release_ready(&ns).await.unwrap();
     eprintln!("defaults seeded and ready in {:?}", t.elapsed());
     assert_eq!(rel.release, "my-release");
@@ -34,8 +36,15 @@ async fn default_release_runs_every_pod() {
     assert_eq!(lines.len(), 25, "{}", lines.join("\n"));
 
     // Helm's live metadata is on the objects.
-    let ann = kubectl(&["get", "deploy", "my-release-milvus-querynode", "-n", &ns, "-o",
-        "jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name} {.metadata.labels.app\\.kubernetes\\.io/managed-by}"]);
+    let ann = kubectl(&[
+        "get",
+        "deploy",
+        "my-release-milvus-querynode",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name} {.metadata.labels.app\\.kubernetes\\.io/managed-by}",
+    ]);
     assert_eq!(ann, "my-release Helm");
 
     // Real helm reads the record.
@@ -44,10 +53,16 @@ async fn default_release_runs_every_pod() {
     assert_eq!(list[0]["name"], "my-release");
     assert_eq!(list[0]["status"], "deployed");
     assert_eq!(list[0]["chart"], "milvus-5.0.19");
-    let all = run(bed.helm().args(["get", "values", "--all", "my-release", "-n", &ns, "-o", "json"])).unwrap();
+    let all = run(bed
+        .helm()
+        .args(["get", "values", "--all", "my-release", "-n", &ns, "-o", "json"]))
+    .unwrap();
     let all: Value = serde_json::from_str(&all).unwrap();
     assert_eq!(all["queryNode"]["replicas"], 1);
-    let user = run(bed.helm().args(["get", "values", "my-release", "-n", &ns, "-o", "json"])).unwrap();
+    let user = run(bed
+        .helm()
+        .args(["get", "values", "my-release", "-n", &ns, "-o", "json"]))
+    .unwrap();
     assert_eq!(user.trim(), "null");
 }
 
@@ -79,8 +94,14 @@ async fn helm_reads_history_and_values_for_both_drivers() {
     let bed = TestBed::get();
     for driver in [Driver::Secret, Driver::ConfigMap] {
         let ns = bed.namespace("seed-driver").await.unwrap();
-        let opts = SeedOptions { driver, revisions: 3, ..Default::default() };
-        let rel = seed_release(bed, &ns, Scenario::QueryNode3DataNode2, opts).await.unwrap();
+        let opts = SeedOptions {
+            driver,
+            revisions: 3,
+            ..Default::default()
+        };
+        let rel = seed_release(bed, &ns, Scenario::QueryNode3DataNode2, opts)
+            .await
+            .unwrap();
         assert_eq!(rel.records.len(), 3);
         let hist = helm_history(&ns, "my-release", driver);
         let statuses: Vec<&str> = hist.iter().map(|h| h["status"].as_str().unwrap()).collect();
@@ -88,13 +109,20 @@ async fn helm_reads_history_and_values_for_both_drivers() {
         assert_eq!(hist[2]["chart"], "milvus-5.0.19");
         assert_eq!(hist[2]["app_version"], "2.6.15");
         let user = helm_values(&ns, "my-release", driver, false);
-        assert_eq!(user, serde_json::json!({"dataNode": {"replicas": 2}, "queryNode": {"replicas": 3}}));
+        assert_eq!(
+            user,
+            serde_json::json!({"dataNode": {"replicas": 2}, "queryNode": {"replicas": 3}})
+        );
         let all = helm_values(&ns, "my-release", driver, true);
         assert_eq!(all["queryNode"]["replicas"], 3);
         assert_eq!(all["proxy"]["replicas"], 1);
         assert_eq!(all["etcd"]["replicaCount"], 3);
         // The other driver sees nothing.
-        let other = if driver == Driver::Secret { Driver::ConfigMap } else { Driver::Secret };
+        let other = if driver == Driver::Secret {
+            Driver::ConfigMap
+        } else {
+            Driver::Secret
+        };
         let mut cmd = bed.helm();
         if other == Driver::ConfigMap {
             cmd.env("HELM_DRIVER", "configmap");
@@ -118,7 +146,10 @@ async fn helm3_shape_and_pending_upgrade() {
     let hist = helm_history(&ns, "my-release", Driver::Secret);
     let statuses: Vec<&str> = hist.iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["deployed", "pending-upgrade"]);
-    let meta = run(bed.helm().args(["get", "metadata", "my-release", "-n", &ns, "-o", "json"])).unwrap();
+    let meta = run(bed
+        .helm()
+        .args(["get", "metadata", "my-release", "-n", &ns, "-o", "json"]))
+    .unwrap();
     let meta: Value = serde_json::from_str(&meta).unwrap();
     assert_eq!(meta["status"], "pending-upgrade");
     // Helm 4 reports a v3-shaped record's apply method as defaulted client-side.
@@ -142,24 +173,72 @@ async fn hpa_legacy_and_named_scenarios() {
     let bed = TestBed::get();
     let ns = bed.namespace("seed-mix").await.unwrap();
     // HPA: autoscaling/v2 in the fixture, v2beta2 on a 1.20 server.
-    let rel = seed_release(bed, &ns, Scenario::QueryNodeHpaReplicasMinus1, SeedOptions::default()).await.unwrap();
+    let rel = seed_release(
+        bed,
+        &ns,
+        Scenario::QueryNodeHpaReplicasMinus1,
+        SeedOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(rel.hpas, ["my-release-milvus-querynode-hpa"]);
-    let target = kubectl(&["get", "hpa", "my-release-milvus-querynode-hpa", "-n", &ns, "-o", "jsonpath={.spec.scaleTargetRef.name}"]);
+    let target = kubectl(&[
+        "get",
+        "hpa",
+        "my-release-milvus-querynode-hpa",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.scaleTargetRef.name}",
+    ]);
     assert_eq!(target, "my-release-milvus-querynode");
 
     // Release named milvus (names without the -milvus infix) in the same namespace.
-    let rel = seed_release(bed, &ns, Scenario::ReleaseNamedMilvus, SeedOptions { driver: Driver::ConfigMap, ..Default::default() })
-        .await
-        .unwrap();
-    assert!(rel.deployments.contains(&"milvus-querynode".to_string()), "{:?}", rel.deployments);
+    let rel = seed_release(
+        bed,
+        &ns,
+        Scenario::ReleaseNamedMilvus,
+        SeedOptions {
+            driver: Driver::ConfigMap,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        rel.deployments.contains(&"milvus-querynode".to_string()),
+        "{:?}",
+        rel.deployments
+    );
 
     // Pre-2.6 topology, chart 4.2.3.
     let ns2 = bed.namespace("seed-legacy").await.unwrap();
-    let rel = seed_release(bed, &ns2, Scenario::Legacy423ClusterNoDeps, SeedOptions { wait_ready: true, ..Default::default() })
-        .await
-        .unwrap();
-    for c in ["rootcoord", "querycoord", "datacoord", "indexcoord", "indexnode", "querynode", "datanode", "proxy"] {
-        assert!(rel.deployments.contains(&format!("my-release-milvus-{c}")), "{c}: {:?}", rel.deployments);
+    let rel = seed_release(
+        bed,
+        &ns2,
+        Scenario::Legacy423ClusterNoDeps,
+        SeedOptions {
+            wait_ready: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for c in [
+        "rootcoord",
+        "querycoord",
+        "datacoord",
+        "indexcoord",
+        "indexnode",
+        "querynode",
+        "datanode",
+        "proxy",
+    ] {
+        assert!(
+            rel.deployments.contains(&format!("my-release-milvus-{c}")),
+            "{c}: {:?}",
+            rel.deployments
+        );
     }
     let list = run(bed.helm().args(["list", "-n", &ns2, "-o", "json"])).unwrap();
     let list: Value = serde_json::from_str(&list).unwrap();
@@ -187,10 +266,20 @@ fn every_scenario_fixture_parses() {
 async fn wait_release_ready_times_out_with_reasons() {
     let bed = TestBed::get();
     let ns = bed.namespace("seed-notready").await.unwrap();
-    testbed::sim::set_pod_faults(&ns, vec![testbed::sim::FaultRule::new("component=querynode", testbed::sim::Fault::NeverReady)])
+    testbed::sim::set_pod_faults(
+        &ns,
+        vec![testbed::sim::FaultRule::new(
+            "component=querynode",
+            testbed::sim::Fault::NeverReady,
+        )],
+    )
+    .await
+    .unwrap();
+    seed_release(bed, &ns, Scenario::FullnameOverride, SeedOptions::default())
         .await
         .unwrap();
-    seed_release(bed, &ns, Scenario::FullnameOverride, SeedOptions::default()).await.unwrap();
-    let err = testbed::seed::wait_release_ready_timeout(&ns, Duration::from_secs(8)).await.unwrap_err();
+    let err = testbed::seed::wait_release_ready_timeout(&ns, Duration::from_secs(8))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("Deployment/vdb-querynode"), "{err}");
 }

@@ -46,7 +46,10 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                     layout.state_dir.display()
                 );
             } else {
-                eprintln!("testbed: control plane already running (API https://127.0.0.1:{})", p.state.apiserver_port);
+                eprintln!(
+                    "testbed: control plane already running (API https://127.0.0.1:{})",
+                    p.state.apiserver_port
+                );
             }
             println!("{}", export_line(layout));
             Ok(ExitCode::SUCCESS)
@@ -71,7 +74,11 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                 }
                 println!("admin:       {}", layout.admin_kubeconfig().display());
                 println!("restricted:  {}", layout.restricted_kubeconfig().display());
-                Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if ready {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
         },
         "env" => {
