@@ -190,3 +190,62 @@ fn bad_flags_are_usage_errors() {
         v.stdout
     );
 }
+
+/// The Roles the README documents are exactly enough: `status` works with
+/// the first, `scale` with both, and `scale` fails cleanly without the second.
+#[test]
+fn the_readme_rbac_is_sufficient() {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let role: serde_json::Value = serde_saphyr::from_str(blocks[0]).unwrap();
+    let extra: Vec<PolicyRule> = serde_saphyr::from_str(blocks[1]).unwrap();
+    let status_rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).unwrap();
+    let mut scale_rules = status_rules.clone();
+    scale_rules.extend(extra);
+
+    let ns = namespace("err-readme-rbac");
+    seed_ready(ns.name(), Scenario::QueryNode3DataNode2);
+    let (n1, n2) = (ns.name().to_string(), ns.name().to_string());
+    let status_kc = bed()
+        .block_on(async move { bed().restricted_kubeconfig(&n1, "status", status_rules).await })
+        .unwrap()
+        .unwrap();
+    let scale_kc = bed()
+        .block_on(async move { bed().restricted_kubeconfig(&n2, "scale", scale_rules).await })
+        .unwrap()
+        .unwrap();
+
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns.name()])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(plugin()
+        .args(["plan", "my-release", "queryNode=2", "-n", ns.name()])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns.name()])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    let revisions = kubectl(&[
+        "get",
+        "secrets",
+        "-n",
+        ns.name(),
+        "-l",
+        "owner=helm",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(revisions.lines().count(), 1, "a refused scale wrote nothing");
+
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns.name()])
+        .env("KUBECONFIG", &scale_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
