@@ -220,68 +220,21 @@ pub async fn create(
     release: &Release,
     inherited_labels: &BTreeMap<String, String>,
 ) -> Result<StoredRelease, ApiError> {
+    // Helm copies the previous revision's labels (user labels included).
     let mut labels = inherited_labels.clone();
     labels.remove("modifiedAt");
     system_labels(&mut labels, release);
     labels.insert("createdAt".into(), now_secs());
-    let name = release::object_name(release.name(), release.version());
-    let payload = release::encode(release).map_err(|e| ApiError::Server {
-        what: format!("encode {name}"),
-        code: 0,
-        message: e.to_string(),
-    })?;
-    let meta = ObjectMeta {
-        name: Some(name.clone()),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels.clone()),
-        ..Default::default()
-    };
-    let op = Op {
-        verb: "create",
-        resource: driver.resource(),
-        namespace: Some(namespace),
-        name: Some(&name),
-    };
-    let resource_version = match driver {
-        Driver::Secret => {
-            let api: Api<Secret> = Api::namespaced(cluster.client(), namespace);
-            let obj = Secret {
-                metadata: meta,
-                type_: Some(SECRET_TYPE.to_string()),
-                data: Some(BTreeMap::from([(
-                    "release".to_string(),
-                    ByteString(payload.into_bytes()),
-                )])),
-                ..Default::default()
-            };
-            cluster
-                .call(op, api.create(&PostParams::default(), &obj))
-                .await?
-                .metadata
-                .resource_version
-        }
-        Driver::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
-            let obj = ConfigMap {
-                metadata: meta,
-                data: Some(BTreeMap::from([("release".to_string(), payload)])),
-                ..Default::default()
-            };
-            cluster
-                .call(op, api.create(&PostParams::default(), &obj))
-                .await?
-                .metadata
-                .resource_version
-        }
-    };
-    Ok(StoredRelease {
+    let mut stored = StoredRelease {
         release: release.clone(),
         driver,
         namespace: namespace.to_string(),
-        object_name: name,
+        object_name: release::object_name(release.name(), release.version()),
         labels,
-        resource_version,
-    })
+        resource_version: None,
+    };
+    stored.resource_version = write(cluster, &stored, Write::Create).await?;
+    Ok(stored)
 }
 
 /// Rewrites a stored revision (Helm's `Update`), guarded by the
@@ -289,31 +242,48 @@ pub async fn create(
 pub async fn update(cluster: &Cluster, stored: &mut StoredRelease) -> Result<(), ApiError> {
     system_labels(&mut stored.labels, &stored.release);
     stored.labels.insert("modifiedAt".into(), now_secs());
+    stored.resource_version = write(cluster, stored, Write::Replace).await?;
+    Ok(())
+}
+
+enum Write {
+    Create,
+    Replace,
+}
+
+/// Encodes the record and writes its storage object; returns the new
+/// resourceVersion.
+async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<Option<String>, ApiError> {
+    let name = stored.object_name.as_str();
+    let ns = stored.namespace.as_str();
     let payload = release::encode(&stored.release).map_err(|e| ApiError::Server {
-        what: format!("encode {}", stored.object_name),
+        what: format!("encode {name}"),
         code: 0,
         message: e.to_string(),
     })?;
-    let meta = ObjectMeta {
-        name: Some(stored.object_name.clone()),
-        namespace: Some(stored.namespace.clone()),
+    let metadata = ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(ns.to_string()),
         labels: Some(stored.labels.clone()),
         resource_version: stored.resource_version.clone(),
         ..Default::default()
     };
-    let ns = stored.namespace.clone();
-    let name = stored.object_name.clone();
-    let op = Op {
-        verb: "update",
-        resource: stored.driver.resource(),
-        namespace: Some(&ns),
-        name: Some(&name),
+    let verb = match how {
+        Write::Create => "create",
+        Write::Replace => "update",
     };
-    stored.resource_version = match stored.driver {
+    let op = Op {
+        verb,
+        resource: stored.driver.resource(),
+        namespace: Some(ns),
+        name: Some(name),
+    };
+    let pp = PostParams::default();
+    let written = match stored.driver {
         Driver::Secret => {
-            let api: Api<Secret> = Api::namespaced(cluster.client(), &ns);
+            let api: Api<Secret> = Api::namespaced(cluster.client(), ns);
             let obj = Secret {
-                metadata: meta,
+                metadata,
                 type_: Some(SECRET_TYPE.to_string()),
                 data: Some(BTreeMap::from([(
                     "release".to_string(),
@@ -321,27 +291,25 @@ pub async fn update(cluster: &Cluster, stored: &mut StoredRelease) -> Result<(),
                 )])),
                 ..Default::default()
             };
-            cluster
-                .call(op, api.replace(&name, &PostParams::default(), &obj))
-                .await?
-                .metadata
-                .resource_version
+            match how {
+                Write::Create => cluster.call(op, api.create(&pp, &obj)).await?.metadata,
+                Write::Replace => cluster.call(op, api.replace(name, &pp, &obj)).await?.metadata,
+            }
         }
         Driver::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), &ns);
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
             let obj = ConfigMap {
-                metadata: meta,
+                metadata,
                 data: Some(BTreeMap::from([("release".to_string(), payload)])),
                 ..Default::default()
             };
-            cluster
-                .call(op, api.replace(&name, &PostParams::default(), &obj))
-                .await?
-                .metadata
-                .resource_version
+            match how {
+                Write::Create => cluster.call(op, api.create(&pp, &obj)).await?.metadata,
+                Write::Replace => cluster.call(op, api.replace(name, &pp, &obj)).await?.metadata,
+            }
         }
     };
-    Ok(())
+    Ok(written.resource_version)
 }
 
 /// Deletes one revision's record (history pruning).

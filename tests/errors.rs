@@ -249,3 +249,70 @@ fn the_readme_rbac_is_sufficient() {
         .env("KUBECONFIG", &scale_kc));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// `--context`, `--as` and `--as-group` behave as in kubectl.
+#[test]
+fn context_and_impersonation_flags() {
+    let ns = namespace("err-flags");
+    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
+    // A kubeconfig whose current context is dead, with a live one beside it.
+    let admin: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(bed().admin_kubeconfig()).unwrap()).unwrap();
+    let mut kc = admin.clone();
+    let live_ctx = admin["current-context"].as_str().unwrap().to_string();
+    kc["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}}));
+    kc["contexts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "dead", "context": {"cluster": "dead", "user": admin["contexts"][0]["context"]["user"]}}));
+    kc["current-context"] = json!("dead");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two-contexts.kubeconfig");
+    write_file(&path, &serde_json::to_string(&kc).unwrap());
+    let path = path.to_str().unwrap();
+
+    let err = fails(&["status", "--kubeconfig", path, "-n", ns.name()], 1);
+    assert!(err.contains("context \"dead\""), "{err}");
+    let out = ok(&[
+        "status",
+        "--kubeconfig",
+        path,
+        "--context",
+        &live_ctx,
+        "-n",
+        ns.name(),
+    ]);
+    assert!(out.contains("Release:     my-release"), "{out}");
+    let err = fails(
+        &[
+            "status",
+            "--kubeconfig",
+            path,
+            "--context",
+            "nope",
+            "-n",
+            ns.name(),
+        ],
+        1,
+    );
+    assert!(err.contains("cannot use context \"nope\""), "{err}");
+
+    let who = format!("system:serviceaccount:{}:nobody", ns.name());
+    let err = fails(&["status", "my-release", "-n", ns.name(), "--as", &who], 1);
+    assert!(err.contains("forbidden") && err.contains("nobody"), "{err}");
+    // Impersonating a group with full rights works again.
+    let out = ok(&[
+        "status",
+        "my-release",
+        "-n",
+        ns.name(),
+        "--as",
+        &who,
+        "--as-group",
+        "system:masters",
+    ]);
+    assert!(out.contains("Release:     my-release"), "{out}");
+}

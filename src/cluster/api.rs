@@ -167,62 +167,50 @@ impl Cluster {
         ListParams::default().match_any()
     }
 
-    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ApiError> {
-        let api: Api<Pod> = Api::namespaced(self.client(), namespace);
+    /// Lists one kind in a namespace; the error names `<plural>.<group>`.
+    pub async fn list<K>(&self, namespace: &str, params: &ListParams) -> Result<Vec<K>, ApiError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client(), namespace);
+        let dt = K::DynamicType::default();
+        let group = K::group(&dt);
+        let resource = if group.is_empty() {
+            K::plural(&dt).into_owned()
+        } else {
+            format!("{}.{group}", K::plural(&dt))
+        };
         let op = Op {
             verb: "list",
-            resource: "pods",
+            resource: &resource,
             namespace: Some(namespace),
             name: None,
         };
-        Ok(self.call(op, api.list(&Self::cached_list())).await?.items)
+        Ok(self.call(op, api.list(params)).await?.items)
     }
 
+    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ApiError> {
+        self.list(namespace, &Self::cached_list()).await
+    }
+
+    /// autoscaling/v1 is served by every version from v1.20 to today, and
+    /// carries everything shown (target, bounds, current replicas).
     pub async fn list_hpas(&self, namespace: &str) -> Result<Vec<HorizontalPodAutoscaler>, ApiError> {
-        // autoscaling/v1 is served by every version from v1.20 to today,
-        // and carries everything shown (target, bounds, current replicas).
-        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(self.client(), namespace);
-        let op = Op {
-            verb: "list",
-            resource: "horizontalpodautoscalers.autoscaling",
-            namespace: Some(namespace),
-            name: None,
-        };
-        Ok(self.call(op, api.list(&Self::cached_list())).await?.items)
+        self.list(namespace, &Self::cached_list()).await
     }
 
     pub async fn list_deployments(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {
-        let api: Api<Deployment> = Api::namespaced(self.client(), namespace);
-        let op = Op {
-            verb: "list",
-            resource: "deployments.apps",
-            namespace: Some(namespace),
-            name: None,
-        };
-        Ok(self
-            .call(op, api.list(&Self::cached_list()))
-            .await?
-            .items
-            .iter()
-            .map(live_deployment)
-            .collect())
+        let items: Vec<Deployment> = self.list(namespace, &Self::cached_list()).await?;
+        Ok(items.iter().map(live_deployment).collect())
     }
 
     pub async fn list_statefulsets(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {
-        let api: Api<StatefulSet> = Api::namespaced(self.client(), namespace);
-        let op = Op {
-            verb: "list",
-            resource: "statefulsets.apps",
-            namespace: Some(namespace),
-            name: None,
-        };
-        Ok(self
-            .call(op, api.list(&Self::cached_list()))
-            .await?
-            .items
-            .iter()
-            .map(live_statefulset)
-            .collect())
+        let items: Vec<StatefulSet> = self.list(namespace, &Self::cached_list()).await?;
+        Ok(items.iter().map(live_statefulset).collect())
     }
 }
 

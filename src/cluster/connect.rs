@@ -36,23 +36,17 @@ pub struct Connection {
 
 /// Connects as kubectl would with the same flags and environment.
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
-    let kubeconfig = load_kubeconfig(opts.kubeconfig.as_deref())?;
-    let kube_opts = KubeConfigOptions {
-        context: opts.context.clone(),
-        cluster: opts.cluster.clone(),
-        user: opts.user.clone(),
+    let (mut config, context) = match load_kubeconfig(opts.kubeconfig.as_deref()) {
+        Ok(kubeconfig) => from_kubeconfig(kubeconfig, opts).await?,
+        // Inside a pod with no kubeconfig, use the pod's ServiceAccount, as
+        // kubectl does.
+        Err(e) if opts.kubeconfig.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            let config =
+                kube::Config::incluster().map_err(|ic| e.context(format!("in-cluster config: {ic}")))?;
+            (config, "in-cluster".to_string())
+        }
+        Err(e) => return Err(e),
     };
-    let context = opts
-        .context
-        .clone()
-        .or_else(|| kubeconfig.current_context.clone())
-        .unwrap_or_default();
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
-        .await
-        .with_context(|| match &opts.context {
-            Some(c) => format!("cannot use context {c:?} from the kubeconfig"),
-            None => "cannot build a client from the kubeconfig".to_string(),
-        })?;
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
     }
@@ -79,6 +73,26 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
         server,
         request_timeout,
     })
+}
+
+async fn from_kubeconfig(kubeconfig: Kubeconfig, opts: &ConnectOptions) -> Result<(kube::Config, String)> {
+    let kube_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        cluster: opts.cluster.clone(),
+        user: opts.user.clone(),
+    };
+    let context = opts
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
+        .await
+        .with_context(|| match &opts.context {
+            Some(c) => format!("cannot use context {c:?} from the kubeconfig"),
+            None => "cannot build a client from the kubeconfig".to_string(),
+        })?;
+    Ok((config, context))
 }
 
 /// kubectl's loading rules: `--kubeconfig` alone if given (a missing file is

@@ -368,26 +368,16 @@ async fn prune(cluster: &Cluster, namespace: &str, name: &str, max: usize) -> Re
 
 async fn fetch_live_fresh(cluster: &Cluster, namespace: &str) -> Result<status::Live> {
     // The plan must start from current truth, so skip the watch cache.
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let hpas: Api<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler> =
-        Api::namespaced(cluster.client(), namespace);
-    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
-    let lp = kube::api::ListParams::default();
-    let op = |resource| Op {
-        verb: "list",
-        resource,
-        namespace: Some(namespace),
-        name: None,
-    };
-    let (d, h, p) = tokio::try_join!(
-        cluster.call(op("deployments.apps"), deployments.list(&lp)),
-        cluster.call(op("horizontalpodautoscalers.autoscaling"), hpas.list(&lp)),
-        cluster.call(op("pods"), pods.list(&lp)),
+    let fresh = kube::api::ListParams::default();
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<Deployment>(namespace, &fresh),
+        cluster.list(namespace, &fresh),
+        cluster.list(namespace, &fresh),
     )?;
     Ok(status::Live {
-        workloads: d.items.iter().map(live_deployment).collect(),
-        hpas: h.items,
-        pods: p.items,
+        workloads: deployments.iter().map(live_deployment).collect(),
+        hpas,
+        pods,
     })
 }
 
