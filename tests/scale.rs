@@ -106,6 +106,29 @@ fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex
     seen
 }
 
+/// Seeds queryNode=3/dataNode=2 with slow pod termination, and starts
+/// `scale COMPONENT=1` in the background: its scale-in takes seconds per step.
+fn slow_scale_in(
+    ns: &str,
+    component: &str,
+    label: &str,
+    extra: &[&str],
+    kubeconfig: &std::path::Path,
+) -> Child {
+    faults(
+        ns,
+        vec![FaultRule::new(
+            &format!("component={label}"),
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let target = format!("{component}=1");
+    let mut args = vec!["scale", "my-release", target.as_str(), "-n", ns];
+    args.extend_from_slice(extra);
+    spawn_scale(&args, kubeconfig)
+}
+
 #[test]
 fn the_documentation_scenario_with_real_helm() {
     let ns = namespace("sc-docs");
@@ -300,19 +323,8 @@ fn every_refusal_changes_nothing() {
 fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
     let ns = namespace("sc-sigint");
     let ns = ns.name();
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=querynode",
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
-    );
-    seed_ready(ns, Scenario::QueryNode3DataNode2);
     let qn = "my-release-milvus-querynode";
-    let child = spawn_scale(
-        &["scale", "my-release", "queryNode=1", "-n", ns],
-        bed().admin_kubeconfig(),
-    );
+    let child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
     wait_until("the first scale-in step", Duration::from_secs(30), || {
         replicas(ns, qn) == "2"
     });
@@ -355,19 +367,8 @@ fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
 fn killed_scale_is_repaired_by_the_next_run() {
     let ns = namespace("sc-kill");
     let ns = ns.name();
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=querynode",
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
-    );
-    seed_ready(ns, Scenario::QueryNode3DataNode2);
     let qn = "my-release-milvus-querynode";
-    let mut child = spawn_scale(
-        &["scale", "my-release", "queryNode=1", "-n", ns],
-        bed().admin_kubeconfig(),
-    );
+    let mut child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
     wait_until("the first scale-in step", Duration::from_secs(30), || {
         replicas(ns, qn) == "2"
     });
@@ -420,18 +421,7 @@ fn a_step_that_never_gets_ready_stops_and_is_recorded() {
 fn a_concurrent_writer_conflict_is_retried() {
     let ns = namespace("sc-race");
     let ns = ns.name();
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=datanode",
-            Fault::TerminatingGrace { grace_ms: 2500 },
-        )],
-    );
-    seed_ready(ns, Scenario::QueryNode3DataNode2);
-    let child = spawn_scale(
-        &["scale", "my-release", "dataNode=1", "-n", ns],
-        bed().admin_kubeconfig(),
-    );
+    let child = slow_scale_in(ns, "dataNode", "datanode", &[], bed().admin_kubeconfig());
     wait_until("the pending revision", Duration::from_secs(30), || {
         kubectl(&[
             "get",
@@ -476,18 +466,13 @@ fn a_concurrent_writer_conflict_is_retried() {
 fn an_api_outage_leaves_history_consistent_and_a_rerun_finishes() {
     let ns = namespace("sc-outage");
     let ns = ns.name();
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=querynode",
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
-    );
-    seed_ready(ns, Scenario::QueryNode3DataNode2);
     let proxy = FaultProxy::start(bed()).unwrap();
     let qn = "my-release-milvus-querynode";
-    let child = spawn_scale(
-        &["scale", "my-release", "queryNode=1", "-n", ns, "--timeout", "20s"],
+    let child = slow_scale_in(
+        ns,
+        "queryNode",
+        "querynode",
+        &["--timeout", "20s"],
         proxy.kubeconfig(),
     );
     wait_until("the first scale-in step", Duration::from_secs(30), || {
