@@ -87,8 +87,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Completion protocol used by kubectl (via kubectl_complete-milvus)
-    #[command(name = "__complete", hide = true)]
+    /// Completion protocol used by kubectl (via kubectl_complete-milvus, which passes
+    /// `-- WORDS…` so that flags among the words reach `words` untouched)
+    #[command(name = "__complete", hide = true, disable_help_flag = true)]
     Complete {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,

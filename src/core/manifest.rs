@@ -41,7 +41,7 @@ struct Meta {
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct Spec {
-    replicas: Option<serde_json::Value>,
+    replicas: Option<i64>,
     selector: Option<Selector>,
     template: Option<Template>,
     scale_target_ref: Option<TargetRef>,
@@ -85,7 +85,7 @@ pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
             kind,
             name,
             labels: doc.metadata.labels.unwrap_or_default(),
-            replicas: doc.spec.replicas.as_ref().and_then(serde_json::Value::as_i64),
+            replicas: doc.spec.replicas,
             selector: doc.spec.selector.and_then(|s| s.match_labels).unwrap_or_default(),
             pod_labels: doc
                 .spec
@@ -259,7 +259,7 @@ mod tests {
         );
         let qn = objs
             .iter()
-            .find(|o| o.name == "my-release-milvus-querynode")
+            .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
             .expect("querynode");
         assert_eq!(qn.replicas, Some(1));
         assert_eq!(
@@ -286,7 +286,7 @@ mod tests {
         );
         let qn = objs
             .iter()
-            .find(|o| o.name == "my-release-milvus-querynode")
+            .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
             .expect("qn");
         assert_eq!(qn.replicas, None);
     }
@@ -307,7 +307,7 @@ mod tests {
         let qn = parse(&after)
             .expect("parses")
             .into_iter()
-            .find(|o| o.name == "my-release-milvus-querynode")
+            .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
             .expect("qn");
         assert_eq!(qn.replicas, Some(2));
         assert_eq!(after.len(), before.len() + "  replicas: 2\n".len());
