@@ -1,0 +1,281 @@
+//! `kubectl milvus scale RELEASE COMPONENT=N …`: Helm-consistent scaling.
+//!
+//! Mirrors `helm upgrade`'s bookkeeping: revision N+1 is created
+//! `pending-upgrade` first (the lock), the Deployments are stepped (out at
+//! once, in one replica at a time, each step watched until ready), then N+1
+//! becomes `deployed` and N `superseded`. Whatever stops the run, N+1 ends
+//! up recording the replicas actually reached; if even that is impossible
+//! (the process was killed, the API server went away), the next `scale`
+//! recognises its own pending revision and repairs it.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use serde_json::json;
+
+use crate::cli::ScaleArgs;
+use crate::cluster::Cluster;
+use crate::cluster::api::{ApiError, Op, live_deployment};
+use crate::commands::{plan as plan_cmd, releases, status};
+use crate::core::plan::{ComponentChange, Plan};
+use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
+use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
+use crate::error::Refused;
+use crate::helm;
+use crate::render;
+
+mod record;
+mod steps;
+
+use self::record::{finish, now_rfc3339, rewrite, update_with_retry};
+use self::steps::{Progress, execute};
+
+pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
+    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
+    let namespace = cluster.namespace().to_string();
+
+    // Fresh reads (not the watch cache): we are about to write.
+    let (history, live) = tokio::join!(
+        helm::history(cluster, &namespace, &args.release),
+        fetch_live_fresh(cluster, &namespace)
+    );
+    let history = history?;
+    let live = live?;
+    let Some(last) = history.last() else {
+        return Err(releases::not_found(cluster, &namespace, &args.release).await);
+    };
+    releases::check_milvus(&releases::CurrentRelease {
+        deployed: Some(last.clone()),
+        pending: None,
+    })?;
+    let Some(base) = history
+        .iter()
+        .rev()
+        .find(|r| r.release.status() == DEPLOYED)
+        .cloned()
+    else {
+        return Err(Refused(format!(
+            "release {} has no deployed revision (last is {} {}); fix it with helm first",
+            args.release,
+            last.release.version(),
+            last.release.status()
+        ))
+        .into());
+    };
+    let ours = if is_pending(last.release.status()) {
+        if !last.release.description().starts_with(PLUGIN_DESCRIPTION_PREFIX) {
+            return Err(Refused(format!(
+                "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
+                last.release.version(),
+                args.release,
+                last.release.status(),
+                last.release.description()
+            ))
+            .into());
+        }
+        Some(last.clone())
+    } else {
+        None
+    };
+
+    let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+    if args.dry_run {
+        return Ok(render::plan::table(&plan));
+    }
+    if plan.nothing_to_do() && ours.is_none() {
+        let now: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| format!("{}={}", c.component, c.target))
+            .collect();
+        return Ok(format!(
+            "nothing to do: {} already at {}\n",
+            args.release,
+            now.join(", ")
+        ));
+    }
+
+    let progress = Progress::new();
+    if let Some(p) = &ours {
+        progress.line(&format!(
+            "repairing revision {} left {} by an interrupted kubectl milvus scale; continuing from what runs",
+            p.release.version(),
+            p.release.status()
+        ));
+    }
+    // 1. Lock: write N+1 as pending-upgrade, values and manifest at the target.
+    let targets: Vec<(&ComponentChange, u32)> = plan.changes.iter().map(|c| (c, c.target)).collect();
+    let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(&plan, None));
+    let mut pending = match ours {
+        Some(mut p) => {
+            rewrite(
+                &mut p.release,
+                &base.release,
+                &targets,
+                PENDING_UPGRADE,
+                &description,
+            )?;
+            update_with_retry(cluster, &mut p, |r| {
+                rewrite(r, &base.release, &targets, PENDING_UPGRADE, &description)
+            })
+            .await?;
+            p
+        }
+        None => {
+            let mut next = base
+                .release
+                .next_revision(PENDING_UPGRADE, &description, &now_rfc3339());
+            next.0["version"] = json!(last.release.version() + 1);
+            rewrite(&mut next, &base.release, &targets, PENDING_UPGRADE, &description)?;
+            helm::create(cluster, base.driver, &namespace, &next, &last.labels).await.map_err(|e| match e {
+                ApiError::Conflict { .. } => anyhow::Error::new(Refused(format!(
+                    "revision {} of {} was just created by someone else (a concurrent helm or scale); nothing was changed, retry",
+                    next.version(),
+                    args.release
+                ))),
+                other => other.into(),
+            })?
+        }
+    };
+
+    // 2. Step the Deployments.
+    let outcome = tokio::select! {
+        r = execute(cluster, &namespace, &plan, args.timeout, &progress) => r,
+        () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
+    };
+    progress.finish();
+
+    // 3. Record what was reached, whatever happened.
+    let reached = reached_replicas(cluster, &namespace, &plan).await;
+    let record = match (&outcome, &reached) {
+        (_, Err(e)) => Err(anyhow::anyhow!("cannot read the Deployments back: {e}")),
+        (Ok(()), Ok(reached)) => {
+            let d = format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None));
+            finish(cluster, &base, &mut pending, &plan, reached, &d, args.history_max).await
+        }
+        (Err(stop), Ok(reached)) => {
+            let d = format!(
+                "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({})",
+                describe(&plan, Some(reached)),
+                stop.0
+            );
+            finish(cluster, &base, &mut pending, &plan, reached, &d, args.history_max).await
+        }
+    };
+
+    let continue_cmd = format!(
+        "kubectl milvus scale {} {} -n {namespace}",
+        args.release,
+        plan.changes
+            .iter()
+            .map(|c| format!("{}={}", c.component, c.target))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    match (outcome, record) {
+        (Ok(()), Ok(())) => {
+            let mut out = format!(
+                "release {} scaled: {} (revision {})\n\n",
+                args.release,
+                describe(&plan, None),
+                pending.release.version()
+            );
+            let statuses = status::collect(cluster, Some(&args.release), false).await?;
+            if let Some(s) = statuses.first() {
+                let rows: Vec<_> = s.pods.iter().map(|p| p.row.clone()).collect();
+                out.push_str(&render::table::pod_table(&rows, false, None));
+            }
+            Ok(out)
+        }
+        (Err(stop), Ok(())) => Err(anyhow::anyhow!(
+            "{}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
+            stop.0,
+            reached.map(|r| describe_reached(&r)).unwrap_or_default(),
+            pending.release.version()
+        )),
+        (outcome, Err(e)) => Err(anyhow::anyhow!(
+            "{}could not record the result in Helm ({}); revision {} stays pending-upgrade; re-run to repair and finish: {continue_cmd}",
+            outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
+            crate::error::one_line(&e),
+            pending.release.version()
+        )),
+    }
+}
+
+/// Why stepping stopped early.
+#[derive(Debug)]
+struct Stop(String);
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `queryNode 1→3, dataNode 2→1`; with `reached`, `queryNode 3→1 (at 2)`.
+fn describe(plan: &Plan, reached: Option<&BTreeMap<String, u32>>) -> String {
+    plan.changes
+        .iter()
+        .map(|c| match reached.and_then(|r| r.get(&c.component)) {
+            Some(at) if *at != c.target => format!("{} {}→{} (at {at})", c.component, c.current, c.target),
+            _ => format!("{} {}→{}", c.component, c.current, c.target),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_reached(reached: &BTreeMap<String, u32>) -> String {
+    reached
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn fetch_live_fresh(cluster: &Cluster, namespace: &str) -> Result<status::Live> {
+    // The plan must start from current truth, so skip the watch cache.
+    let fresh = kube::api::ListParams::default();
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<Deployment>(namespace, &fresh),
+        cluster.list(namespace, &fresh),
+        cluster.list(namespace, &fresh),
+    )?;
+    Ok(status::Live {
+        workloads: deployments.iter().map(live_deployment).collect(),
+        hpas,
+        pods,
+    })
+}
+
+/// The live `spec.replicas` of each changed component (largest over its
+/// resource-group Deployments).
+async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, u32>> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut out = BTreeMap::new();
+    for c in &plan.changes {
+        let mut n = 0;
+        for d in &c.deployments {
+            let op = Op {
+                verb: "get",
+                resource: "deployments.apps",
+                namespace: Some(namespace),
+                name: Some(d),
+            };
+            let dep = cluster.call(op, api.get(d)).await?;
+            n = n.max(dep.spec.and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
+        }
+        out.insert(c.component.clone(), n);
+    }
+    Ok(out)
+}

@@ -1,0 +1,127 @@
+//! Helm bookkeeping of a scale: the pending revision's values and manifest,
+//! finishing like `helm upgrade`, conflict retries and history pruning.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cluster::Cluster;
+use crate::cluster::api::ApiError;
+use crate::core::manifest;
+use crate::core::plan::{ComponentChange, Plan};
+use crate::core::release::{DEPLOYED, Release, SUPERSEDED};
+use crate::core::values;
+use crate::helm::{self, StoredRelease};
+
+pub(super) fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Sets values and manifest of `release` to the given replica counts,
+/// starting from `base` (the deployed revision).
+pub(super) fn rewrite(
+    release: &mut Release,
+    base: &Release,
+    targets: &[(&ComponentChange, u32)],
+    status: &str,
+    description: &str,
+) -> Result<()> {
+    let mut config = base.config().clone();
+    let mut manifest = base.manifest().to_string();
+    for (change, n) in targets {
+        values::set(&mut config, &change.values_path(), json!(n));
+        for d in &change.deployments {
+            manifest = manifest::set_replicas(&manifest, "Deployment", d, *n)?;
+        }
+    }
+    release.set_config(config);
+    release.set_manifest(manifest);
+    release.set_status(status, Some(description));
+    release.0["info"]["last_deployed"] = json!(now_rfc3339());
+    Ok(())
+}
+
+/// Finishes like Helm: N+1 deployed (first, so a crash in between leaves a
+/// deployed revision), N superseded, then prunes history.
+pub(super) async fn finish(
+    cluster: &Cluster,
+    base: &StoredRelease,
+    pending: &mut StoredRelease,
+    plan: &Plan,
+    reached: &BTreeMap<String, u32>,
+    description: &str,
+    history_max: usize,
+) -> Result<()> {
+    let targets: Vec<(&ComponentChange, u32)> = plan
+        .changes
+        .iter()
+        .map(|c| (c, reached.get(&c.component).copied().unwrap_or(c.target)))
+        .collect();
+    rewrite(
+        &mut pending.release,
+        &base.release,
+        &targets,
+        DEPLOYED,
+        description,
+    )?;
+    update_with_retry(cluster, pending, |r| {
+        rewrite(r, &base.release, &targets, DEPLOYED, description)
+    })
+    .await?;
+    let mut previous = base.clone();
+    previous.release.set_status(SUPERSEDED, None);
+    update_with_retry(cluster, &mut previous, |r| {
+        r.set_status(SUPERSEDED, None);
+        Ok(())
+    })
+    .await?;
+    prune(cluster, &pending.namespace, pending.release.name(), history_max).await
+}
+
+/// Writes a record; on a conflict re-reads it and re-applies the change.
+pub(super) async fn update_with_retry(
+    cluster: &Cluster,
+    stored: &mut StoredRelease,
+    mut change: impl FnMut(&mut Release) -> Result<()>,
+) -> Result<()> {
+    for _ in 0..5 {
+        match helm::update(cluster, stored).await {
+            Ok(()) => return Ok(()),
+            Err(ApiError::Conflict { .. }) => {
+                let fresh = helm::history(cluster, &stored.namespace, stored.release.name()).await?;
+                let version = stored.release.version();
+                let Some(mut again) = fresh.into_iter().find(|r| r.release.version() == version) else {
+                    anyhow::bail!("revision {version} disappeared while being written");
+                };
+                change(&mut again.release)?;
+                *stored = again;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!(
+        "revision {} kept changing under us; retry",
+        stored.release.version()
+    )
+}
+
+/// Keeps at most `max` revisions (0 = all), never the deployed one.
+async fn prune(cluster: &Cluster, namespace: &str, name: &str, max: usize) -> Result<()> {
+    if max == 0 {
+        return Ok(());
+    }
+    let history = helm::history(cluster, namespace, name).await?;
+    let excess = history.len().saturating_sub(max);
+    for old in history
+        .iter()
+        .filter(|r| r.release.status() != DEPLOYED)
+        .take(excess)
+    {
+        match helm::delete(cluster, old).await {
+            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

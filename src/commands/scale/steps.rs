@@ -1,0 +1,223 @@
+//! Stepping Deployments: scale-outs at once, scale-ins one replica at a
+//! time, each step watched until ready and the removed pods are gone.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde_json::json;
+
+use super::Stop;
+use crate::cluster::Cluster;
+use crate::cluster::api::{Op, live_deployment};
+use crate::core::plan::{ComponentChange, Plan};
+
+/// The field manager of our `spec.replicas` writes.
+const FIELD_MANAGER: &str = "kubectl-milvus";
+
+/// What one watch event told us.
+enum Seen {
+    Deployment(Option<Box<Deployment>>),
+    /// A pod event; true once the initial listing is complete.
+    Pods(bool),
+}
+
+/// Scale-outs first (all at once), then scale-ins one replica at a time.
+pub(super) async fn execute(
+    cluster: &Cluster,
+    namespace: &str,
+    plan: &Plan,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<(), Stop> {
+    let outs: Vec<&ComponentChange> = plan.changes.iter().filter(|c| c.target > c.current).collect();
+    for c in &outs {
+        for d in &c.deployments {
+            set_replicas(cluster, namespace, d, c.target).await?;
+        }
+        progress.line(&format!("{}: {} → {}", c.component, c.current, c.target));
+    }
+    for c in &outs {
+        for d in &c.deployments {
+            wait_step(cluster, namespace, d, c.target, timeout, progress).await?;
+        }
+    }
+    for c in plan.changes.iter().filter(|c| c.target < c.current) {
+        let mut at = c.current;
+        for &step in &c.steps {
+            progress.line(&format!("{}: {at} → {step}", c.component));
+            for d in &c.deployments {
+                set_replicas(cluster, namespace, d, step).await?;
+            }
+            for d in &c.deployments {
+                wait_step(cluster, namespace, d, step, timeout, progress).await?;
+            }
+            at = step;
+        }
+    }
+    Ok(())
+}
+
+async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) -> Result<(), Stop> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let patch = Patch::Merge(json!({"spec": {"replicas": n}}));
+    let op = Op {
+        verb: "patch",
+        resource: "deployments.apps/scale",
+        namespace: Some(namespace),
+        name: Some(name),
+    };
+    cluster
+        .call(
+            op,
+            api.patch_scale(
+                name,
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_string()),
+                    ..Default::default()
+                },
+                &patch,
+            ),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Stop(e.to_string()))
+}
+
+/// Waits, by watching, until the Deployment has exactly `n` ready, available,
+/// up-to-date replicas and exactly `n` pods exist (removed ones are gone).
+async fn wait_step(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    n: u32,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<(), Stop> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "get",
+        resource: "deployments.apps",
+        namespace: Some(namespace),
+        name: Some(name),
+    };
+    let dep = cluster
+        .call(op, deployments.get(name))
+        .await
+        .map_err(|e| Stop(e.to_string()))?;
+    let selector = dep
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let (pod_store, pod_writer) = reflector::store::<Pod>();
+    let pod_events = reflector(
+        pod_writer,
+        watcher(pods, watcher::Config::default().labels(&selector)),
+    )
+    .default_backoff()
+    .map(|ev| Seen::Pods(matches!(ev, Ok(watcher::Event::InitDone))));
+    let dep_events = watcher(
+        deployments,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .default_backoff()
+    .applied_objects();
+    let mut latest: Option<Deployment> = Some(dep);
+    let mut events = futures::stream::select(
+        dep_events.map(|d| Seen::Deployment(d.ok().map(Box::new))),
+        pod_events,
+    )
+    .boxed();
+    let mut pods_synced = false;
+
+    let wait = async {
+        loop {
+            let pod_count = pod_store.state().len() as u32;
+            if let Some(d) = &latest {
+                let w = live_deployment(d);
+                let observed = d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation;
+                let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                progress.set(&format!("{name}: {}/{n} ready, {pod_count} pods", w.ready));
+                if observed
+                    && w.replicas == n as i32
+                    && w.ready == n as i32
+                    && w.available == n as i32
+                    && w.up_to_date == n as i32
+                    && status_replicas == n as i32
+                    && pods_synced
+                    && pod_count == n
+                {
+                    return;
+                }
+            }
+            match events.next().await {
+                Some(Seen::Deployment(Some(d))) => latest = Some(*d),
+                Some(Seen::Deployment(None)) => {}
+                Some(Seen::Pods(init_done)) => pods_synced |= init_done,
+                None => return,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(()) => {
+            progress.line(&format!("{name}: {n}/{n} ready"));
+            Ok(())
+        }
+        Err(_) => {
+            let ready = latest.as_ref().map(|d| live_deployment(d).ready).unwrap_or(0);
+            Err(Stop(format!(
+                "{name} did not reach {n} ready replicas within {} ({ready}/{n} ready, {} pods)",
+                humanize(timeout),
+                pod_store.state().len()
+            )))
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    crate::core::duration::human_duration(jiff::SignedDuration::try_from(d).unwrap_or_default())
+}
+
+/// Progress on stderr: a live spinner line on a terminal, plain lines otherwise.
+pub(super) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub(super) fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { bar }
+    }
+    pub(super) fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+    pub(super) fn set(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_string());
+        }
+    }
+    pub(super) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
