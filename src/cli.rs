@@ -30,6 +30,7 @@ pub struct Cli {
 
 /// kubectl's connection flags (`kubectl options`).
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Kubernetes options")]
 pub struct KubeFlags {
     /// Path to the kubeconfig file to use (only this file; KUBECONFIG is ignored)
     #[arg(long, global = true, value_name = "PATH")]
