@@ -390,3 +390,206 @@ fn dependency_status(
 fn is_ready(ready: &str) -> bool {
     ready.split_once('/').is_some_and(|(a, b)| a == b && a != "0")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::manifest;
+    use serde_json::json;
+
+    fn release() -> Release {
+        let path = format!(
+            "{}/tests/fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        Release(serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json"))
+    }
+
+    fn deployment(name: &str, replicas: i32) -> LiveWorkload {
+        LiveWorkload {
+            kind: "Deployment".into(),
+            name: name.into(),
+            replicas,
+            ready: replicas,
+            up_to_date: replicas,
+            available: replicas,
+        }
+    }
+
+    fn pod(name: &str, owner_kind: &str, owner: &str, hash: Option<&str>) -> Pod {
+        let mut labels = serde_json::Map::new();
+        if let Some(h) = hash {
+            labels.insert("pod-template-hash".into(), json!(h));
+        }
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "namespace": "milvus",
+                "labels": labels,
+                "creationTimestamp": "2026-01-11T12:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner, "uid": "u", "controller": true}]
+            },
+            "spec": {"containers": [{"name": "c"}], "nodeName": "n1"},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0, "image": "i", "imageID": "", "state": {"running": {}}}]
+            }
+        }))
+        .expect("pod")
+    }
+
+    fn status(workloads: &[LiveWorkload], hpas: &[HorizontalPodAutoscaler], pods: &[Pod]) -> ReleaseStatus {
+        let r = release();
+        let objects = manifest::parse(r.manifest()).expect("manifest");
+        let now = "2026-01-11T12:05:00Z".parse().expect("time");
+        build(
+            &r,
+            "milvus",
+            "Secret",
+            None,
+            &objects,
+            &LiveState {
+                workloads,
+                hpas,
+                pods,
+            },
+            now,
+        )
+    }
+
+    fn all_in_step() -> Vec<LiveWorkload> {
+        vec![
+            deployment("my-release-milvus-proxy", 1),
+            deployment("my-release-milvus-querynode", 3),
+            deployment("my-release-milvus-datanode", 2),
+            deployment("my-release-milvus-streamingnode", 1),
+            deployment("my-release-milvus-mixcoord", 1),
+        ]
+    }
+
+    #[test]
+    fn values_against_live_and_the_rendered_table() {
+        let mut live = all_in_step();
+        live[2] = deployment("my-release-milvus-datanode", 4); // scaled behind Helm's back
+        live.remove(3); // streamingnode missing
+        let s = status(&live, &[], &[]);
+        let desired: Vec<(&str, Replicas)> = s
+            .components
+            .iter()
+            .map(|c| (c.component.as_str(), c.desired.clone()))
+            .collect();
+        assert_eq!(
+            desired,
+            [
+                ("proxy", Replicas::Count(1)),
+                ("queryNode", Replicas::Count(3)),
+                ("dataNode", Replicas::Count(2)),
+                ("streamingNode", Replicas::Count(1)),
+                ("mixCoordinator", Replicas::Count(1)),
+            ]
+        );
+        assert_eq!((s.mode.as_str(), s.message_queue.as_str()), ("cluster", "pulsar"));
+        insta::assert_snapshot!(crate::render::status::components(&s.components, false));
+    }
+
+    #[test]
+    fn hpa_fight_is_noted() {
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+            "metadata": {"name": "qn-hpa"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "my-release-milvus-querynode"}, "minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": 3, "desiredReplicas": 3}
+        }))
+        .expect("hpa");
+        let s = status(&all_in_step(), &[hpa], &[]);
+        let qn = &s.components[1];
+        assert_eq!(
+            qn.hpa.as_ref().map(|h| (h.min, h.max, h.current)),
+            Some((2, 6, 3))
+        );
+        assert!(qn.notes[0].contains("both set replicas"), "{:?}", qn.notes);
+    }
+
+    #[test]
+    fn pods_are_attributed_by_owner_not_by_label() {
+        let pods = [
+            pod(
+                "my-release-milvus-querynode-abc12-x1",
+                "ReplicaSet",
+                "my-release-milvus-querynode-abc12",
+                Some("abc12"),
+            ),
+            pod(
+                "my-release-pulsarv3-proxy-0",
+                "StatefulSet",
+                "my-release-pulsarv3-proxy",
+                None,
+            ),
+            pod(
+                "my-release-pulsarv3-pulsar-init-q2",
+                "Job",
+                "my-release-pulsarv3-pulsar-init",
+                None,
+            ),
+            // Another release's pods in the same namespace.
+            pod(
+                "other-milvus-proxy-def34-y2",
+                "ReplicaSet",
+                "other-milvus-proxy-def34",
+                Some("def34"),
+            ),
+            pod(
+                "other-pulsarv3-proxy-0",
+                "StatefulSet",
+                "other-pulsarv3-proxy",
+                None,
+            ),
+            // A ReplicaSet whose name only starts like ours.
+            pod(
+                "my-release-milvus-querynode-x-abc-z",
+                "ReplicaSet",
+                "my-release-milvus-querynode-x-abc",
+                Some("abc"),
+            ),
+        ];
+        let s = status(&all_in_step(), &[], &pods);
+        let names: Vec<(&str, &str)> = s
+            .pods
+            .iter()
+            .map(|p| (p.row.name.as_str(), p.workload.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "my-release-milvus-querynode-abc12-x1",
+                    "Deployment/my-release-milvus-querynode"
+                ),
+                (
+                    "my-release-pulsarv3-proxy-0",
+                    "StatefulSet/my-release-pulsarv3-proxy"
+                ),
+                (
+                    "my-release-pulsarv3-pulsar-init-q2",
+                    "Job/my-release-pulsarv3-pulsar-init"
+                ),
+            ]
+        );
+        assert_eq!(s.pods[0].component.as_deref(), Some("querynode"));
+        assert_eq!(
+            s.pods[1].component, None,
+            "Pulsar's component=proxy is not Milvus' proxy"
+        );
+        let proxy_dep = s
+            .dependencies
+            .iter()
+            .find(|d| d.name == "my-release-pulsarv3-proxy")
+            .expect("dep");
+        assert_eq!((proxy_dep.pods_ready, proxy_dep.pods), (1, 1));
+        insta::assert_snapshot!(crate::render::table::pod_table(
+            &s.pods.iter().map(|p| p.row.clone()).collect::<Vec<_>>(),
+            false,
+            None
+        ));
+    }
+}
