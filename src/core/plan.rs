@@ -513,4 +513,135 @@ mod tests {
         assert_eq!(steps(5, 2), vec![4, 3, 2]);
         assert!(steps(2, 2).is_empty());
     }
+
+    fn release() -> Release {
+        let path = format!(
+            "{}/tests/fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        Release(serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json"))
+    }
+
+    fn live(name: &str, replicas: i32) -> LiveWorkload {
+        LiveWorkload {
+            kind: "Deployment".into(),
+            name: name.into(),
+            replicas,
+            ready: replicas,
+            up_to_date: replicas,
+            available: replicas,
+        }
+    }
+
+    /// A querynode pod: `ready` and created `minute` minutes past noon.
+    fn pod(name: &str, phase: &str, ready: bool, minute: u32) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "labels": {"pod-template-hash": "h1"},
+                "creationTimestamp": format!("2026-01-11T12:{minute:02}:00Z"),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "my-release-milvus-querynode-h1", "uid": "u", "controller": true}]
+            },
+            "spec": {"containers": [{"name": "c"}], "nodeName": if phase == "Pending" { serde_json::Value::Null } else { "n1".into() }},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .expect("pod")
+    }
+
+    fn plan_for(requests: &[&str], pods: &[Pod], force: bool) -> Result<Plan, Rejection> {
+        let r = release();
+        let objects = crate::core::manifest::parse(r.manifest()).expect("manifest");
+        let workloads = [
+            live("my-release-milvus-proxy", 1),
+            live("my-release-milvus-querynode", 3),
+            live("my-release-milvus-datanode", 2),
+            live("my-release-milvus-streamingnode", 2),
+            live("my-release-milvus-mixcoord", 1),
+        ];
+        let input = PlanInput {
+            release: &r,
+            namespace: "milvus",
+            objects: &objects,
+            workloads: &workloads,
+            hpas: &[],
+            pods,
+            force,
+            now: "2026-01-11T13:00:00Z".parse().expect("time"),
+        };
+        let requests: Vec<Request> = requests
+            .iter()
+            .map(|t| parse_request(t).expect("request"))
+            .collect();
+        plan(&input, &requests)
+    }
+
+    #[test]
+    fn scale_in_removes_pods_in_the_replicaset_controllers_order() {
+        let pods = [
+            pod("qn-old-ready", "Running", true, 1),
+            pod("qn-new-ready", "Running", true, 30),
+            pod("qn-not-ready", "Running", false, 2),
+        ];
+        let p = plan_for(&["queryNode=1"], &pods, false).expect("plan");
+        assert_eq!(p.changes[0].steps, [2, 1]);
+        let fates: Vec<(&str, PodFate, Option<usize>)> = p
+            .pods
+            .iter()
+            .map(|x| (x.row.name.as_str(), x.fate, x.step))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("qn-new-ready", PodFate::Removed, Some(2)),
+                ("qn-not-ready", PodFate::Removed, Some(1)),
+                ("qn-old-ready", PodFate::Stays, None),
+            ]
+        );
+        assert_eq!(
+            p.helm_command,
+            "helm upgrade my-release milvus/milvus --namespace milvus --version 5.0.19 --reset-then-reuse-values --set queryNode.replicas=1"
+        );
+    }
+
+    #[test]
+    fn rules_refuse_or_reject_with_the_right_kind() {
+        let refused = |r: Result<Plan, Rejection>| matches!(r, Err(Rejection::Refused(_)));
+        let invalid = |r: Result<Plan, Rejection>| matches!(r, Err(Rejection::Invalid(_)));
+        assert!(refused(plan_for(&["mixCoordinator=2"], &[], false)));
+        assert!(refused(plan_for(&["rootcoord=2"], &[], false)));
+        assert!(refused(plan_for(&["dataNode=0"], &[], false)));
+        assert!(plan_for(&["dataNode=0"], &[], true).is_ok());
+        assert!(invalid(plan_for(&["indexNode=2"], &[], false)));
+        assert!(invalid(plan_for(&["etcd=2"], &[], false)));
+        assert!(invalid(plan_for(&["dataNode=-3"], &[], false)));
+        assert!(invalid(plan_for(&["proxy=2", "PROXY=3"], &[], false)));
+        let p = plan_for(&["querynode=+2", "dataNode=2"], &[], false).expect("plan");
+        assert_eq!((p.changes[0].target, p.changes[0].steps.clone()), (5, vec![5]));
+        assert!(p.changes[1].is_noop() && !p.nothing_to_do());
+    }
+
+    #[test]
+    fn streaming_node_scale_in_warns() {
+        // Two streaming nodes run while the values say 1: both facts are told.
+        let p = plan_for(&["streamingNode=1"], &[], false).expect("plan");
+        assert!(
+            p.warnings.iter().any(|w| w.contains("values say 1 but 2 run")),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("largest collection replica number")),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            plan_for(&["streamingNode=3"], &[], false)
+                .expect("plan")
+                .warnings
+                .len()
+                == 1
+        );
+    }
 }
