@@ -444,6 +444,16 @@ fn all_namespaces_finds_releases_everywhere() {
         found.contains(&(b.name().to_string(), "my-release".to_string())),
         "{found:?}"
     );
+    // With -A the pod tables get kubectl's leading NAMESPACE column.
     let table = ok(&["status", "-A"]);
-    assert!(table.contains("NAMESPACE   NAME"), "{table}");
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("NAMESPACE "))
+        .unwrap_or_default();
+    assert!(
+        header
+            .split_whitespace()
+            .eq(["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+        "{table}"
+    );
 }
