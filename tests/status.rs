@@ -325,6 +325,16 @@ fn terminating_pods_show_like_kubectl() {
         ns,
         "--replicas=1",
     ]);
+    // The ReplicaSet controller marks the two pods for deletion just after
+    // `kubectl scale` returns.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kubectl(&["get", "pods", "-n", ns]).matches("Terminating").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods never went Terminating"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let out = pod_table(&ok(&["status", "my-release", "-n", ns]));
     assert_eq!(out.matches("Terminating").count(), 2, "{out}");
     eventually_equal(|| {

@@ -1,0 +1,554 @@
+//! Benchmark runner (plain, `harness = false`) for `kubectl milvus status`
+//! and `scale` against the real local control plane of the `testbed` crate,
+//! plus micro-benchmarks of the pure core. See `docs/benchmarks.md`.
+//!
+//! Environment:
+//! - `KUBECTL_MILVUS_BIN`: plugin binary to measure (default: the release
+//!   binary under `$CARGO_TARGET_DIR/release`, else the one cargo built).
+//! - `BENCH_POD_LEVELS`: pod counts to reach (default `100,300,1000`); the
+//!   seeded baseline is always measured first.
+//! - `BENCH_RUNS` (default 5), `BENCH_SCALE_RUNS` (default 5).
+//! - `BENCH_JSON`: where to write the JSON results
+//!   (default `target/bench-status.json`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use testbed::TestBed;
+use testbed::proxy::FaultProxy;
+use testbed::seed::{self, Scenario, SeedOptions};
+
+const RELEASE: &str = "my-release";
+const SELECTOR: &str = "app.kubernetes.io/instance=my-release";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn plugin_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KUBECTL_MILVUS_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let p = Path::new(&dir).join("release/kubectl-milvus");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-milvus"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Median wall time (ms) of `runs` calls of `f`, after one warm-up call.
+fn bench_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                ms(t.elapsed())
+            })
+            .collect(),
+    )
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status_cmd(bin: &Path, kubeconfig: &Path, ns: &str, release: &str) -> Command {
+    let mut c = Command::new(bin);
+    c.args(["status", release, "-n", ns])
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("HELM_DRIVER")
+        .env_remove("HELM_MAX_HISTORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn trio(bed: &TestBed, ns: &str) {
+    run_ok(bed.helm().args(["get", "values", RELEASE, "--all", "-n", ns]));
+    run_ok(bed.kubectl().args(["get", "deploy", "-l", SELECTOR, "-n", ns]));
+    run_ok(bed.kubectl().args(["get", "pods", "-l", SELECTOR, "-n", ns]));
+}
+
+/// Peak RSS (KiB) of one `status` run, via `/usr/bin/time -f %M`.
+fn peak_rss_kib(bin: &Path, kubeconfig: &Path, ns: &str) -> f64 {
+    let out = tempfile::NamedTempFile::new().expect("tempfile");
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(out.path())
+        .arg(bin)
+        .args(["status", RELEASE, "-n", ns])
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn /usr/bin/time");
+    assert!(status.success(), "status under /usr/bin/time failed");
+    std::fs::read_to_string(out.path())
+        .expect("time output")
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .next_back()
+        .expect("max RSS")
+}
+
+fn count_pods(bed: &'static TestBed, ns: &str) -> (usize, usize) {
+    let ns = ns.to_string();
+    bed.block_on(async move {
+        let api: kube::Api<Pod> = kube::Api::namespaced(bed.client().await.unwrap(), &ns);
+        let pods = api.list(&ListParams::default().labels(SELECTOR)).await.unwrap();
+        let ready = pods
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        (pods.items.len(), ready)
+    })
+    .unwrap()
+}
+
+/// One measurement row of `status` at the current state of `ns`.
+fn measure_status(
+    bed: &'static TestBed,
+    bin: &Path,
+    proxy: &FaultProxy,
+    ns: &str,
+    release: &str,
+    runs: usize,
+    with_trio: bool,
+) -> Value {
+    let admin = bed.admin_kubeconfig();
+    // Requests and bytes through the proxy (one run is enough; checked constant).
+    let mut reqs = Vec::new();
+    let mut bytes = Vec::new();
+    let mut paths = Vec::new();
+    for _ in 0..runs {
+        proxy.reset_counters();
+        run_ok(&mut status_cmd(bin, proxy.kubeconfig(), ns, release));
+        reqs.push(proxy.request_count() as f64);
+        bytes.push(proxy.response_bytes() as f64);
+        paths = proxy
+            .requests()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect();
+    }
+    let status_ms = bench_ms(runs, || {
+        run_ok(&mut status_cmd(bin, admin, ns, release));
+    });
+    let mut row = json!({
+        "release": release,
+        "requests": median(reqs.clone()),
+        "requests_min": reqs.iter().copied().fold(f64::INFINITY, f64::min),
+        "requests_max": reqs.iter().copied().fold(0.0, f64::max),
+        "request_paths": paths,
+        "response_bytes": median(bytes),
+        "status_ms": status_ms,
+    });
+    if with_trio {
+        let trio_ms = bench_ms(runs, || trio(bed, ns));
+        let rss = median((0..runs).map(|_| peak_rss_kib(bin, admin, ns)).collect());
+        row["trio_ms"] = json!(trio_ms);
+        row["speedup"] = json!(trio_ms / status_ms);
+        row["peak_rss_kib"] = json!(rss);
+    }
+    row
+}
+
+fn scale_deployments(bed: &'static TestBed, ns: &str, qn: usize, dn: usize, px: usize) {
+    for (d, n) in [("querynode", qn), ("datanode", dn), ("proxy", px)] {
+        run_ok(bed.kubectl().args([
+            "scale",
+            "deployment",
+            &format!("{RELEASE}-milvus-{d}"),
+            &format!("--replicas={n}"),
+            "-n",
+            ns,
+        ]));
+    }
+    let ns2 = ns.to_string();
+    bed.block_on(async move { seed::wait_release_ready_timeout(&ns2, Duration::from_secs(900)).await })
+        .unwrap()
+        .expect("pods ready");
+}
+
+/// 1 → 20 scale-out with `kubectl-milvus scale`; returns (total ms, reaction ms).
+fn scale_run(bed: &'static TestBed, bin: &Path, ns: &str) -> (f64, f64) {
+    let deployment = format!("{RELEASE}-milvus-querynode");
+    let ready_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ns2, out, listed2) = (ns.to_string(), ready_at.clone(), listed.clone());
+    let task = bed.spawn(async move {
+        let api: kube::Api<Deployment> = kube::Api::namespaced(TestBed::get().client().await.unwrap(), &ns2);
+        let stream = watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={deployment}")),
+        )
+        .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(d)) = stream.next().await {
+            let now = Instant::now();
+            listed2.store(true, std::sync::atomic::Ordering::SeqCst);
+            let spec = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+            if spec == 20 && ready == 20 {
+                out.lock().unwrap().get_or_insert(now);
+            }
+        }
+    });
+    while !listed.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .args(["scale", RELEASE, "queryNode=20", "-n", ns])
+        .env("KUBECONFIG", bed.admin_kubeconfig())
+        .output()
+        .expect("spawn scale");
+    let done = Instant::now();
+    assert!(
+        out.status.success(),
+        "scale failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The watch event may trail the command by a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ready_at.lock().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    task.abort();
+    let reaction = match *ready_at.lock().unwrap() {
+        Some(r) if r <= done => ms(done - r),
+        Some(r) => -ms(r - done),
+        None => f64::NAN,
+    };
+    // Back to 1 for the next run (steps down one at a time).
+    run_ok(
+        Command::new(bin)
+            .args(["scale", RELEASE, "queryNode=1", "-n", ns])
+            .env("KUBECONFIG", bed.admin_kubeconfig()),
+    );
+    (ms(done - t), reaction)
+}
+
+fn micro(runs: usize) -> Value {
+    use kubectl_milvus::core::{pods::PodRow, release, values};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json");
+    let base: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let json_len = serde_json::to_vec(&base).unwrap().len();
+    let real = seed::encode_release(&base).unwrap();
+    // Synthetic: pad the manifest with incompressible-ish text to ~1 MB encoded.
+    let mut big = base.clone();
+    let mut pad = String::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while pad.len() < 800_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        pad.push_str(&format!("# {x:016x}\n"));
+    }
+    let manifest = format!("{}{}", big["manifest"].as_str().unwrap_or(""), pad);
+    big["manifest"] = json!(manifest);
+    let big_enc = seed::encode_release(&big).unwrap();
+    let big_json_len = serde_json::to_vec(&big).unwrap().len();
+
+    let reps = runs.max(20);
+    let decode_real = bench_ms(reps, || {
+        std::hint::black_box(release::decode(real.as_bytes()).unwrap());
+    });
+    let decode_big = bench_ms(reps, || {
+        std::hint::black_box(release::decode(big_enc.as_bytes()).unwrap());
+    });
+    let rel = release::decode(real.as_bytes()).unwrap();
+    let (cv, cfg) = (rel.chart_values().clone(), rel.config().clone());
+    let coalesce = bench_ms(reps * 10, || {
+        std::hint::black_box(values::coalesce(&cv, &cfg));
+    });
+    let rows: Vec<PodRow> = (0..1000)
+        .map(|i| PodRow {
+            name: format!("my-release-milvus-querynode-6d5f7c9b8-{i:05x}"),
+            ready: "1/1".into(),
+            status: "Running".into(),
+            restarts: if i % 7 == 0 {
+                "2 (5m ago)".into()
+            } else {
+                "0".into()
+            },
+            age: "12m".into(),
+            ip: format!("10.0.{}.{}", i / 250, i % 250),
+            node: "node-1".into(),
+            nominated_node: "<none>".into(),
+            readiness_gates: "<none>".into(),
+        })
+        .collect();
+    let render = bench_ms(reps, || {
+        std::hint::black_box(kubectl_milvus::render::table::pod_table(&rows, false, None));
+    });
+    json!({
+        "decode_real_ms": decode_real,
+        "decode_real_encoded_bytes": real.len(),
+        "decode_real_json_bytes": json_len,
+        "decode_1mb_ms": decode_big,
+        "decode_1mb_encoded_bytes": big_enc.len(),
+        "decode_1mb_json_bytes": big_json_len,
+        "coalesce_ms": coalesce,
+        "render_1000_rows_ms": render,
+    })
+}
+
+fn write_json(path: &Path, v: &Value) {
+    if let Some(d) = path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).expect("write JSON");
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing
+    // useful. Only run for real under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("status bench: run with `cargo bench --bench status`");
+        return;
+    }
+    let runs = env_usize("BENCH_RUNS", 5);
+    let scale_runs = env_usize("BENCH_SCALE_RUNS", 5);
+    let levels: Vec<usize> = std::env::var("BENCH_POD_LEVELS")
+        .unwrap_or_else(|_| "100,300,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let json_path = PathBuf::from(
+        std::env::var("BENCH_JSON")
+            .unwrap_or_else(|_| format!("{}/target/bench-status.json", env!("CARGO_MANIFEST_DIR"))),
+    );
+    let bin = plugin_bin();
+    eprintln!("plugin binary: {}", bin.display());
+    let mut results = json!({ "binary": bin.display().to_string(), "runs": runs });
+
+    // Micro-benchmarks first (no cluster needed).
+    results["micro"] = micro(runs);
+    eprintln!("micro: {}", results["micro"]);
+    write_json(&json_path, &results);
+
+    // Start-up time of --help.
+    let help_ms = bench_ms(runs.max(20), || {
+        run_ok(Command::new(&bin).arg("--help"));
+    });
+    results["help_ms"] = json!(help_ms);
+    eprintln!("--help: {help_ms:.2} ms");
+
+    let bed = TestBed::get();
+    let proxy = FaultProxy::start(bed).expect("proxy");
+
+    // Scale first, on its own small namespace.
+    {
+        let ns = bed
+            .block_on(async { TestBed::get().namespace("bench-scale").await })
+            .unwrap()
+            .unwrap();
+        let nsn = ns.name().to_string();
+        let t = Instant::now();
+        let n2 = nsn.clone();
+        bed.block_on(async move {
+            let opts = SeedOptions {
+                wait_ready: true,
+                ..Default::default()
+            };
+            seed::seed_release(TestBed::get(), &n2, Scenario::Defaults, opts).await
+        })
+        .unwrap()
+        .expect("seed scale namespace");
+        eprintln!("seeded {nsn} in {:.1}s", t.elapsed().as_secs_f64());
+        let mut totals = Vec::new();
+        let mut reactions = Vec::new();
+        for i in 0..scale_runs {
+            let (total, reaction) = scale_run(bed, &bin, &nsn);
+            eprintln!("scale run {i}: total {total:.0} ms, reaction {reaction:.1} ms");
+            totals.push(total);
+            reactions.push(reaction);
+        }
+        results["scale"] = json!({
+            "runs": scale_runs,
+            "total_ms_runs": totals,
+            "reaction_ms_runs": reactions,
+            "total_ms": median(totals),
+            "reaction_ms": median(reactions),
+        });
+        write_json(&json_path, &results);
+        drop(ns);
+    }
+
+    // Status at scale: main release (100 revisions) + noise releases.
+    let ns = bed
+        .block_on(async { TestBed::get().namespace("bench-status").await })
+        .unwrap()
+        .unwrap();
+    let nsn = ns.name().to_string();
+    let t = Instant::now();
+    for (release, revisions, wait) in [
+        (RELEASE, 100u32, true),
+        ("noise-r1", 1, false),
+        ("noise-r10", 10, false),
+    ] {
+        let n2 = nsn.clone();
+        bed.block_on(async move {
+            let opts = SeedOptions {
+                release: Some(release.into()),
+                revisions,
+                wait_ready: wait,
+                ..Default::default()
+            };
+            seed::seed_release(TestBed::get(), &n2, Scenario::Defaults, opts).await
+        })
+        .unwrap()
+        .expect("seed release");
+    }
+    eprintln!(
+        "seeded {nsn} (3 releases, 111 revisions) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut rows = Vec::new();
+    let mut rev_rows = Vec::new();
+    // Revisions axis (1 / 10 / 100), at the baseline pod count.
+    for (release, revs) in [("noise-r1", 1), ("noise-r10", 10), (RELEASE, 100)] {
+        let mut r = measure_status(bed, &bin, &proxy, &nsn, release, runs, false);
+        r["revisions"] = json!(revs);
+        eprintln!("revisions {revs}: {r}");
+        rev_rows.push(r);
+    }
+    results["revisions"] = json!(rev_rows);
+    write_json(&json_path, &results);
+
+    let (base_pods, _) = count_pods(bed, &nsn);
+    let mut targets = vec![base_pods];
+    targets.extend(levels.into_iter().filter(|&l| l > base_pods));
+    for target in targets {
+        if target > base_pods {
+            // querynode/datanode/proxy start at 1 each; add 4:3:2.
+            let extra = target - base_pods + 3;
+            let qn = extra * 4 / 9;
+            let dn = extra * 3 / 9;
+            let px = extra - qn - dn;
+            let t = Instant::now();
+            scale_deployments(bed, &nsn, qn, dn, px);
+            eprintln!("scaled to ~{target} pods in {:.1}s", t.elapsed().as_secs_f64());
+        }
+        let (pods, ready) = count_pods(bed, &nsn);
+        let mut r = measure_status(bed, &bin, &proxy, &nsn, RELEASE, runs, true);
+        r["pods"] = json!(pods);
+        r["pods_ready"] = json!(ready);
+        r["revisions"] = json!(100);
+        eprintln!("pods {pods}: {r}");
+        rows.push(r);
+        results["pods"] = json!(rows);
+        write_json(&json_path, &results);
+    }
+
+    // The table.
+    println!();
+    println!(
+        "| pods | revisions | status ms | trio ms | speed-up | API requests | bytes read | peak RSS MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | 100 | {:.0} | {:.0} | {:.1}× | {} | {:.0} | {:.1} |",
+            r["pods"],
+            r["status_ms"].as_f64().unwrap(),
+            r["trio_ms"].as_f64().unwrap(),
+            r["speedup"].as_f64().unwrap(),
+            r["requests"],
+            r["response_bytes"].as_f64().unwrap(),
+            r["peak_rss_kib"].as_f64().unwrap() / 1024.0,
+        );
+    }
+    for r in results["revisions"].as_array().unwrap() {
+        println!(
+            "| {} (base) | {} | {:.0} | – | – | {} | {:.0} | – |",
+            base_pods,
+            r["revisions"],
+            r["status_ms"].as_f64().unwrap(),
+            r["requests"],
+            r["response_bytes"].as_f64().unwrap(),
+        );
+    }
+    let m = &results["micro"];
+    let s = &results["scale"];
+    println!();
+    println!("| figure | value |");
+    println!("|---|---:|");
+    println!("| `--help` start-up | {help_ms:.2} ms |");
+    println!("| scale 1→20 total | {:.0} ms |", s["total_ms"].as_f64().unwrap());
+    println!(
+        "| scale reaction (ready → exit) | {:.1} ms |",
+        s["reaction_ms"].as_f64().unwrap()
+    );
+    println!(
+        "| decode real record ({} B encoded) | {:.2} ms |",
+        m["decode_real_encoded_bytes"],
+        m["decode_real_ms"].as_f64().unwrap()
+    );
+    println!(
+        "| decode synthetic ({} B encoded) | {:.2} ms |",
+        m["decode_1mb_encoded_bytes"],
+        m["decode_1mb_ms"].as_f64().unwrap()
+    );
+    println!(
+        "| coalesce values | {:.3} ms |",
+        m["coalesce_ms"].as_f64().unwrap()
+    );
+    println!(
+        "| render 1,000 pod rows | {:.2} ms |",
+        m["render_1000_rows_ms"].as_f64().unwrap()
+    );
+    println!();
+    println!("JSON: {}", json_path.display());
+    drop(ns);
+}
