@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
@@ -75,7 +75,7 @@ impl Op<'_> {
             None => "all namespaces".to_string(),
         }
     }
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self.name {
             Some(n) => format!("{} {} {n} in {}", self.verb, self.resource, self.scope()),
             None => format!("{} {} in {}", self.verb, self.resource, self.scope()),
@@ -193,8 +193,26 @@ impl Cluster {
         Ok(self.call(op, api.list(params)).await?.items)
     }
 
+    /// Pods, decoded one by one and stripped of what no column needs
+    /// (managedFields, annotations, most of the spec), so a namespace of a
+    /// thousand pods is never held in memory as full objects.
     pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ApiError> {
-        self.list(namespace, &Self::cached_list()).await
+        let api: Api<Pod> = Api::namespaced(self.client(), namespace);
+        let op = Op {
+            verb: "list",
+            resource: "pods",
+            namespace: Some(namespace),
+            name: None,
+        };
+        let request = kube::core::Request::new(api.resource_url())
+            .list(&Self::cached_list())
+            .map_err(|e| ApiError::Server {
+                what: op.describe(),
+                code: 0,
+                message: e.to_string(),
+            })?;
+        let list: SlimPodList = self.call(op, self.client().request(request)).await?;
+        Ok(list.items.0)
     }
 
     /// autoscaling/v1 is served by every version from v1.20 to today, and
@@ -212,6 +230,64 @@ impl Cluster {
         let items: Vec<StatefulSet> = self.list(namespace, &Self::cached_list()).await?;
         Ok(items.iter().map(live_statefulset).collect())
     }
+}
+
+/// A pod list whose items are slimmed as they are decoded.
+#[derive(serde::Deserialize)]
+struct SlimPodList {
+    #[serde(default)]
+    items: SlimPods,
+}
+
+#[derive(Default)]
+struct SlimPods(Vec<Pod>);
+
+impl<'de> serde::Deserialize<'de> for SlimPods {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = SlimPods;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of pods")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SlimPods, A::Error> {
+                let mut pods = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(pod) = seq.next_element::<Pod>()? {
+                    pods.push(slim(pod));
+                }
+                Ok(SlimPods(pods))
+            }
+            fn visit_unit<E>(self) -> Result<SlimPods, E> {
+                Ok(SlimPods::default())
+            }
+        }
+        deserializer.deserialize_any(Items)
+    }
+}
+
+/// Keeps what `kubectl get pods` columns, owner attribution and the
+/// ReplicaSet victim order read.
+fn slim(mut pod: Pod) -> Pod {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        let keep = |c: &Container| Container {
+            name: c.name.clone(),
+            restart_policy: c.restart_policy.clone(),
+            ..Default::default()
+        };
+        pod.spec = Some(PodSpec {
+            containers: spec.containers.iter().map(keep).collect(),
+            init_containers: spec
+                .init_containers
+                .as_ref()
+                .map(|cs| cs.iter().map(keep).collect()),
+            node_name: spec.node_name,
+            readiness_gates: spec.readiness_gates,
+            ..Default::default()
+        });
+    }
+    pod
 }
 
 pub fn live_deployment(d: &Deployment) -> LiveWorkload {
@@ -246,4 +322,51 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::pods::pod_row;
+
+    #[test]
+    fn slim_pods_print_the_same_row() {
+        let full: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "p", "namespace": "ns", "creationTimestamp": "2026-01-11T12:00:00Z",
+                "annotations": {"checksum/config": "abc"},
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]
+            },
+            "spec": {
+                "nodeName": "n1",
+                "initContainers": [{"name": "sidecar", "image": "s", "restartPolicy": "Always"}],
+                "containers": [{"name": "app", "image": "i", "env": [{"name": "A", "value": "1"}]}],
+                "readinessGates": [{"conditionType": "x/ready"}]
+            },
+            "status": {
+                "phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "x/ready", "status": "True"}],
+                "initContainerStatuses": [{"name": "sidecar", "ready": true, "started": true, "restartCount": 1, "image": "s", "imageID": "", "state": {"running": {}}}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 2, "image": "i", "imageID": "", "state": {"running": {}},
+                    "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-01-11T12:03:00Z"}}}]
+            }
+        }))
+        .expect("pod");
+        let now = "2026-01-11T12:05:00Z".parse().expect("time");
+        let slimmed = slim(full.clone());
+        assert!(slimmed.metadata.managed_fields.is_none());
+        assert!(
+            slimmed
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.containers[0].env.is_none())
+        );
+        assert_eq!(pod_row(&slimmed, now), pod_row(&full, now));
+        let list: SlimPodList =
+            serde_json::from_value(serde_json::json!({"items": [full.clone(), full]})).expect("list");
+        assert_eq!(list.items.0.len(), 2);
+        let empty: SlimPodList =
+            serde_json::from_value(serde_json::json!({"items": null})).expect("null items");
+        assert!(empty.items.0.is_empty());
+    }
 }
