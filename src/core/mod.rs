@@ -8,3 +8,6 @@ pub mod pods;
 pub mod release;
 pub mod status;
 pub mod values;
+
+#[cfg(test)]
+mod test_support;

@@ -476,6 +476,7 @@ fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> Vec<Pre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::test_support::{fixture_release as release, ready_deployment as live};
 
     #[test]
     fn parses_requests() {
@@ -512,25 +513,6 @@ mod tests {
         assert_eq!(steps(3, 1), vec![2, 1]);
         assert_eq!(steps(5, 2), vec![4, 3, 2]);
         assert!(steps(2, 2).is_empty());
-    }
-
-    fn release() -> Release {
-        let path = format!(
-            "{}/tests/fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Release(serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json"))
-    }
-
-    fn live(name: &str, replicas: i32) -> LiveWorkload {
-        LiveWorkload {
-            kind: "Deployment".into(),
-            name: name.into(),
-            replicas,
-            ready: replicas,
-            up_to_date: replicas,
-            available: replicas,
-        }
     }
 
     /// A querynode pod: `ready` and created `minute` minutes past noon.

@@ -395,26 +395,8 @@ fn is_ready(ready: &str) -> bool {
 mod tests {
     use super::*;
     use crate::core::manifest;
+    use crate::core::test_support::{fixture_release as release, ready_deployment as deployment};
     use serde_json::json;
-
-    fn release() -> Release {
-        let path = format!(
-            "{}/tests/fixtures/helm-release/release-v4-rev2-deployed-qn3-dn2.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Release(serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json"))
-    }
-
-    fn deployment(name: &str, replicas: i32) -> LiveWorkload {
-        LiveWorkload {
-            kind: "Deployment".into(),
-            name: name.into(),
-            replicas,
-            ready: replicas,
-            up_to_date: replicas,
-            available: replicas,
-        }
-    }
 
     fn pod(name: &str, owner_kind: &str, owner: &str, hash: Option<&str>) -> Pod {
         let mut labels = serde_json::Map::new();
