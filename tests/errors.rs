@@ -87,7 +87,6 @@ fn other_charts_and_corrupt_records_are_named() {
 #[test]
 fn forbidden_says_which_verb_and_resource() {
     let ns = namespace("err-rbac");
-    let ns_name = ns.name().to_string();
     seed(ns.name(), Scenario::Defaults, SeedOptions::default());
     // Can read Helm records but nothing else.
     let rules = vec![PolicyRule {
@@ -96,10 +95,7 @@ fn forbidden_says_which_verb_and_resource() {
         verbs: vec!["get".into(), "list".into()],
         ..Default::default()
     }];
-    let kc = bed()
-        .block_on(async move { bed().restricted_kubeconfig(&ns_name, "records-only", rules).await })
-        .unwrap()
-        .unwrap();
+    let kc = restricted(ns.name(), "records-only", rules);
     let r = run(plugin()
         .args(["status", "my-release", "-n", ns.name()])
         .env("KUBECONFIG", &kc));
@@ -112,11 +108,7 @@ fn forbidden_says_which_verb_and_resource() {
     assert!(r.stderr.contains("README"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
     // With no rights at all: the first thing refused is reading Helm's records.
-    let ns_name = ns.name().to_string();
-    let none = bed()
-        .block_on(async move { bed().restricted_kubeconfig(&ns_name, "nothing", vec![]).await })
-        .unwrap()
-        .unwrap();
+    let none = restricted(ns.name(), "nothing", vec![]);
     let r = run(plugin()
         .args(["status", "my-release", "-n", ns.name()])
         .env("KUBECONFIG", &none));
@@ -209,15 +201,8 @@ fn the_readme_rbac_is_sufficient() {
 
     let ns = namespace("err-readme-rbac");
     seed_ready(ns.name(), Scenario::QueryNode3DataNode2);
-    let (n1, n2) = (ns.name().to_string(), ns.name().to_string());
-    let status_kc = bed()
-        .block_on(async move { bed().restricted_kubeconfig(&n1, "status", status_rules).await })
-        .unwrap()
-        .unwrap();
-    let scale_kc = bed()
-        .block_on(async move { bed().restricted_kubeconfig(&n2, "scale", scale_rules).await })
-        .unwrap()
-        .unwrap();
+    let status_kc = restricted(ns.name(), "status", status_rules);
+    let scale_kc = restricted(ns.name(), "scale", scale_rules);
 
     let r = run(plugin()
         .args(["status", "my-release", "-n", ns.name()])

@@ -54,14 +54,6 @@ fn user_values(ns: &str, release: &str, driver: Option<&str>) -> Value {
     serde_json::from_str(&out).expect("json")
 }
 
-fn faults(ns: &str, rules: Vec<FaultRule>) {
-    let ns = ns.to_string();
-    bed()
-        .block_on(async move { testbed::sim::set_pod_faults(&ns, rules).await })
-        .unwrap()
-        .unwrap();
-}
-
 fn spawn_scale(args: &[&str], kubeconfig: &std::path::Path) -> Child {
     Command::new(PLUGIN)
         .args(args)

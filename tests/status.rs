@@ -232,17 +232,13 @@ fn pods_of_other_releases_never_appear() {
 fn pod_states_match_kubectl() {
     let ns = namespace("st-states");
     let ns = ns.name();
-    let faults = vec![
+    let rules = vec![
         FaultRule::new("component=querynode", Fault::CrashLoop { restarts: 4 }),
         FaultRule::new("component=datanode", Fault::NeverReady),
         FaultRule::new("component=proxy", Fault::StuckPending),
         FaultRule::new("component=streamingnode", Fault::SlowStart { delay_ms: 600_000 }),
     ];
-    let ns_owned = ns.to_string();
-    bed()
-        .block_on(async move { testbed::sim::set_pod_faults(&ns_owned, faults).await })
-        .unwrap()
-        .unwrap();
+    faults(ns, rules);
     seed(ns, Scenario::Defaults, SeedOptions::default());
     // Wait until the dependencies are up and the faulty pods show their state.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -307,15 +303,11 @@ fn pod_states_match_kubectl() {
 fn terminating_pods_show_like_kubectl() {
     let ns = namespace("st-term");
     let ns = ns.name();
-    let ns_owned = ns.to_string();
-    let faults = vec![FaultRule::new(
+    let rules = vec![FaultRule::new(
         "component=querynode",
         Fault::TerminatingGrace { grace_ms: 60_000 },
     )];
-    bed()
-        .block_on(async move { testbed::sim::set_pod_faults(&ns_owned, faults).await })
-        .unwrap()
-        .unwrap();
+    faults(ns, rules);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
     kubectl(&[
         "scale",

@@ -146,3 +146,25 @@ pub fn eventually_equal(mut sides: impl FnMut() -> (String, String)) {
 pub fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
+
+/// Sets the pod simulator's fault rules for a namespace.
+pub fn faults(ns: &str, rules: Vec<testbed::sim::FaultRule>) {
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { testbed::sim::set_pod_faults(&ns, rules).await })
+        .expect("runtime")
+        .expect("set pod faults");
+}
+
+/// A kubeconfig for a ServiceAccount bound to a Role with `rules` in `ns`.
+pub fn restricted(
+    ns: &str,
+    name: &str,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> std::path::PathBuf {
+    let (ns, name) = (ns.to_string(), name.to_string());
+    bed()
+        .block_on(async move { bed().restricted_kubeconfig(&ns, &name, rules).await })
+        .expect("runtime")
+        .expect("restricted kubeconfig")
+}
