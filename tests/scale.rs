@@ -303,6 +303,11 @@ fn every_refusal_changes_nothing() {
             ..Default::default()
         },
     );
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", pending.name()]);
+    assert!(
+        plan.contains("revision 2 is pending-upgrade: another Helm operation is in progress"),
+        "{plan}"
+    );
     let err = fails(&["scale", "my-release", "queryNode=2", "-n", pending.name()], 3);
     assert!(
         err.contains("revision 2 of my-release is pending-upgrade"),

@@ -7,6 +7,7 @@ use crate::cluster::Cluster;
 use crate::commands::{releases, status};
 use crate::core::manifest;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request};
+use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::{InvalidInput, Refused};
 use crate::helm::StoredRelease;
 use crate::render;
@@ -23,7 +24,23 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
     let Some(stored) = current.deployed.as_ref() else {
         return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
     };
-    let plan = make(stored, &live, &requests, args.force)?;
+    let mut plan = make(stored, &live, &requests, args.force)?;
+    if let Some(p) = &current.pending {
+        let by_plugin = p.release.description().starts_with(PLUGIN_DESCRIPTION_PREFIX);
+        plan.warnings.push(if by_plugin {
+            format!(
+                "revision {} was left {} by an interrupted kubectl milvus scale; `scale` will repair it from what runs",
+                p.release.version(),
+                p.release.status()
+            )
+        } else {
+            format!(
+                "revision {} is {}: another Helm operation is in progress, so `scale` is refused until it ends",
+                p.release.version(),
+                p.release.status()
+            )
+        });
+    }
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusScalePlan",
