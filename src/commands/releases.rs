@@ -112,9 +112,12 @@ pub async fn one(cluster: &Cluster, namespace: &str, name: &str) -> Result<Curre
 }
 
 pub fn check_milvus(cur: &CurrentRelease) -> Result<()> {
-    if let Some(r) = cur.record()
-        && !r.release.is_milvus()
-    {
+    cur.record().map_or(Ok(()), check_milvus_record)
+}
+
+/// Refuses a record whose chart is not `milvus`.
+pub fn check_milvus_record(r: &StoredRelease) -> Result<()> {
+    if !r.release.is_milvus() {
         return Err(InvalidInput(format!(
             "Helm release {:?} in namespace {:?} is chart {:?}, not milvus",
             r.release.name(),

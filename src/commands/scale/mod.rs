@@ -46,10 +46,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let Some(last) = history.last() else {
         return Err(releases::not_found(cluster, &namespace, &args.release).await);
     };
-    releases::check_milvus(&releases::CurrentRelease {
-        deployed: Some(last.clone()),
-        pending: None,
-    })?;
+    releases::check_milvus_record(last)?;
     let Some(base) = history
         .iter()
         .rev()
@@ -110,13 +107,6 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(&plan, None));
     let mut pending = match ours {
         Some(mut p) => {
-            rewrite(
-                &mut p.release,
-                &base.release,
-                &targets,
-                PENDING_UPGRADE,
-                &description,
-            )?;
             update_with_retry(cluster, &mut p, |r| {
                 rewrite(r, &base.release, &targets, PENDING_UPGRADE, &description)
             })
@@ -149,19 +139,27 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
 
     // 3. Record what was reached, whatever happened.
     let reached = reached_replicas(cluster, &namespace, &plan).await;
-    let record = match (&outcome, &reached) {
-        (_, Err(e)) => Err(anyhow::anyhow!("cannot read the Deployments back: {e}")),
-        (Ok(()), Ok(reached)) => {
-            let d = format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None));
-            finish(cluster, &base, &mut pending, &plan, reached, &d, args.history_max).await
-        }
-        (Err(stop), Ok(reached)) => {
-            let d = format!(
-                "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({})",
-                describe(&plan, Some(reached)),
-                stop.0
-            );
-            finish(cluster, &base, &mut pending, &plan, reached, &d, args.history_max).await
+    let record = match &reached {
+        Err(e) => Err(anyhow::anyhow!("cannot read the Deployments back: {e}")),
+        Ok(reached) => {
+            let description = match &outcome {
+                Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None)),
+                Err(stop) => format!(
+                    "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({})",
+                    describe(&plan, Some(reached)),
+                    stop.0
+                ),
+            };
+            finish(
+                cluster,
+                &base,
+                &mut pending,
+                &plan,
+                reached,
+                &description,
+                args.history_max,
+            )
+            .await
         }
     };
 
@@ -196,7 +194,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             pending.release.version()
         )),
         (outcome, Err(e)) => Err(anyhow::anyhow!(
-            "{}could not record the result in Helm ({}); revision {} stays pending-upgrade; re-run to repair and finish: {continue_cmd}",
+            "{}could not record the result in Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
             outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
             crate::error::one_line(&e),
             pending.release.version()

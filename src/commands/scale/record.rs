@@ -58,19 +58,11 @@ pub(super) async fn finish(
         .iter()
         .map(|c| (c, reached.get(&c.component).copied().unwrap_or(c.target)))
         .collect();
-    rewrite(
-        &mut pending.release,
-        &base.release,
-        &targets,
-        DEPLOYED,
-        description,
-    )?;
     update_with_retry(cluster, pending, |r| {
         rewrite(r, &base.release, &targets, DEPLOYED, description)
     })
     .await?;
     let mut previous = base.clone();
-    previous.release.set_status(SUPERSEDED, None);
     update_with_retry(cluster, &mut previous, |r| {
         r.set_status(SUPERSEDED, None);
         Ok(())
@@ -79,12 +71,14 @@ pub(super) async fn finish(
     prune(cluster, &pending.namespace, pending.release.name(), history_max).await
 }
 
-/// Writes a record; on a conflict re-reads it and re-applies the change.
+/// Applies `change` to a record and writes it; on a conflict re-reads the
+/// record and applies the change again.
 pub(super) async fn update_with_retry(
     cluster: &Cluster,
     stored: &mut StoredRelease,
     mut change: impl FnMut(&mut Release) -> Result<()>,
 ) -> Result<()> {
+    change(&mut stored.release)?;
     for _ in 0..5 {
         match helm::update(cluster, stored).await {
             Ok(()) => return Ok(()),
