@@ -11,7 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -108,6 +108,9 @@ pub struct PlaneState {
     pub apiserver_port: u16,
     pub controller_manager_port: u16,
     pub pids: Vec<(String, u32)>,
+    /// The pid namespace the pids belong to (see [`pid_namespace`]).
+    #[serde(default)]
+    pub pid_namespace: String,
     /// Unix seconds when the plane was started.
     pub started_at: i64,
     /// Wall time of the start, from spawning etcd to a ready API server and
@@ -174,7 +177,14 @@ pub async fn ensure_up(layout: &Layout) -> Result<Plane> {
     }
     // Stale or partial plane (crash, reboot, half-finished start): clear it.
     stop_locked(layout)?;
-    let state = start_locked(layout).await?;
+    let state = match start_locked(layout).await {
+        Ok(state) => state,
+        Err(e) => {
+            // Leave nothing half-started behind.
+            let _ = stop_locked(layout);
+            return Err(e);
+        }
+    };
     Ok(Plane {
         layout: layout.clone(),
         state,
@@ -197,7 +207,7 @@ pub async fn status(layout: &Layout) -> Result<Option<(PlaneState, Vec<(String, 
     let procs = state
         .pids
         .iter()
-        .map(|(c, p)| (c.clone(), *p, pid_is(layout, c, *p)))
+        .map(|(c, p)| (c.clone(), *p, pid_is(layout, c, *p, &state.pid_namespace)))
         .collect();
     let ready = apiserver_ready(layout, Duration::from_secs(3)).await;
     Ok(Some((state, procs, ready)))
@@ -213,12 +223,30 @@ pub fn read_state(layout: &Layout) -> Result<Option<PlaneState>> {
 }
 
 fn all_alive(layout: &Layout, state: &PlaneState) -> bool {
-    state.pids.len() == COMPONENTS.len() && state.pids.iter().all(|(c, p)| pid_is(layout, c, *p))
+    state.pids.len() == COMPONENTS.len()
+        && state
+            .pids
+            .iter()
+            .all(|(c, p)| pid_is(layout, c, *p, &state.pid_namespace))
 }
 
-/// Is `pid` alive, not a zombie, and running our binary for `component`?
-/// (Guards against signalling a recycled pid.)
-fn pid_is(layout: &Layout, component: &str, pid: u32) -> bool {
+/// Is `pid` (recorded in pid namespace `namespace`) alive, not a zombie,
+/// and running our binary for `component`? (Guards against signalling a
+/// recycled pid, or a pid recorded by an earlier sandbox.)
+///
+/// The identity check reads `/proc`, which is only meaningful when the
+/// mounted `/proc` belongs to our own pid namespace. Sandboxes that give a
+/// process its own pid namespace but leave the host's `/proc` mounted
+/// (`unshare --pid` without `--mount-proc`; some CI runners) make every
+/// `/proc/<pid>` name a different process; there only `kill(pid, 0)` is
+/// trustworthy.
+fn pid_is(layout: &Layout, component: &str, pid: u32, namespace: &str) -> bool {
+    if namespace != pid_namespace() {
+        return false;
+    }
+    if !proc_is_ours() {
+        return signalable(pid);
+    }
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -234,6 +262,31 @@ fn pid_is(layout: &Layout, component: &str, pid: u32) -> bool {
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     argv0 == layout.binary(component).as_os_str().as_encoded_bytes()
         && String::from_utf8_lossy(&cmdline).contains(&marker(layout, component))
+}
+
+/// Our pid namespace, as `pid:[inode]`. `/proc/self` names this process
+/// whichever namespace's `/proc` is mounted, so this is always right.
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Does `/proc` show our pid namespace (is `/proc/self` us)?
+fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .is_ok_and(|target| target.as_os_str() == std::process::id().to_string().as_str())
+}
+
+/// `kill(pid, 0)`: the process exists in our pid namespace (EPERM counts:
+/// it exists, it is just not ours to signal).
+fn signalable(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A string that only our instance of `component` has on its command line.
@@ -253,28 +306,26 @@ fn etcd_token(layout: &Layout) -> String {
 }
 
 fn stop_locked(layout: &Layout) -> Result<()> {
-    let mut pids: Vec<(String, u32)> = Vec::new();
+    let mut pids: Vec<(String, u32, String)> = Vec::new();
     // Pid files are the source of truth (state.json is written only after a
     // complete start, pid files as each process is spawned).
     for c in COMPONENTS.iter().rev() {
-        if let Ok(text) = std::fs::read_to_string(layout.pid_file(c))
-            && let Ok(pid) = text.trim().parse::<u32>()
-        {
-            pids.push((c.to_string(), pid));
+        if let Some((pid, namespace)) = read_pid_file(layout, c) {
+            pids.push((c.to_string(), pid, namespace));
         }
     }
-    for (c, pid) in &pids {
-        if pid_is(layout, c, *pid) {
+    for (c, pid, ns) in &pids {
+        if pid_is(layout, c, *pid, ns) {
             // SAFETY: plain syscall on a pid we verified belongs to our process.
             unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    for (c, pid) in &pids {
-        while pid_is(layout, c, *pid) && Instant::now() < deadline {
+    for (c, pid, ns) in &pids {
+        while pid_is(layout, c, *pid, ns) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if pid_is(layout, c, *pid) {
+        if pid_is(layout, c, *pid, ns) {
             // SAFETY: as above.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
@@ -334,7 +385,7 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         )?;
     }
 
-    let mut pids = Vec::new();
+    let mut children = Vec::new();
     let etcd_url = format!("http://127.0.0.1:{etcd_port}");
     let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
     let etcd_args = vec![
@@ -350,9 +401,9 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         // Marker so `pid_is` can tell our etcd from any other.
         format!("--initial-cluster-token={}", etcd_token(layout)),
     ];
-    pids.push(("etcd".to_string(), spawn(layout, "etcd", &etcd_args)?));
+    let mut etcd = spawn(layout, "etcd", &etcd_args)?;
     wait_until(Duration::from_secs(15), "etcd /health", || {
-        http_get_ok(etcd_port, "/health")
+        !exited(&mut etcd) && http_get_ok(etcd_port, "/health")
     })
     .await
     .with_context(|| log_tail(layout, "etcd"))?;
@@ -387,16 +438,14 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         "--profiling=false".into(),
         "--v=0".into(),
     ];
-    pids.push((
-        "kube-apiserver".to_string(),
-        spawn(layout, "kube-apiserver", &api_args)?,
-    ));
+    children.push(("etcd", etcd));
+    let mut apiserver = spawn(layout, "kube-apiserver", &api_args)?;
     let ready_deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if apiserver_ready(layout, Duration::from_secs(2)).await {
             break;
         }
-        if Instant::now() > ready_deadline || !pid_is(layout, "kube-apiserver", pids[1].1) {
+        if Instant::now() > ready_deadline || exited(&mut apiserver) {
             bail!(
                 "kube-apiserver did not become ready\n{}",
                 log_tail(layout, "kube-apiserver")
@@ -447,24 +496,25 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         "--profiling=false".into(),
         "--v=0".into(),
     ];
-    pids.push((
-        "kube-controller-manager".to_string(),
-        spawn(layout, "kube-controller-manager", &cm_args)?,
-    ));
-    let cm_pid = pids[2].1;
+    children.push(("kube-apiserver", apiserver));
+    let mut controller_manager = spawn(layout, "kube-controller-manager", &cm_args)?;
     wait_until(Duration::from_secs(30), "kube-controller-manager port", || {
-        pid_is(layout, "kube-controller-manager", cm_pid)
-            && TcpStream::connect(("127.0.0.1", cm_port)).is_ok()
+        !exited(&mut controller_manager) && TcpStream::connect(("127.0.0.1", cm_port)).is_ok()
     })
     .await
     .with_context(|| log_tail(layout, "kube-controller-manager"))?;
+    children.push(("kube-controller-manager", controller_manager));
 
     let state = PlaneState {
         etcd_port,
         etcd_peer_port,
         apiserver_port,
         controller_manager_port: cm_port,
-        pids,
+        pids: children
+            .iter()
+            .map(|(c, child)| (c.to_string(), child.id()))
+            .collect(),
+        pid_namespace: pid_namespace(),
         started_at: jiff::Timestamp::now().as_second(),
         startup_millis: t0.elapsed().as_millis() as u64,
         etcd_data_dir: etcd_data,
@@ -476,7 +526,10 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
 /// Spawn a component detached from our process group (so Ctrl-C on a test
 /// run does not take the shared plane down) with output to its log file and
 /// no inherited pipes (nextest would otherwise report a leak and wait).
-fn spawn(layout: &Layout, component: &str, args: &[String]) -> Result<u32> {
+/// The child is never waited for once the start is done: the plane outlives
+/// this process. While starting, [`exited`] tells from the handle itself
+/// (not `/proc`) whether it died.
+fn spawn(layout: &Layout, component: &str, args: &[String]) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     let log = File::create(layout.log_file(component))?;
     let child = Command::new(layout.binary(component))
@@ -487,11 +540,23 @@ fn spawn(layout: &Layout, component: &str, args: &[String]) -> Result<u32> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("spawn {}", layout.binary(component).display()))?;
-    let pid = child.id();
-    std::fs::write(layout.pid_file(component), pid.to_string())?;
-    // Not waited for on purpose: the plane outlives this process.
-    drop(child);
-    Ok(pid)
+    std::fs::write(
+        layout.pid_file(component),
+        format!("{} {}\n", child.id(), pid_namespace()),
+    )?;
+    Ok(child)
+}
+
+/// Has a child we spawned exited (reaping it if so)?
+fn exited(child: &mut Child) -> bool {
+    !matches!(child.try_wait(), Ok(None))
+}
+
+/// `<pid> <pid namespace>` from a component's pid file.
+fn read_pid_file(layout: &Layout, component: &str) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(layout.pid_file(component)).ok()?;
+    let (pid, namespace) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, namespace.to_string()))
 }
 
 /// `/readyz` through the admin kubeconfig.
