@@ -234,20 +234,18 @@ fn all_alive(layout: &Layout, state: &PlaneState) -> bool {
 /// and running our binary for `component`? (Guards against signalling a
 /// recycled pid, or a pid recorded by an earlier sandbox.)
 ///
-/// The identity check reads `/proc`, which is only meaningful when the
-/// mounted `/proc` belongs to our own pid namespace. Sandboxes that give a
-/// process its own pid namespace but leave the host's `/proc` mounted
-/// (`unshare --pid` without `--mount-proc`; some CI runners) make every
-/// `/proc/<pid>` name a different process; there only `kill(pid, 0)` is
-/// trustworthy.
+/// The identity check reads `/proc`. Sandboxes that give a process its own
+/// pid namespace but leave the host's `/proc` mounted (`unshare --pid`
+/// without `--mount-proc`; the CI runner) make `/proc/<pid>` name some other
+/// process: [`proc_dir`] finds the right entry there.
 fn pid_is(layout: &Layout, component: &str, pid: u32, namespace: &str) -> bool {
     if namespace != pid_namespace() {
         return false;
     }
-    if !proc_is_ours() {
-        return signalable(pid);
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Some(dir) = proc_dir(pid) else {
+        return false;
+    };
+    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
         return false;
     };
     // Field 3 (after the parenthesised comm) is the state; Z = zombie.
@@ -256,7 +254,7 @@ fn pid_is(layout: &Layout, component: &str, pid: u32, namespace: &str) -> bool {
     {
         return false;
     }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
         return false;
     };
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
@@ -272,21 +270,30 @@ fn pid_namespace() -> String {
         .unwrap_or_default()
 }
 
-/// Does `/proc` show our pid namespace (is `/proc/self` us)?
-fn proc_is_ours() -> bool {
-    std::fs::read_link("/proc/self")
-        .is_ok_and(|target| target.as_os_str() == std::process::id().to_string().as_str())
-}
-
-/// `kill(pid, 0)`: the process exists in our pid namespace (EPERM counts:
-/// it exists, it is just not ours to signal).
-fn signalable(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks for existence; nothing is delivered.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// The `/proc` entry of `pid`, a pid as our own pid namespace numbers it.
+/// When the mounted `/proc` is another namespace's, that is the entry in our
+/// namespace whose innermost pid (last `NSpid:` field) is `pid`.
+fn proc_dir(pid: u32) -> Option<PathBuf> {
+    let proc_is_ours = std::fs::read_link("/proc/self")
+        .is_ok_and(|target| target.as_os_str() == std::process::id().to_string().as_str());
+    if proc_is_ours {
+        return Some(PathBuf::from(format!("/proc/{pid}")));
+    }
+    let ours = pid_namespace();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|dir| {
+            std::fs::read_link(dir.join("ns/pid")).is_ok_and(|ns| ns.as_os_str() == ours.as_str())
+                && std::fs::read_to_string(dir.join("status")).is_ok_and(|status| {
+                    status
+                        .lines()
+                        .find_map(|line| line.strip_prefix("NSpid:"))
+                        .and_then(|pids| pids.split_whitespace().last()?.parse().ok())
+                        == Some(pid)
+                })
+        })
 }
 
 /// A string that only our instance of `component` has on its command line.
@@ -409,12 +416,11 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
     .with_context(|| log_tail(layout, "etcd"))?;
 
     let p = |x: &Path| x.display().to_string();
-    let api_args = vec![
+    let mut api_args = vec![
         format!("--etcd-servers={etcd_url}"),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),
         format!("--secure-port={apiserver_port}"),
-        "--insecure-port=0".into(),
         format!("--cert-dir={}", p(&dir.join("pki"))),
         format!("--tls-cert-file={}", p(&pki.serving_cert)),
         format!("--tls-private-key-file={}", p(&pki.serving_key)),
@@ -439,6 +445,12 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         "--v=0".into(),
     ];
     children.push(("etcd", etcd));
+    let minor = minor_version(&layout.binary("kube-apiserver"))?;
+    if minor < 24 {
+        // Before 1.24 an insecure HTTP port is served unless disabled; the
+        // flag is gone from 1.24 on (unknown flags are fatal).
+        api_args.push("--insecure-port=0".into());
+    }
     let mut apiserver = spawn(layout, "kube-apiserver", &api_args)?;
     let ready_deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -475,13 +487,12 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         "root-ca-cert-publisher",
         "ttl",
     ];
-    let cm_args = vec![
+    let mut cm_args = vec![
         format!("--kubeconfig={cm_kubeconfig}"),
         format!("--authentication-kubeconfig={cm_kubeconfig}"),
         format!("--authorization-kubeconfig={cm_kubeconfig}"),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={cm_port}"),
-        "--port=0".into(),
         format!("--cert-dir={}", p(&dir.join("pki"))),
         "--leader-elect=false".into(),
         format!("--service-account-private-key-file={}", p(&pki.sa_key)),
@@ -497,6 +508,10 @@ async fn start_locked(layout: &Layout) -> Result<PlaneState> {
         "--v=0".into(),
     ];
     children.push(("kube-apiserver", apiserver));
+    if minor < 24 {
+        // Same for the controller-manager's insecure port.
+        cm_args.push("--port=0".into());
+    }
     let mut controller_manager = spawn(layout, "kube-controller-manager", &cm_args)?;
     wait_until(Duration::from_secs(30), "kube-controller-manager port", || {
         !exited(&mut controller_manager) && TcpStream::connect(("127.0.0.1", cm_port)).is_ok()
@@ -545,6 +560,19 @@ fn spawn(layout: &Layout, component: &str, args: &[String]) -> Result<Child> {
         format!("{} {}\n", child.id(), pid_namespace()),
     )?;
     Ok(child)
+}
+
+/// The minor version a Kubernetes binary reports (`Kubernetes v1.20.2`).
+fn minor_version(binary: &Path) -> Result<u32> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("run {} --version", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|word| word.strip_prefix("v1."))
+        .and_then(|rest| rest.split(['.', '-', '+']).next()?.parse().ok())
+        .with_context(|| format!("no version in `{} --version`: {text:?}", binary.display()))
 }
 
 /// Has a child we spawned exited (reaping it if so)?

@@ -2,6 +2,7 @@
 //! on a state dir of its own, so the shared plane of the other tests is
 //! never touched.
 
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -41,16 +42,16 @@ fn binaries_provisioned() -> bool {
     false
 }
 
-/// Running, not merely a zombie waiting for init to reap it.
-fn pid_running(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .trim_start()
-            .starts_with('Z')
-    })
+/// `kill -0`: right in any pid namespace, unlike `/proc/<pid>` (see below).
+fn pid_exists(pid: &str) -> bool {
+    Command::new("kill")
+        .args(["-0", pid])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 #[test]
@@ -69,7 +70,14 @@ fn up_reuses_and_down_stops_exactly_what_up_started() {
             file.split_whitespace().next().unwrap().to_string()
         })
         .collect();
-    assert!(pids.iter().all(|p| pid_running(p)), "{pids:?}");
+    assert!(pids.iter().all(|p| pid_exists(p)), "{pids:?}");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("state.json")).unwrap()).unwrap();
+    let ports: Vec<u16> = ["etcd_port", "apiserver_port", "controller_manager_port"]
+        .iter()
+        .map(|k| recorded[k].as_u64().unwrap() as u16)
+        .collect();
+    assert!(ports.iter().all(|p| port_open(*p)), "{ports:?}");
 
     let again = testbed(state.path(), &["up"]);
     assert!(again.status.success(), "{}", text(&again));
@@ -80,14 +88,12 @@ fn up_reuses_and_down_stops_exactly_what_up_started() {
 
     let down = testbed(state.path(), &["down"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(pids.iter().all(|p| !pid_running(p)), "still running: {pids:?}");
+    // `down` returns once the processes have exited; their ports close with them.
+    assert!(ports.iter().all(|p| !port_open(*p)), "still listening: {ports:?}");
+    assert!(!state.path().join("pids/kube-apiserver.pid").exists());
     assert!(!testbed(state.path(), &["status"]).status.success());
 }
 
-/// Some sandboxes (CI runners among them) run a job in its own pid
-/// namespace with the host's `/proc` still mounted, so `/proc/<pid>` names
-/// someone else. The plane must start, be reused and stop there too.
-/// `unshare --pid --fork` without `--mount-proc` makes exactly that.
 #[test]
 fn works_in_a_pid_namespace_that_sees_the_hosts_proc() {
     if !binaries_provisioned() {
