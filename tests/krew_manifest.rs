@@ -342,7 +342,7 @@ fn checked_in_manifest_passes_every_rule() {
         "deployments",
         "pods",
         "horizontalpodautoscalers",
-        "deployments/scale",
+        "patch deployments",
         "watch",
     ] {
         assert!(caveats.contains(verb), "caveats lack {verb}");

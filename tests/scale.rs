@@ -566,3 +566,60 @@ fn configmap_driver_helm3_records_and_history_pruning() {
     assert!(rel.get("apply_method").is_none());
     assert_eq!(rel["info"]["deleted"], "");
 }
+
+/// Helm 4 installs and upgrades with server-side apply by default: Helm's
+/// field manager owns `spec.replicas`. After `scale`, Helm's next
+/// server-side apply of another count (`helm upgrade --set`, `helm
+/// rollback`) must not meet a field conflict with the plugin.
+#[test]
+fn server_side_applied_release_takes_helm_changes_after_scale() {
+    let ns = namespace("sc-ssa");
+    let ns = ns.name();
+    let chart = testbed::seed::test_chart_dir();
+    let chart = chart.to_str().unwrap();
+    helm(&[
+        "install",
+        "my-release",
+        chart,
+        "-n",
+        ns,
+        "--server-side=true",
+        "--set",
+        "queryNode.replicas=1",
+        "--wait",
+    ]);
+    let qn = "my-release-milvus-querynode";
+    let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    assert!(out.contains("queryNode 1→3"), "{out}");
+    let managers = kubectl(&[
+        "get",
+        "deploy",
+        qn,
+        "-n",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(!managers.contains("kubectl-milvus"), "{managers}");
+
+    // The documentation's command, server-side (Helm 4's default).
+    helm(&[
+        "upgrade",
+        "my-release",
+        chart,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "queryNode.replicas=2",
+        "--wait",
+    ]);
+    assert_eq!(replicas(ns, qn), "2");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
+
+    // Scale again, then roll back past both changes.
+    ok(&["scale", "my-release", "queryNode=4", "-n", ns]);
+    helm(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
+    assert_eq!(replicas(ns, qn), "1");
+}

@@ -3,6 +3,7 @@
 pub mod components;
 pub mod duration;
 pub mod manifest;
+pub mod ownership;
 pub mod plan;
 pub mod pods;
 pub mod release;

@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::Stop;
 use crate::cluster::Cluster;
-use crate::cluster::api::{Op, live_deployment};
+use crate::cluster::api::{ApiError, Op, live_deployment};
+use crate::core::ownership;
 use crate::core::plan::{ComponentChange, Plan};
 
 /// The field manager of our `spec.replicas` writes.
@@ -65,28 +66,70 @@ pub(super) async fn execute(
 
 async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) -> Result<(), Stop> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let patch = Patch::Merge(json!({"spec": {"replicas": n}}));
     let op = Op {
         verb: "patch",
-        resource: "deployments.apps/scale",
+        resource: "deployments.apps",
         namespace: Some(namespace),
         name: Some(name),
     };
-    cluster
-        .call(
-            op,
-            api.patch_scale(
-                name,
-                &PatchParams {
-                    field_manager: Some(FIELD_MANAGER.to_string()),
-                    ..Default::default()
-                },
-                &patch,
-            ),
-        )
+    // The main resource, not /scale: servers before v1.22 record no field
+    // ownership for /scale writes, newer ones do; through the main resource
+    // every server records it alike, and the hand-back below always runs.
+    let replicas = Patch::Merge(json!({"spec": {"replicas": n}}));
+    let patched = cluster
+        .call(op.clone(), api.patch(name, &write_params(), &replicas))
         .await
-        .map(|_| ())
-        .map_err(|e| Stop(e.to_string()))
+        .map_err(|e| Stop(e.to_string()))?;
+    hand_back_replicas(cluster, &api, op, patched).await
+}
+
+fn write_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Gives `spec.replicas` back to the Deployment's server-side applier (see
+/// [`ownership`]). Retried from a fresh read when the Deployment changed in
+/// between: the controller writes its status right after our change.
+async fn hand_back_replicas(
+    cluster: &Cluster,
+    api: &Api<Deployment>,
+    op: Op<'_>,
+    mut deployment: Deployment,
+) -> Result<(), Stop> {
+    let name = op.name.unwrap_or_default();
+    for _ in 0..5 {
+        let entries = deployment.metadata.managed_fields.as_deref().unwrap_or_default();
+        let Some(handed) = ownership::hand_back_replicas(entries, FIELD_MANAGER) else {
+            return Ok(());
+        };
+        let patch = Patch::Merge(json!({"metadata": {
+            "resourceVersion": deployment.metadata.resource_version,
+            "managedFields": handed,
+        }}));
+        match cluster
+            .call(op.clone(), api.patch(name, &write_params(), &patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(ApiError::Conflict { .. }) => {
+                let get = Op {
+                    verb: "get",
+                    ..op.clone()
+                };
+                deployment = cluster
+                    .call(get, api.get(name))
+                    .await
+                    .map_err(|e| Stop(e.to_string()))?;
+            }
+            Err(e) => return Err(Stop(e.to_string())),
+        }
+    }
+    Err(Stop(format!(
+        "{name} kept changing while its spec.replicas was handed back to Helm's field manager"
+    )))
 }
 
 /// Waits, by watching, until the Deployment has exactly `n` ready, available,

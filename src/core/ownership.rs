@@ -1,0 +1,189 @@
+//! Server-side-apply ownership of a Deployment's `spec.replicas`.
+//!
+//! Helm 4 applies manifests server-side: its field manager owns every field
+//! the chart renders, `spec.replicas` included. When `scale` changes the
+//! replicas with an update, the API server moves that field's ownership to
+//! us, and Helm's next server-side apply of another count (`helm upgrade
+//! --set queryNode.replicas=5`, `helm rollback`) is refused with a conflict
+//! with "kubectl-milvus". `scale` records its change as a Helm revision, so
+//! it hands the field back to the manifest's applier: the ownership the
+//! equivalent `helm upgrade` would have left.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+use serde_json::{Map, Value};
+
+/// The managed fields with `spec.replicas` moved from `our_manager`'s
+/// entries to the entry that applied the manifest; `None` when there is
+/// nothing to hand back (we hold no claim, or no one applied the Deployment
+/// server-side, as client-side Helm does, whose patches never conflict).
+pub fn hand_back_replicas(
+    entries: &[ManagedFieldsEntry],
+    our_manager: &str,
+) -> Option<Vec<ManagedFieldsEntry>> {
+    let applier = manifest_applier(entries, our_manager)?;
+    let mut handed = entries.to_vec();
+    let mut held = false;
+    handed.retain_mut(|entry| {
+        if entry.manager.as_deref() != Some(our_manager) {
+            return true;
+        }
+        let Some(FieldsV1(Value::Object(fields))) = entry.fields_v1.as_mut() else {
+            return true;
+        };
+        held |= remove_replicas(fields);
+        !fields.is_empty()
+    });
+    if !held {
+        return None;
+    }
+    // The applier owns `f:spec.f:template`, so its `f:spec` exists.
+    let applier = handed.iter_mut().find(|e| same_entry(e, &entries[applier]))?;
+    let spec = applier
+        .fields_v1
+        .as_mut()?
+        .0
+        .pointer_mut("/f:spec")?
+        .as_object_mut()?;
+    spec.insert("f:replicas".to_string(), Value::Object(Map::new()));
+    Some(handed)
+}
+
+/// The index of the one entry that applied the Deployment's manifest
+/// server-side: an `Apply` of the main resource that owns the pod template.
+/// Several such appliers: Helm's own manager (`helm`) if it is one of them.
+fn manifest_applier(entries: &[ManagedFieldsEntry], our_manager: &str) -> Option<usize> {
+    let appliers: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.operation.as_deref() == Some("Apply")
+                && e.subresource.as_deref().unwrap_or("").is_empty()
+                && e.manager.as_deref() != Some(our_manager)
+                && e.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:template").is_some())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    match appliers.as_slice() {
+        [one] => Some(*one),
+        many => many
+            .iter()
+            .copied()
+            .find(|&i| entries[i].manager.as_deref() == Some("helm")),
+    }
+}
+
+/// Removes `f:spec.f:replicas` (and a `f:spec` left empty); true if it was there.
+fn remove_replicas(fields: &mut Map<String, Value>) -> bool {
+    let Some(Value::Object(spec)) = fields.get_mut("f:spec") else {
+        return false;
+    };
+    let removed = spec.remove("f:replicas").is_some();
+    if spec.is_empty() {
+        fields.remove("f:spec");
+    }
+    removed
+}
+
+fn same_entry(a: &ManagedFieldsEntry, b: &ManagedFieldsEntry) -> bool {
+    a.manager == b.manager
+        && a.operation == b.operation
+        && a.subresource == b.subresource
+        && a.api_version == b.api_version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    /// Read from the test bed: the test chart installed by Helm 4 with
+    /// `--server-side=true`, then `spec.replicas` patched by "kubectl-milvus".
+    fn after_scale() -> Vec<ManagedFieldsEntry> {
+        let path = format!(
+            "{}/tests/fixtures/managed-fields/helm-ssa-install-then-patch-by-kubectl-milvus.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    }
+
+    fn owners_of_replicas(entries: &[ManagedFieldsEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| {
+                e.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+            })
+            .map(|e| e.manager.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn replicas_go_back_to_helm_and_our_entry_disappears() {
+        let before = after_scale();
+        assert_eq!(owners_of_replicas(&before), ["kubectl-milvus"]);
+        let after = hand_back_replicas(&before, "kubectl-milvus").expect("a change");
+        assert_eq!(owners_of_replicas(&after), ["helm"]);
+        let managers: Vec<_> = after
+            .iter()
+            .map(|e| e.manager.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(managers, ["helm", "kube-controller-manager"]);
+        // Everything else Helm owned is untouched.
+        let helm_before = before[0].fields_v1.as_ref().unwrap().0.clone();
+        let mut helm_after = after[0].fields_v1.as_ref().unwrap().0.clone();
+        helm_after["f:spec"].as_object_mut().unwrap().remove("f:replicas");
+        assert_eq!(helm_after, helm_before);
+        assert_eq!(after[1], before[1]);
+        // Handing back twice changes nothing more.
+        assert_eq!(hand_back_replicas(&after, "kubectl-milvus"), None);
+    }
+
+    #[test]
+    fn a_scale_subresource_entry_with_other_fields_keeps_them() {
+        // Servers from v1.22 record writes through /scale as subresource "scale".
+        let mut entries = after_scale();
+        entries[2].subresource = Some("scale".into());
+        entries[2].fields_v1 = Some(FieldsV1(json!({
+            "f:metadata": {"f:annotations": {"f:example.com/note": {}}},
+            "f:spec": {"f:replicas": {}}
+        })));
+        let after = hand_back_replicas(&entries, "kubectl-milvus").expect("a change");
+        assert_eq!(owners_of_replicas(&after), ["helm"]);
+        assert_eq!(
+            after[2].fields_v1.as_ref().unwrap().0,
+            json!({"f:metadata": {"f:annotations": {"f:example.com/note": {}}}})
+        );
+    }
+
+    #[test]
+    fn client_side_helm_or_no_claim_of_ours_changes_nothing() {
+        // Client-side Helm (Helm 3, or --server-side=false) writes with Update.
+        let mut client_side = after_scale();
+        client_side[0].operation = Some("Update".into());
+        assert_eq!(hand_back_replicas(&client_side, "kubectl-milvus"), None);
+        // Someone else (kubectl scale) holds the field: not ours to move.
+        let mut theirs = after_scale();
+        theirs[2].manager = Some("kubectl".into());
+        assert_eq!(hand_back_replicas(&theirs, "kubectl-milvus"), None);
+        assert_eq!(hand_back_replicas(&[], "kubectl-milvus"), None);
+    }
+
+    #[test]
+    fn two_appliers_prefer_helm_else_none() {
+        let mut entries = after_scale();
+        let mut argo = entries[0].clone();
+        argo.manager = Some("argocd-controller".into());
+        entries.insert(0, argo.clone());
+        let after = hand_back_replicas(&entries, "kubectl-milvus").expect("a change");
+        assert_eq!(owners_of_replicas(&after), ["helm"]);
+
+        let mut no_helm = after_scale();
+        no_helm[0].manager = Some("flux".into());
+        no_helm.insert(0, argo);
+        assert_eq!(hand_back_replicas(&no_helm, "kubectl-milvus"), None);
+    }
+}
