@@ -568,9 +568,10 @@ fn configmap_driver_helm3_records_and_history_pruning() {
 }
 
 /// Helm 4 installs and upgrades with server-side apply by default: Helm's
-/// field manager owns `spec.replicas`. After `scale`, Helm's next
-/// server-side apply of another count (`helm upgrade --set`, `helm
-/// rollback`) must not meet a field conflict with the plugin.
+/// field manager owns `spec.replicas`. After `scale` — a whole run, or a
+/// killed one and its repairing re-run — Helm's next server-side apply of
+/// another count (`helm upgrade --set`, `helm rollback`) must not meet a
+/// field conflict with the plugin.
 #[test]
 fn server_side_applied_release_takes_helm_changes_after_scale() {
     let ns = namespace("sc-ssa");
@@ -589,19 +590,21 @@ fn server_side_applied_release_takes_helm_changes_after_scale() {
         "--wait",
     ]);
     let qn = "my-release-milvus-querynode";
+    let managers = || {
+        kubectl(&[
+            "get",
+            "deploy",
+            qn,
+            "-n",
+            ns,
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+    };
     let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
     assert!(out.contains("queryNode 1→3"), "{out}");
-    let managers = kubectl(&[
-        "get",
-        "deploy",
-        qn,
-        "-n",
-        ns,
-        "--show-managed-fields",
-        "-o",
-        "jsonpath={.metadata.managedFields[*].manager}",
-    ]);
-    assert!(!managers.contains("kubectl-milvus"), "{managers}");
+    assert!(!managers().contains("kubectl-milvus"), "{}", managers());
 
     // The documentation's command, server-side (Helm 4's default).
     helm(&[
@@ -618,8 +621,37 @@ fn server_side_applied_release_takes_helm_changes_after_scale() {
     assert_eq!(replicas(ns, qn), "2");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
 
-    // Scale again, then roll back past both changes.
-    ok(&["scale", "my-release", "queryNode=4", "-n", ns]);
+    // Killed after writing the count, before its pods were ready: the claim
+    // is ours until the re-run repairs the revision and hands it back.
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=querynode",
+            Fault::SlowStart { delay_ms: 3000 },
+        )],
+    );
+    let mut child = spawn_scale(
+        &["scale", "my-release", "queryNode=4", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    wait_until("the scale-out write", Duration::from_secs(30), || {
+        replicas(ns, qn) == "4"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(managers().contains("kubectl-milvus"), "{}", managers());
+    let out = ok(&["scale", "my-release", "queryNode=4", "-n", ns]);
+    // The repair waits for what the killed run did not see: 4 ready pods.
+    assert!(out.contains("queryNode 4→4 (revision 4)"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("my-release-milvus-querynode-") && l.contains("1/1     Running"))
+            .count(),
+        4,
+        "{out}"
+    );
+    assert!(!managers().contains("kubectl-milvus"), "{}", managers());
+
     helm(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
     assert_eq!(replicas(ns, qn), "1");
 }

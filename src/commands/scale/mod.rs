@@ -30,7 +30,7 @@ mod record;
 mod steps;
 
 use self::record::{finish, now_rfc3339, rewrite, update_with_retry};
-use self::steps::{Progress, execute};
+use self::steps::{Progress, execute, hand_back_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
@@ -95,6 +95,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     }
 
     let progress = Progress::new();
+    let repairing = ours.is_some();
     if let Some(p) = &ours {
         progress.line(&format!(
             "repairing revision {} left {} by an interrupted kubectl milvus scale; continuing from what runs",
@@ -132,7 +133,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
 
     // 2. Step the Deployments.
     let outcome = tokio::select! {
-        r = execute(cluster, &namespace, &plan, args.timeout, &progress) => r,
+        r = execute(cluster, &namespace, &plan, args.timeout, &progress, repairing) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
     };
     progress.finish();
@@ -140,7 +141,9 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     // 3. Record what was reached, whatever happened.
     let reached = reached_replicas(cluster, &namespace, &plan).await;
     let record = match &reached {
-        Err(e) => Err(anyhow::anyhow!("cannot read the Deployments back: {e}")),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read the Deployments back or hand their spec.replicas back to Helm: {e}"
+        )),
         Ok(reached) => {
             let description = match &outcome {
                 Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None)),
@@ -257,7 +260,9 @@ async fn fetch_live_fresh(cluster: &Cluster, namespace: &str) -> Result<status::
 }
 
 /// The live `spec.replicas` of each changed component (largest over its
-/// resource-group Deployments).
+/// resource-group Deployments), each Deployment's `spec.replicas` handed
+/// back to Helm's server-side field manager on the way. Every run ends
+/// here, a repairing re-run included, so no claim of ours outlives a run.
 async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, u32>> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut out = BTreeMap::new();
@@ -271,7 +276,8 @@ async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Re
                 name: Some(d),
             };
             let dep = cluster.call(op, api.get(d)).await?;
-            n = n.max(dep.spec.and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
+            n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
+            hand_back_replicas(cluster, namespace, dep).await?;
         }
         out.insert(c.component.clone(), n);
     }

@@ -29,13 +29,24 @@ enum Seen {
 }
 
 /// Scale-outs first (all at once), then scale-ins one replica at a time.
+/// When `repairing` a run that was killed, components already at their
+/// target are waited for too: the killed run may have written the count
+/// without seeing it ready.
 pub(super) async fn execute(
     cluster: &Cluster,
     namespace: &str,
     plan: &Plan,
     timeout: Duration,
     progress: &Progress,
+    repairing: bool,
 ) -> Result<(), Stop> {
+    if repairing {
+        for c in plan.changes.iter().filter(|c| c.target == c.current) {
+            for d in &c.deployments {
+                wait_step(cluster, namespace, d, c.target, timeout, progress).await?;
+            }
+        }
+    }
     let outs: Vec<&ComponentChange> = plan.changes.iter().filter(|c| c.target > c.current).collect();
     for c in &outs {
         for d in &c.deployments {
@@ -74,13 +85,14 @@ async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) ->
     };
     // The main resource, not /scale: servers before v1.22 record no field
     // ownership for /scale writes, newer ones do; through the main resource
-    // every server records it alike, and the hand-back below always runs.
+    // every server records it alike, and the hand-back at the end of the
+    // run ([`hand_back_replicas`]) is the same everywhere.
     let replicas = Patch::Merge(json!({"spec": {"replicas": n}}));
-    let patched = cluster
-        .call(op.clone(), api.patch(name, &write_params(), &replicas))
+    cluster
+        .call(op, api.patch(name, &write_params(), &replicas))
         .await
-        .map_err(|e| Stop(e.to_string()))?;
-    hand_back_replicas(cluster, &api, op, patched).await
+        .map(|_| ())
+        .map_err(|e| Stop(e.to_string()))
 }
 
 fn write_params() -> PatchParams {
@@ -91,15 +103,21 @@ fn write_params() -> PatchParams {
 }
 
 /// Gives `spec.replicas` back to the Deployment's server-side applier (see
-/// [`ownership`]). Retried from a fresh read when the Deployment changed in
-/// between: the controller writes its status right after our change.
-async fn hand_back_replicas(
+/// [`ownership`]); a no-op unless we hold it. Retried from a fresh read when
+/// the Deployment changed in between (the controller writes its status).
+pub(super) async fn hand_back_replicas(
     cluster: &Cluster,
-    api: &Api<Deployment>,
-    op: Op<'_>,
+    namespace: &str,
     mut deployment: Deployment,
-) -> Result<(), Stop> {
-    let name = op.name.unwrap_or_default();
+) -> Result<(), ApiError> {
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "patch",
+        resource: "deployments.apps",
+        namespace: Some(namespace),
+        name: Some(&name),
+    };
     for _ in 0..5 {
         let entries = deployment.metadata.managed_fields.as_deref().unwrap_or_default();
         let Some(handed) = ownership::hand_back_replicas(entries, FIELD_MANAGER) else {
@@ -110,7 +128,7 @@ async fn hand_back_replicas(
             "managedFields": handed,
         }}));
         match cluster
-            .call(op.clone(), api.patch(name, &write_params(), &patch))
+            .call(op.clone(), api.patch(&name, &write_params(), &patch))
             .await
         {
             Ok(_) => return Ok(()),
@@ -119,17 +137,14 @@ async fn hand_back_replicas(
                     verb: "get",
                     ..op.clone()
                 };
-                deployment = cluster
-                    .call(get, api.get(name))
-                    .await
-                    .map_err(|e| Stop(e.to_string()))?;
+                deployment = cluster.call(get, api.get(&name)).await?;
             }
-            Err(e) => return Err(Stop(e.to_string())),
+            Err(e) => return Err(e),
         }
     }
-    Err(Stop(format!(
-        "{name} kept changing while its spec.replicas was handed back to Helm's field manager"
-    )))
+    Err(ApiError::Conflict {
+        what: format!("the field ownership of deployments.apps {name} (it kept changing)"),
+    })
 }
 
 /// Waits, by watching, until the Deployment has exactly `n` ready, available,
