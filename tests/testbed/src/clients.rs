@@ -19,6 +19,14 @@ pub fn helm_bin() -> PathBuf {
         .unwrap_or_else(|| crate::plane::cache_dir().join("helm/bin/helm"))
 }
 
+/// Helm 3 binary: `$TESTBED_HELM3` or the one `provision.sh` caches. Most
+/// Milvus releases in the field were written by Helm 3.
+pub fn helm3_bin() -> PathBuf {
+    std::env::var_os("TESTBED_HELM3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::plane::cache_dir().join("helm3/bin/helm"))
+}
+
 impl TestBed {
     /// `kubectl --kubeconfig <admin>`; add your arguments.
     pub fn kubectl(&self) -> Command {
@@ -32,8 +40,17 @@ impl TestBed {
     /// driver is Helm's default (Secret); set `HELM_DRIVER=configmap` on the
     /// returned command for the ConfigMap driver.
     pub fn helm(&self) -> Command {
-        let home = self.scratch_dir().join("helm");
-        let mut c = Command::new(helm_bin());
+        self.helm_client(helm_bin(), "helm")
+    }
+
+    /// [`TestBed::helm`] with the Helm 3 client.
+    pub fn helm3(&self) -> Command {
+        self.helm_client(helm3_bin(), "helm3")
+    }
+
+    fn helm_client(&self, bin: PathBuf, home: &str) -> Command {
+        let home = self.scratch_dir().join(home);
+        let mut c = Command::new(bin);
         c.env("KUBECONFIG", self.admin_kubeconfig())
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
