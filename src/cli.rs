@@ -155,7 +155,7 @@ pub struct ScaleArgs {
     /// Allow scaling a serving component to 0
     #[arg(long)]
     pub force: bool,
-    /// How long to wait for each step to become ready (e.g. 5m, 90s)
+    /// How long to wait for each step to become ready (e.g. 5m, 90s; 0 = no limit)
     #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "10m")]
     pub timeout: Duration,
     /// Revisions of Helm history to keep (Helm's default is 10; 0 = no limit)

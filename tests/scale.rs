@@ -732,3 +732,53 @@ fn helm3_reads_and_continues_what_scale_recorded() {
     assert_eq!(last[0]["revision"], 5);
     assert_eq!(last[0]["status"], "deployed");
 }
+
+/// Finished pods (evicted, `Failed` after a node shutdown) linger until
+/// garbage-collected; the ReplicaSet has already replaced them, so a step
+/// must not wait for them to go.
+#[test]
+fn finished_pods_do_not_hold_up_a_step() {
+    let ns = namespace("sc-evicted");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    let labels = kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        "component=querynode",
+        "-o",
+        "jsonpath={.items[0].metadata.labels}",
+    ]);
+    let labels: Value = serde_json::from_str(&labels).expect("labels");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "querynode-evicted", "namespace": ns, "labels": labels},
+        // Bound to a node that is gone: no kubelet (nor the simulator) runs it.
+        "spec": {"nodeName": "gone-node", "containers": [{"name": "querynode", "image": "milvusdb/milvus"}]},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    write_file(&file, &pod.to_string());
+    kubectl(&["create", "-f", file.to_str().unwrap()]);
+    kubectl(&[
+        "patch",
+        "pod",
+        "querynode-evicted",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed","reason":"Evicted","message":"The node was low on resource: memory."}}"#,
+    ]);
+    assert!(kubectl(&["get", "pods", "-n", ns]).contains("querynode-evicted"));
+
+    let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns, "--timeout", "30s"]);
+    assert!(out.contains("queryNode 1→2"), "{out}");
+    assert!(
+        out.contains("Evicted"),
+        "the pod table shows it, as kubectl does:\n{out}"
+    );
+}

@@ -142,42 +142,12 @@ pub fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    parse_go_duration(s)
+    // jiff's "friendly" durations read Go's `1h30m`, `2m`, `500ms`, `1.5h`.
+    s.parse::<jiff::SignedDuration>()
+        .ok()
+        .filter(|d| !d.is_negative())
+        .and_then(|d| Duration::try_from(d).ok())
         .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 30s, 2m or 1h30m (0 = no timeout)"))
-}
-
-/// Go's `time.ParseDuration` for non-negative values.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
@@ -192,5 +162,11 @@ mod tests {
         assert_eq!(parse_request_timeout("0"), Ok(Duration::ZERO));
         assert!(parse_request_timeout("soon").is_err());
         assert!(parse_request_timeout("5x").is_err());
+        assert_eq!(parse_request_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_request_timeout("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_request_timeout("-5s").is_err());
+        // Out of range is an error, not a panic.
+        assert!(parse_request_timeout("99999999999999999999999s").is_err());
+        assert!(parse_request_timeout("9999999999999999h").is_err());
     }
 }

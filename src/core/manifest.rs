@@ -76,7 +76,7 @@ pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
         {
             continue;
         }
-        let doc: Doc = serde_saphyr::from_str(text)
+        let doc: Doc = serde_saphyr::from_str_with_options(text, yaml_options())
             .with_context(|| format!("document {} of the stored manifest is not valid YAML", i + 1))?;
         let (Some(kind), Some(name)) = (doc.kind, doc.metadata.name) else {
             continue;
@@ -99,6 +99,16 @@ pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
         });
     }
     Ok(out)
+}
+
+/// Helm accepts what its Go YAML parser accepts: a repeated mapping key
+/// (user `labels` overlapping the chart's own) keeps the last value. No
+/// source excerpt in errors: a neighbouring line may be a Secret's data.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        with_snippet: false,
+    }
 }
 
 /// Splits a YAML stream on document separator lines.
@@ -289,6 +299,23 @@ mod tests {
             .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
             .expect("qn");
         assert_eq!(qn.replicas, None);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_value_like_helm() {
+        let manifest = "---\nkind: Deployment\nmetadata:\n  name: q\n  labels:\n    component: querynode\n    component: custom\nspec:\n  replicas: 2\n";
+        let objects = parse(manifest).expect("Helm installs this");
+        assert_eq!(objects[0].labels["component"], "custom");
+        assert_eq!(objects[0].replicas, Some(2));
+    }
+
+    #[test]
+    fn parse_errors_quote_no_neighbouring_lines() {
+        let manifest =
+            "---\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: hunter2\nspec: [unclosed\n";
+        let err = format!("{:#}", parse(manifest).expect_err("invalid YAML"));
+        assert!(err.contains("of the stored manifest is not valid YAML"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -202,7 +202,7 @@ async fn wait_step(
 
     let wait = async {
         loop {
-            let pod_count = pod_store.state().len() as u32;
+            let pod_count = live_pods(&pod_store.state());
             if let Some(d) = &latest {
                 let w = live_deployment(d);
                 let observed = d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation;
@@ -228,7 +228,14 @@ async fn wait_step(
             }
         }
     };
-    match tokio::time::timeout(timeout, wait).await {
+    // `--timeout 0` waits without limit, as kubectl's durations mean it.
+    let within = if timeout.is_zero() {
+        wait.await;
+        Ok(())
+    } else {
+        tokio::time::timeout(timeout, wait).await
+    };
+    match within {
         Ok(()) => {
             progress.line(&format!("{name}: {n}/{n} ready"));
             Ok(())
@@ -238,10 +245,22 @@ async fn wait_step(
             Err(Stop(format!(
                 "{name} did not reach {n} ready replicas within {} ({ready}/{n} ready, {} pods)",
                 humanize(timeout),
-                pod_store.state().len()
+                live_pods(&pod_store.state())
             )))
         }
     }
+}
+
+/// Pods that still count against the Deployment: finished ones (evicted,
+/// `Failed` after a node shutdown) linger until garbage-collected, but the
+/// ReplicaSet controller has already replaced them.
+fn live_pods(pods: &[std::sync::Arc<Pod>]) -> u32 {
+    pods.iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .count() as u32
 }
 
 fn humanize(d: Duration) -> String {
