@@ -782,3 +782,79 @@ fn finished_pods_do_not_hold_up_a_step() {
         "the pod table shows it, as kubectl does:\n{out}"
     );
 }
+
+/// A run killed half-way through several components, repaired by a re-run
+/// that names only one of them: the repair carries the whole job on, so
+/// Helm's values record every component as it runs.
+#[test]
+fn a_repair_records_every_component_the_killed_run_changed() {
+    let ns = namespace("sc-kill-multi");
+    let ns = ns.name();
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=datanode",
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let mut child = spawn_scale(
+        &["scale", "my-release", "queryNode=4", "dataNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    // Scale-outs go first: queryNode is at 4 once dataNode's step is written.
+    wait_until("the dataNode step", Duration::from_secs(30), || {
+        replicas(ns, "my-release-milvus-datanode") == "1"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(replicas(ns, "my-release-milvus-querynode"), "4");
+
+    let out = ok(&["scale", "my-release", "dataNode=1", "-n", ns]);
+    assert!(out.contains("dataNode 1→1, queryNode 4→4"), "{out}");
+    let values = user_values(ns, "my-release", None);
+    assert_eq!(values["queryNode"]["replicas"], 4, "{values}");
+    assert_eq!(values["dataNode"]["replicas"], 1, "{values}");
+    let manifest = helm(&["get", "manifest", "my-release", "-n", ns]);
+    let querynode = manifest
+        .split("\n---")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: my-release-milvus-querynode"))
+        .expect("querynode Deployment in the stored manifest");
+    assert!(querynode.contains("replicas: 4"), "{querynode}");
+}
+
+/// Helm keeps one `deployed` revision. Older ones an earlier failure left
+/// `deployed` (a run stopped between writing its revision and superseding
+/// the old one) are superseded by the next run, even one with nothing to do.
+#[test]
+fn revisions_left_deployed_are_superseded_by_the_next_run() {
+    let statuses = |ns: &str| -> Vec<(u64, String)> {
+        history(ns, "my-release", None)
+            .into_iter()
+            .map(|(rev, status, _)| (rev, status))
+            .collect()
+    };
+    let stale = || SeedOptions {
+        stale_deployed: true,
+        wait_ready: true,
+        ..Default::default()
+    };
+    let idle = namespace("sc-stale-idle");
+    seed(idle.name(), Scenario::QueryNode3DataNode2, stale());
+    let s = |list: &[(u64, &str)]| list.iter().map(|(r, s)| (*r, s.to_string())).collect::<Vec<_>>();
+    assert_eq!(statuses(idle.name()), s(&[(1, "deployed"), (2, "deployed")]));
+    let out = ok(&["scale", "my-release", "queryNode=3", "-n", idle.name()]);
+    assert!(
+        out.contains("nothing to do") && out.contains("now superseded: 1"),
+        "{out}"
+    );
+    assert_eq!(statuses(idle.name()), s(&[(1, "superseded"), (2, "deployed")]));
+
+    let busy = namespace("sc-stale-busy");
+    seed(busy.name(), Scenario::QueryNode3DataNode2, stale());
+    ok(&["scale", "my-release", "queryNode=4", "-n", busy.name()]);
+    assert_eq!(
+        statuses(busy.name()),
+        s(&[(1, "superseded"), (2, "superseded"), (3, "deployed")])
+    );
+}

@@ -158,6 +158,32 @@ impl Plan {
     }
 }
 
+/// The requests of a run that repairs a killed one: the user's own, plus
+/// every worker whose replicas the killed run's pending revision changed
+/// (against the deployed one), at that run's target, so the repair carries
+/// the whole job on instead of recording the deployed values for
+/// components it was not told about.
+pub fn carry_on(pending: &Release, deployed: &Release, explicit: &[Request]) -> Vec<Request> {
+    let (wanted, was) = (pending.effective_values(), deployed.effective_values());
+    let mut requests = explicit.to_vec();
+    for component in components::CATALOGUE.iter().filter(|c| c.role == Role::Worker) {
+        let named = explicit
+            .iter()
+            .any(|r| components::by_user_name(&r.component) == Some(component));
+        let target = desired_replicas(&wanted, component).count();
+        if let Some(n) = target
+            && !named
+            && target != desired_replicas(&was, component).count()
+        {
+            requests.push(Request {
+                component: component.key.to_string(),
+                target: Target::Absolute(n),
+            });
+        }
+    }
+    requests
+}
+
 /// The components of this release that `scale` accepts, for messages.
 pub fn scalable_components(release: &Release, objects: &[ManifestObject]) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = component_workloads(release, objects)
@@ -477,6 +503,30 @@ fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> Vec<Pre
 mod tests {
     use super::*;
     use crate::core::test_support::{fixture_release as release, ready_deployment as live};
+
+    #[test]
+    fn a_repair_carries_on_what_the_killed_run_was_doing() {
+        let deployed = release(); // queryNode=3, dataNode=2
+        let mut pending = release();
+        pending.0["config"]["queryNode"]["replicas"] = serde_json::json!(5);
+        pending.0["config"]["dataNode"]["replicas"] = serde_json::json!(1);
+        let explicit = [Request {
+            component: "datanode".into(),
+            target: Target::Absolute(2),
+        }];
+        assert_eq!(
+            carry_on(&pending, &deployed, &explicit),
+            [
+                explicit[0].clone(),
+                Request {
+                    component: "queryNode".into(),
+                    target: Target::Absolute(5)
+                }
+            ]
+        );
+        // Nothing changed by the killed run: the user's requests alone.
+        assert_eq!(carry_on(&deployed, &deployed, &explicit), explicit);
+    }
 
     #[test]
     fn parses_requests() {

@@ -19,7 +19,7 @@ use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::{ApiError, Op, live_deployment};
 use crate::commands::{plan as plan_cmd, releases, status};
-use crate::core::plan::{ComponentChange, Plan};
+use crate::core::plan::{ComponentChange, Plan, carry_on};
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::Refused;
@@ -29,7 +29,7 @@ use crate::render;
 mod record;
 mod steps;
 
-use self::record::{finish, now_rfc3339, rewrite, update_with_retry};
+use self::record::{Unfinished, finish, now_rfc3339, rewrite, supersede, update_with_retry};
 use self::steps::{Progress, execute, hand_back_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
@@ -77,6 +77,16 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
         None
     };
 
+    let deployed_before: Vec<_> = history
+        .iter()
+        .filter(|r| r.release.status() == DEPLOYED)
+        .cloned()
+        .collect();
+    // A repair carries on the whole killed run, not only what is named now.
+    let requests = match &ours {
+        Some(p) => carry_on(&p.release, &base.release, &requests),
+        None => requests,
+    };
     let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
     if args.dry_run {
         return Ok(render::plan::table(&plan));
@@ -87,8 +97,26 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             .iter()
             .map(|c| format!("{}={}", c.component, c.target))
             .collect();
+        // Older revisions an earlier failure left `deployed` are tidied even so.
+        let stale: Vec<_> = deployed_before
+            .iter()
+            .filter(|r| r.release.version() != base.release.version())
+            .cloned()
+            .collect();
+        supersede(cluster, &stale).await?;
+        let tidied = match stale.as_slice() {
+            [] => String::new(),
+            revisions => format!(
+                " (older revisions left deployed, now superseded: {})",
+                revisions
+                    .iter()
+                    .map(|r| r.release.version().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         return Ok(format!(
-            "nothing to do: {} already at {}\n",
+            "nothing to do: {} already at {}{tidied}\n",
             args.release,
             now.join(", ")
         ));
@@ -141,9 +169,9 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     // 3. Record what was reached, whatever happened.
     let reached = reached_replicas(cluster, &namespace, &plan).await;
     let record = match &reached {
-        Err(e) => Err(anyhow::anyhow!(
+        Err(e) => Err(Unfinished::Record(anyhow::anyhow!(
             "cannot read the Deployments back or hand their spec.replicas back to Helm: {e}"
-        )),
+        ))),
         Ok(reached) => {
             let description = match &outcome {
                 Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None)),
@@ -156,6 +184,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             finish(
                 cluster,
                 &base,
+                &deployed_before,
                 &mut pending,
                 &plan,
                 reached,
@@ -196,7 +225,14 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             reached.map(|r| describe_reached(&r)).unwrap_or_default(),
             pending.release.version()
         )),
-        (outcome, Err(e)) => Err(anyhow::anyhow!(
+        (outcome, Err(Unfinished::Tidy(e))) => Err(anyhow::anyhow!(
+            "{}revision {} is deployed and records {}, but Helm's history is not tidy ({}); the next kubectl milvus scale tidies it",
+            outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
+            pending.release.version(),
+            reached.map(|r| describe_reached(&r)).unwrap_or_default(),
+            crate::error::one_line(&e),
+        )),
+        (outcome, Err(Unfinished::Record(e))) => Err(anyhow::anyhow!(
             "{}could not record the result in Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
             outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
             crate::error::one_line(&e),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -42,17 +42,30 @@ pub(super) fn rewrite(
     Ok(())
 }
 
+/// Where finishing a run stopped short.
+pub(super) enum Unfinished {
+    /// Revision N+1 could not be written as `deployed` (it stays pending).
+    Record(anyhow::Error),
+    /// N+1 is deployed; superseding or pruning older revisions failed.
+    Tidy(anyhow::Error),
+}
+
 /// Finishes like Helm: N+1 deployed (first, so a crash in between leaves a
-/// deployed revision), N superseded, then prunes history.
+/// deployed revision), the revisions deployed before it superseded, then
+/// history pruned. `deployed_before` is every revision `deployed` when the
+/// run began: the base, and any an earlier failure left deployed — Helm
+/// keeps one deployed revision, so all of them become `superseded`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
     cluster: &Cluster,
     base: &StoredRelease,
+    deployed_before: &[StoredRelease],
     pending: &mut StoredRelease,
     plan: &Plan,
     reached: &BTreeMap<String, u32>,
     description: &str,
     history_max: usize,
-) -> Result<()> {
+) -> Result<(), Unfinished> {
     let targets: Vec<(&ComponentChange, u32)> = plan
         .changes
         .iter()
@@ -61,14 +74,38 @@ pub(super) async fn finish(
     update_with_retry(cluster, pending, |r| {
         rewrite(r, &base.release, &targets, DEPLOYED, description)
     })
-    .await?;
-    let mut previous = base.clone();
-    update_with_retry(cluster, &mut previous, |r| {
-        r.set_status(SUPERSEDED, None);
-        Ok(())
-    })
-    .await?;
-    prune(cluster, &pending.namespace, pending.release.name(), history_max).await
+    .await
+    .map_err(Unfinished::Record)?;
+    tidy(cluster, deployed_before, pending, history_max)
+        .await
+        .map_err(Unfinished::Tidy)
+}
+
+async fn tidy(
+    cluster: &Cluster,
+    deployed_before: &[StoredRelease],
+    pending: &StoredRelease,
+    history_max: usize,
+) -> Result<()> {
+    supersede(cluster, deployed_before).await?;
+    prune(cluster, &pending.namespace, pending.release.name(), history_max)
+        .await
+        .context("pruning history beyond --history-max")
+}
+
+/// Marks each revision `superseded`.
+pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) -> Result<()> {
+    for revision in revisions {
+        let mut revision = revision.clone();
+        let version = revision.release.version();
+        update_with_retry(cluster, &mut revision, |r| {
+            r.set_status(SUPERSEDED, None);
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("marking revision {version} superseded"))?;
+    }
+    Ok(())
 }
 
 /// Applies `change` to a record and writes it; on a conflict re-reads the

@@ -220,6 +220,10 @@ pub struct SeedOptions {
     /// Make the last revision `pending-upgrade` (the one before stays
     /// `deployed`, as during a real upgrade). Implies >= 2 revisions.
     pub last_pending_upgrade: bool,
+    /// Leave the revision before the last one `deployed` too, as a run that
+    /// failed after writing its revision but before superseding the old one
+    /// leaves it. Implies >= 2 revisions.
+    pub stale_deployed: bool,
     /// Wait until the workloads are ready before returning.
     pub wait_ready: bool,
 }
@@ -233,6 +237,7 @@ impl Default for SeedOptions {
             apply_method: ApplyMethod::ClientSide,
             revisions: 1,
             last_pending_upgrade: false,
+            stale_deployed: false,
             wait_ready: false,
         }
     }
@@ -556,7 +561,7 @@ async fn write_records(
     let base: Value = serde_json::from_slice(
         &std::fs::read(&base_path).with_context(|| format!("read {}", base_path.display()))?,
     )?;
-    let n = if opts.last_pending_upgrade {
+    let n = if opts.last_pending_upgrade || opts.stale_deployed {
         opts.revisions.max(2)
     } else {
         opts.revisions.max(1)
@@ -571,7 +576,7 @@ async fn write_records(
     for rev in 1..=n {
         let (status, description) = if rev == n && opts.last_pending_upgrade {
             ("pending-upgrade", "Preparing upgrade")
-        } else if rev == n || (opts.last_pending_upgrade && rev == n - 1) {
+        } else if rev == n || ((opts.last_pending_upgrade || opts.stale_deployed) && rev == n - 1) {
             (
                 "deployed",
                 if rev == 1 {
