@@ -9,12 +9,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::{ApiError, Op};
-use crate::core::release::{self, Release};
+use crate::core::lock;
+use crate::core::release::{self, Release, is_pending};
 
 pub const SECRET_TYPE: &str = "helm.sh/release.v1";
 
@@ -48,7 +49,21 @@ pub struct StoredRelease {
     pub namespace: String,
     pub object_name: String,
     pub labels: BTreeMap<String, String>,
+    /// Kept on every rewrite; `scale`'s lock lives here (see `core::lock`).
+    pub annotations: BTreeMap<String, String>,
     pub resource_version: Option<String>,
+}
+
+impl StoredRelease {
+    /// `verb` on this record's storage object, for error messages.
+    fn op(&self, verb: &'static str) -> Op<'_> {
+        Op {
+            verb,
+            resource: self.driver.resource(),
+            namespace: Some(&self.namespace),
+            name: Some(&self.object_name),
+        }
+    }
 }
 
 /// Which records to read.
@@ -155,6 +170,7 @@ fn stored(driver: Driver, meta: ObjectMeta, payload: Option<Vec<u8>>) -> Result<
         namespace,
         object_name,
         labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
         resource_version: meta.resource_version,
     })
 }
@@ -219,6 +235,7 @@ pub async fn create(
     namespace: &str,
     release: &Release,
     inherited_labels: &BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 ) -> Result<StoredRelease, ApiError> {
     // Helm copies the previous revision's labels (user labels included).
     let mut labels = inherited_labels.clone();
@@ -231,6 +248,7 @@ pub async fn create(
         namespace: namespace.to_string(),
         object_name: release::object_name(release.name(), release.version()),
         labels,
+        annotations,
         resource_version: None,
     };
     stored.resource_version = write(cluster, &stored, Write::Create).await?;
@@ -241,6 +259,11 @@ pub async fn create(
 /// resourceVersion it was read at: a concurrent writer gives a conflict.
 pub async fn update(cluster: &Cluster, stored: &mut StoredRelease) -> Result<(), ApiError> {
     system_labels(&mut stored.labels, &stored.release);
+    // Only a pending revision is held by a running `scale`.
+    if !is_pending(stored.release.status()) {
+        stored.annotations.remove(lock::HOLDER);
+        stored.annotations.remove(lock::HEARTBEAT);
+    }
     stored.labels.insert("modifiedAt".into(), now_secs());
     stored.resource_version = write(cluster, stored, Write::Replace).await?;
     Ok(())
@@ -265,6 +288,7 @@ async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<
         name: Some(name.to_string()),
         namespace: Some(ns.to_string()),
         labels: Some(stored.labels.clone()),
+        annotations: (!stored.annotations.is_empty()).then(|| stored.annotations.clone()),
         resource_version: stored.resource_version.clone(),
         ..Default::default()
     };
@@ -312,16 +336,35 @@ async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<
     Ok(written.resource_version)
 }
 
+/// Renews `scale`'s heartbeat on a pending record: a merge patch of one
+/// annotation, so it never conflicts with (nor needs) the record's body.
+pub async fn heartbeat(cluster: &Cluster, stored: &StoredRelease, now: &str) -> Result<(), ApiError> {
+    let (ns, name, op) = (
+        stored.namespace.as_str(),
+        stored.object_name.as_str(),
+        stored.op("patch"),
+    );
+    let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {lock::HEARTBEAT: now}}}));
+    let pp = PatchParams::default();
+    match stored.driver {
+        Driver::Secret => {
+            let api: Api<Secret> = Api::namespaced(cluster.client(), ns);
+            cluster.call(op, api.patch(name, &pp, &patch)).await.map(|_| ())
+        }
+        Driver::ConfigMap => {
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
+            cluster.call(op, api.patch(name, &pp, &patch)).await.map(|_| ())
+        }
+    }
+}
+
 /// Deletes one revision's record (history pruning).
 pub async fn delete(cluster: &Cluster, stored: &StoredRelease) -> Result<(), ApiError> {
-    let ns = stored.namespace.as_str();
-    let name = stored.object_name.as_str();
-    let op = Op {
-        verb: "delete",
-        resource: stored.driver.resource(),
-        namespace: Some(ns),
-        name: Some(name),
-    };
+    let (ns, name, op) = (
+        stored.namespace.as_str(),
+        stored.object_name.as_str(),
+        stored.op("delete"),
+    );
     match stored.driver {
         Driver::Secret => {
             let api: Api<Secret> = Api::namespaced(cluster.client(), ns);

@@ -858,3 +858,48 @@ fn revisions_left_deployed_are_superseded_by_the_next_run() {
         s(&[(1, "superseded"), (2, "superseded"), (3, "deployed")])
     );
 }
+
+/// While one `scale` works, its pending revision is held (holder and a
+/// fresh heartbeat on the record): a second `scale` is refused and changes
+/// nothing, `status` and `plan` say who works on it, and the first run
+/// finishes undisturbed.
+#[test]
+fn a_second_scale_while_one_runs_is_refused() {
+    let ns = namespace("sc-busy");
+    let ns = ns.name();
+    let qn = "my-release-milvus-querynode";
+    let child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
+    let before = history(ns, "my-release", None);
+    let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
+    assert!(
+        err.contains("revision 2 of my-release is being scaled right now by kubectl milvus scale on "),
+        "{err}"
+    );
+    let status = ok(&["status", "my-release", "-n", ns]);
+    assert!(status.contains("is working on it right now"), "{status}");
+    let plan = ok(&["plan", "my-release", "queryNode=3", "-n", ns]);
+    assert!(plan.contains("revision 2 is being scaled right now"), "{plan}");
+    assert_eq!(
+        history(ns, "my-release", None),
+        before,
+        "the refused run wrote nothing"
+    );
+
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(replicas(ns, qn), "1");
+    assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
+    let lock_left = kubectl(&[
+        "get",
+        "secret",
+        "-n",
+        ns,
+        "sh.helm.release.v1.my-release.v2",
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(!lock_left.contains("scale-holder"), "{lock_left}");
+}

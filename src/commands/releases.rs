@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::cluster::Cluster;
+use crate::core::lock::{self, Holder, LockState};
 use crate::core::release::is_pending;
 use crate::error::InvalidInput;
 use crate::helm::{self, Driver, Revisions, StoredRelease};
@@ -21,6 +22,46 @@ impl CurrentRelease {
     /// The record to describe: deployed, else (first install pending) the pending one.
     pub fn record(&self) -> Option<&StoredRelease> {
         self.deployed.as_ref().or(self.pending.as_ref())
+    }
+}
+
+/// Whether a `scale` run is working on a pending revision right now.
+pub fn scale_lock(pending: &StoredRelease) -> LockState {
+    lock::judge(
+        &pending.annotations,
+        jiff::Timestamp::now(),
+        &this_process(),
+        alive,
+    )
+}
+
+/// This process, as it names itself on a pending revision it holds.
+pub fn this_process() -> Holder {
+    Holder {
+        host: hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown-host".to_string()),
+        pid: std::process::id(),
+    }
+}
+
+/// Does a process of this host still run? (Unix; elsewhere only the
+/// heartbeat's age tells.)
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 delivers nothing; it only checks the pid exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

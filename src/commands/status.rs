@@ -7,6 +7,7 @@ use futures::future::try_join_all;
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
 use crate::commands::releases::{self, CurrentRelease};
+use crate::core::lock::LockState;
 use crate::core::manifest;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
 use crate::error::InvalidInput;
@@ -123,7 +124,7 @@ pub async fn collect(
             .as_ref()
             .filter(|_| cur.deployed.is_some())
             .map(|p| &p.release);
-        out.push(status::build(
+        let mut built = status::build(
             &stored.release,
             &stored.namespace,
             stored.driver.as_str(),
@@ -131,7 +132,14 @@ pub async fn collect(
             &objects,
             &state,
             now,
-        ));
+        );
+        if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref())
+            && shown.by_plugin
+            && let LockState::Busy { holder, .. } = releases::scale_lock(record)
+        {
+            shown.held_by = Some(holder.to_string());
+        }
+        out.push(built);
     }
     Ok(out)
 }

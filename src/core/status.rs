@@ -82,6 +82,9 @@ pub struct PendingRevision {
     pub description: String,
     /// Written by `kubectl milvus scale` (which can repair it on re-run).
     pub by_plugin: bool,
+    /// The `scale` run working on it right now (`host/pid`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// A pod of the release, as `kubectl get pods` shows it, plus its owner.
@@ -264,6 +267,7 @@ pub fn build(
             status: p.status().to_string(),
             description: p.description().to_string(),
             by_plugin: p.description().starts_with(PLUGIN_DESCRIPTION_PREFIX),
+            held_by: None,
         }),
         components: components_out,
         dependencies,

@@ -37,7 +37,9 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
     );
     let _ = writeln!(out, "Mode:        {}, message queue {}", r.mode, r.message_queue);
     if let Some(p) = &r.pending {
-        let hint = if p.by_plugin {
+        let hint = if let Some(holder) = &p.held_by {
+            format!("`kubectl milvus scale` on {holder} is working on it right now")
+        } else if p.by_plugin {
             format!(
                 "left by an interrupted `kubectl milvus scale`; run `kubectl milvus scale {} …` again to repair and finish it",
                 r.release

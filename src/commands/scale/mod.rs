@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use serde_json::json;
@@ -19,6 +20,7 @@ use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::{ApiError, Op, live_deployment};
 use crate::commands::{plan as plan_cmd, releases, status};
+use crate::core::lock::{self, LockState};
 use crate::core::plan::{ComponentChange, Plan, carry_on};
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
@@ -29,11 +31,12 @@ use crate::render;
 mod record;
 mod steps;
 
-use self::record::{Unfinished, finish, now_rfc3339, rewrite, supersede, update_with_retry};
+use self::record::{Unfinished, finish, now_rfc3339, rewrite, still_ours, supersede, update_with_retry};
 use self::steps::{Progress, execute, hand_back_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
+    let me = releases::this_process();
     let namespace = cluster.namespace().to_string();
 
     // Fresh reads (not the watch cache): we are about to write.
@@ -69,6 +72,16 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
                 args.release,
                 last.release.status(),
                 last.release.description()
+            ))
+            .into());
+        }
+        if let LockState::Busy { holder, age } = releases::scale_lock(last) {
+            return Err(Refused(format!(
+                "revision {} of {} is being scaled right now by kubectl milvus scale on {holder} (last heartbeat {}s ago); wait for it to finish, or if that run is gone, retry in {}s",
+                last.release.version(),
+                args.release,
+                age.as_secs(),
+                (lock::TTL - age).as_secs().max(1)
             ))
             .into());
         }
@@ -136,8 +149,21 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(&plan, None));
     let mut pending = match ours {
         Some(mut p) => {
-            update_with_retry(cluster, &mut p, |r| {
-                rewrite(r, &base.release, &targets, PENDING_UPGRADE, &description)
+            // Take the abandoned revision over; if another run took it over
+            // first (our write conflicts and the fresh read names it), stop.
+            let mut first = true;
+            update_with_retry(cluster, &mut p, |s| {
+                if !std::mem::take(&mut first) {
+                    still_ours(s, &me)?;
+                }
+                s.annotations.extend(lock::annotations(&me, Timestamp::now()));
+                rewrite(
+                    &mut s.release,
+                    &base.release,
+                    &targets,
+                    PENDING_UPGRADE,
+                    &description,
+                )
             })
             .await?;
             p
@@ -148,7 +174,8 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
                 .next_revision(PENDING_UPGRADE, &description, &now_rfc3339());
             next.0["version"] = json!(last.release.version() + 1);
             rewrite(&mut next, &base.release, &targets, PENDING_UPGRADE, &description)?;
-            helm::create(cluster, base.driver, &namespace, &next, &last.labels).await.map_err(|e| match e {
+            let held = lock::annotations(&me, Timestamp::now()).into_iter().collect();
+            helm::create(cluster, base.driver, &namespace, &next, &last.labels, held).await.map_err(|e| match e {
                 ApiError::Conflict { .. } => anyhow::Error::new(Refused(format!(
                     "revision {} of {} was just created by someone else (a concurrent helm or scale); nothing was changed, retry",
                     next.version(),
@@ -163,6 +190,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let outcome = tokio::select! {
         r = execute(cluster, &namespace, &plan, args.timeout, &progress, repairing) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
+        () = keep_alive(cluster, &pending) => Err(Stop("the heartbeat stopped".to_string())),
     };
     progress.finish();
 
@@ -190,6 +218,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
                 reached,
                 &description,
                 args.history_max,
+                &me,
             )
             .await
         }
@@ -238,6 +267,17 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             crate::error::one_line(&e),
             pending.release.version()
         )),
+    }
+}
+
+/// Renews the heartbeat on the pending revision while the run works; never
+/// returns. A failed renewal is left to the next one (the TTL allows three).
+async fn keep_alive(cluster: &Cluster, pending: &helm::StoredRelease) {
+    let mut tick = tokio::time::interval(lock::RENEW_EVERY.unsigned_abs());
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let _ = helm::heartbeat(cluster, pending, &Timestamp::now().to_string()).await;
     }
 }
 

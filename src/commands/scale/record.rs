@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::core::lock::{self, Holder};
 use crate::core::manifest;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::core::release::{DEPLOYED, Release, SUPERSEDED};
@@ -65,14 +66,16 @@ pub(super) async fn finish(
     reached: &BTreeMap<String, u32>,
     description: &str,
     history_max: usize,
+    me: &Holder,
 ) -> Result<(), Unfinished> {
     let targets: Vec<(&ComponentChange, u32)> = plan
         .changes
         .iter()
         .map(|c| (c, reached.get(&c.component).copied().unwrap_or(c.target)))
         .collect();
-    update_with_retry(cluster, pending, |r| {
-        rewrite(r, &base.release, &targets, DEPLOYED, description)
+    update_with_retry(cluster, pending, |s| {
+        still_ours(s, me)?;
+        rewrite(&mut s.release, &base.release, &targets, DEPLOYED, description)
     })
     .await
     .map_err(Unfinished::Record)?;
@@ -93,13 +96,25 @@ async fn tidy(
         .context("pruning history beyond --history-max")
 }
 
+/// Refuses to write a pending revision another run has taken over (seen
+/// when a write is retried from a fresh read).
+pub(super) fn still_ours(stored: &StoredRelease, me: &Holder) -> Result<()> {
+    match stored.annotations.get(lock::HOLDER) {
+        Some(holder) if *holder != me.to_string() => anyhow::bail!(
+            "revision {} was taken over by another kubectl milvus scale ({holder}); check `kubectl milvus status`",
+            stored.release.version()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Marks each revision `superseded`.
 pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) -> Result<()> {
     for revision in revisions {
         let mut revision = revision.clone();
         let version = revision.release.version();
-        update_with_retry(cluster, &mut revision, |r| {
-            r.set_status(SUPERSEDED, None);
+        update_with_retry(cluster, &mut revision, |s| {
+            s.release.set_status(SUPERSEDED, None);
             Ok(())
         })
         .await
@@ -113,9 +128,9 @@ pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) ->
 pub(super) async fn update_with_retry(
     cluster: &Cluster,
     stored: &mut StoredRelease,
-    mut change: impl FnMut(&mut Release) -> Result<()>,
+    mut change: impl FnMut(&mut StoredRelease) -> Result<()>,
 ) -> Result<()> {
-    change(&mut stored.release)?;
+    change(stored)?;
     for _ in 0..5 {
         match helm::update(cluster, stored).await {
             Ok(()) => return Ok(()),
@@ -125,7 +140,7 @@ pub(super) async fn update_with_retry(
                 let Some(mut again) = fresh.into_iter().find(|r| r.release.version() == version) else {
                     anyhow::bail!("revision {version} disappeared while being written");
                 };
-                change(&mut again.release)?;
+                change(&mut again)?;
                 *stored = again;
             }
             Err(e) => return Err(e.into()),
