@@ -185,8 +185,9 @@ fn bad_flags_are_usage_errors() {
 
 /// The Roles the README documents are exactly enough: `status` works with
 /// the first, `scale` with both, and `scale` fails cleanly without the second.
-#[test]
-fn the_readme_rbac_is_sufficient() {
+/// The README's two RBAC blocks: the `status` Role's rules, and those with
+/// `scale`'s additions.
+fn readme_rules() -> (Vec<PolicyRule>, Vec<PolicyRule>) {
     let readme = include_str!("../README.md");
     let blocks: Vec<&str> = readme
         .split("```yaml\n")
@@ -198,6 +199,12 @@ fn the_readme_rbac_is_sufficient() {
     let status_rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).unwrap();
     let mut scale_rules = status_rules.clone();
     scale_rules.extend(extra);
+    (status_rules, scale_rules)
+}
+
+#[test]
+fn the_readme_rbac_is_sufficient() {
+    let (status_rules, scale_rules) = readme_rules();
 
     let ns = namespace("err-readme-rbac");
     seed_ready(ns.name(), Scenario::QueryNode3DataNode2);
@@ -300,4 +307,42 @@ fn context_and_impersonation_flags() {
         "system:masters",
     ]);
     assert!(out.contains("Release:     my-release"), "{out}");
+}
+
+/// Without `watch` on pods, a step cannot be followed: `scale` says so at
+/// once (not after `--timeout`) and records where it stopped.
+#[test]
+fn scale_without_watch_permission_stops_at_once() {
+    let (_, mut rules) = readme_rules();
+    for rule in &mut rules {
+        if rule
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|r| r == "pods"))
+        {
+            rule.verbs.retain(|v| v != "watch");
+        }
+    }
+    rules.retain(|rule| !rule.verbs.is_empty());
+    let ns = namespace("err-no-watch");
+    seed_ready(ns.name(), Scenario::QueryNode3DataNode2);
+    let kc = restricted(ns.name(), "no-watch", rules);
+    let r = run(plugin()
+        .args([
+            "scale",
+            "my-release",
+            "queryNode=4",
+            "-n",
+            ns.name(),
+            "--timeout",
+            "10m",
+        ])
+        .env("KUBECONFIG", &kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("forbidden: you cannot watch pods in namespace"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("recorded it as revision 2"), "{}", r.stderr);
 }

@@ -26,6 +26,30 @@ enum Seen {
     Deployment(Option<Box<Deployment>>),
     /// A pod event; true once the initial listing is complete.
     Pods(bool),
+    /// A watch error; `Some` when retrying cannot help (forbidden).
+    Refused(Option<String>),
+}
+
+/// A watch error the API server will keep giving: forbidden. Others (a
+/// dropped connection, an expired resourceVersion) are retried by the
+/// watcher's backoff.
+fn refusal(e: &watcher::Error, resource: &str, namespace: &str) -> Option<String> {
+    let status = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+        | watcher::Error::WatchError(s) => s,
+        _ => return None,
+    };
+    status.is_forbidden().then(|| {
+        ApiError::Forbidden {
+            verb: "watch".to_string(),
+            resource: resource.to_string(),
+            scope: format!("namespace {namespace:?}"),
+            message: status.message.clone(),
+        }
+        .to_string()
+    })
 }
 
 /// Scale-outs first (all at once), then scale-ins one replica at a time.
@@ -185,7 +209,10 @@ async fn wait_step(
         watcher(pods, watcher::Config::default().labels(&selector)),
     )
     .default_backoff()
-    .map(|ev| Seen::Pods(matches!(ev, Ok(watcher::Event::InitDone))));
+    .map(|ev| match ev {
+        Err(e) => Seen::Refused(refusal(&e, "pods", namespace)),
+        Ok(ev) => Seen::Pods(matches!(ev, watcher::Event::InitDone)),
+    });
     let dep_events = watcher(
         deployments,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
@@ -194,7 +221,10 @@ async fn wait_step(
     .applied_objects();
     let mut latest: Option<Deployment> = Some(dep);
     let mut events = futures::stream::select(
-        dep_events.map(|d| Seen::Deployment(d.ok().map(Box::new))),
+        dep_events.map(|d| match d {
+            Ok(d) => Seen::Deployment(Some(Box::new(d))),
+            Err(e) => Seen::Refused(refusal(&e, "deployments.apps", namespace)),
+        }),
         pod_events,
     )
     .boxed();
@@ -217,26 +247,27 @@ async fn wait_step(
                     && pods_synced
                     && pod_count == n
                 {
-                    return;
+                    return Ok(());
                 }
             }
             match events.next().await {
                 Some(Seen::Deployment(Some(d))) => latest = Some(*d),
-                Some(Seen::Deployment(None)) => {}
+                Some(Seen::Deployment(None)) | Some(Seen::Refused(None)) => {}
+                Some(Seen::Refused(Some(forbidden))) => return Err(Stop(forbidden)),
                 Some(Seen::Pods(init_done)) => pods_synced |= init_done,
-                None => return,
+                None => return Ok(()),
             }
         }
     };
     // `--timeout 0` waits without limit, as kubectl's durations mean it.
     let within = if timeout.is_zero() {
-        wait.await;
-        Ok(())
+        Ok(wait.await)
     } else {
         tokio::time::timeout(timeout, wait).await
     };
     match within {
-        Ok(()) => {
+        Ok(Err(stop)) => Err(stop),
+        Ok(Ok(())) => {
             progress.line(&format!("{name}: {n}/{n} ready"));
             Ok(())
         }
