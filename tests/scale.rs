@@ -714,7 +714,8 @@ fn helm3_reads_and_continues_what_scale_recorded() {
     ]);
     assert_eq!(replicas(ns, qn), "3");
 
-    let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    // `--timeout 0`: no limit (a zero limit would stop at the first step).
+    let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns, "--timeout", "0"]);
     assert!(out.contains("queryNode 3→1 (revision 4)"), "{out}");
     helm3(&["rollback", "my-release", "3", "-n", ns, "--wait"]);
     assert_eq!(replicas(ns, qn), "3");
