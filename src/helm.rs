@@ -296,12 +296,7 @@ async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<
         Write::Create => "create",
         Write::Replace => "update",
     };
-    let op = Op {
-        verb,
-        resource: stored.driver.resource(),
-        namespace: Some(ns),
-        name: Some(name),
-    };
+    let op = stored.op(verb);
     let pp = PostParams::default();
     let written = match stored.driver {
         Driver::Secret => {

@@ -196,7 +196,7 @@ impl Cluster {
     /// Pods, decoded one by one and stripped of what no column needs
     /// (managedFields, annotations, most of the spec), so a namespace of a
     /// thousand pods is never held in memory as full objects.
-    pub async fn list_pods(&self, namespace: &str) -> Result<Vec<Pod>, ApiError> {
+    pub async fn list_pods(&self, namespace: &str, params: &ListParams) -> Result<Vec<Pod>, ApiError> {
         let api: Api<Pod> = Api::namespaced(self.client(), namespace);
         let op = Op {
             verb: "list",
@@ -205,7 +205,7 @@ impl Cluster {
             name: None,
         };
         let request = kube::core::Request::new(api.resource_url())
-            .list(&Self::cached_list())
+            .list(params)
             .map_err(|e| ApiError::Server {
                 what: op.describe(),
                 code: 0,
@@ -217,12 +217,20 @@ impl Cluster {
 
     /// autoscaling/v1 is served by every version from v1.20 to today, and
     /// carries everything shown (target, bounds, current replicas).
-    pub async fn list_hpas(&self, namespace: &str) -> Result<Vec<HorizontalPodAutoscaler>, ApiError> {
-        self.list(namespace, &Self::cached_list()).await
+    pub async fn list_hpas(
+        &self,
+        namespace: &str,
+        params: &ListParams,
+    ) -> Result<Vec<HorizontalPodAutoscaler>, ApiError> {
+        self.list(namespace, params).await
     }
 
-    pub async fn list_deployments(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {
-        let items: Vec<Deployment> = self.list(namespace, &Self::cached_list()).await?;
+    pub async fn list_deployments(
+        &self,
+        namespace: &str,
+        params: &ListParams,
+    ) -> Result<Vec<LiveWorkload>, ApiError> {
+        let items: Vec<Deployment> = self.list(namespace, params).await?;
         Ok(items.iter().map(live_deployment).collect())
     }
 

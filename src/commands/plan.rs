@@ -4,11 +4,10 @@ use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanOutput};
 use crate::cluster::Cluster;
-use crate::commands::{releases, status};
-use crate::core::lock::LockState;
+use crate::commands::releases::{self, PendingWork};
+use crate::commands::status;
 use crate::core::manifest;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request};
-use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::{InvalidInput, Refused};
 use crate::helm::StoredRelease;
 use crate::render;
@@ -27,28 +26,21 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
     };
     let mut plan = make(stored, &live, &requests, args.force)?;
     if let Some(p) = &current.pending {
-        let by_plugin = p.release.description().starts_with(PLUGIN_DESCRIPTION_PREFIX);
-        let busy = match releases::scale_lock(p) {
-            LockState::Busy { holder, .. } if by_plugin => Some(holder),
-            _ => None,
-        };
-        plan.warnings.push(if let Some(holder) = busy {
-            format!(
+        plan.warnings.push(match releases::pending_work(p) {
+            PendingWork::Scaling { holder, .. } => format!(
                 "revision {} is being scaled right now by kubectl milvus scale on {holder}; `scale` is refused until it ends",
                 p.release.version()
-            )
-        } else if by_plugin {
-            format!(
+            ),
+            PendingWork::Interrupted => format!(
                 "revision {} was left {} by an interrupted kubectl milvus scale; `scale` will repair it from what runs",
                 p.release.version(),
                 p.release.status()
-            )
-        } else {
-            format!(
+            ),
+            PendingWork::Helm => format!(
                 "revision {} is {}: another Helm operation is in progress, so `scale` is refused until it ends",
                 p.release.version(),
                 p.release.status()
-            )
+            ),
         });
     }
     let doc = render::document::Document {

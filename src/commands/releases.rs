@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use jiff::SignedDuration;
 
 use crate::cluster::Cluster;
 use crate::core::lock::{self, Holder, LockState};
 use crate::core::release::is_pending;
+use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::InvalidInput;
 use crate::helm::{self, Driver, Revisions, StoredRelease};
 
@@ -25,14 +27,34 @@ impl CurrentRelease {
     }
 }
 
-/// Whether a `scale` run is working on a pending revision right now.
-pub fn scale_lock(pending: &StoredRelease) -> LockState {
-    lock::judge(
+/// Who is behind a pending revision, as `scale`, `plan` and `status` tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingWork {
+    /// Another Helm operation (running, or died): `scale` keeps out.
+    Helm,
+    /// A `scale` run is working on it right now.
+    Scaling { holder: Holder, age: SignedDuration },
+    /// A `scale` run that is gone: the next `scale` repairs it.
+    Interrupted,
+}
+
+pub fn pending_work(pending: &StoredRelease) -> PendingWork {
+    if !pending
+        .release
+        .description()
+        .starts_with(PLUGIN_DESCRIPTION_PREFIX)
+    {
+        return PendingWork::Helm;
+    }
+    match lock::judge(
         &pending.annotations,
         jiff::Timestamp::now(),
         &this_process(),
         alive,
-    )
+    ) {
+        LockState::Busy { holder, age } => PendingWork::Scaling { holder, age },
+        LockState::Abandoned => PendingWork::Interrupted,
+    }
 }
 
 /// This process, as it names itself on a pending revision it holds.

@@ -3,11 +3,11 @@
 
 use anyhow::{Result, bail};
 use futures::future::try_join_all;
+use kube::api::ListParams;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
-use crate::commands::releases::{self, CurrentRelease};
-use crate::core::lock::LockState;
+use crate::commands::releases::{self, CurrentRelease, PendingWork};
 use crate::core::manifest;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
 use crate::error::InvalidInput;
@@ -134,8 +134,7 @@ pub async fn collect(
             now,
         );
         if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref())
-            && shown.by_plugin
-            && let LockState::Busy { holder, .. } = releases::scale_lock(record)
+            && let PendingWork::Scaling { holder, .. } = releases::pending_work(record)
         {
             shown.held_by = Some(holder.to_string());
         }
@@ -151,12 +150,19 @@ pub struct Live {
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
-/// Deployments, HPAs and pods of a namespace, concurrently.
+/// Deployments, HPAs and pods of a namespace, concurrently, from the
+/// watch cache: cheap, and at most milliseconds stale, fine for reading.
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
+    fetch_live_with(cluster, namespace, &Cluster::cached_list()).await
+}
+
+/// [`fetch_live`] with the given list parameters (`ListParams::default()`
+/// reads the current state, for a command about to write).
+pub async fn fetch_live_with(cluster: &Cluster, namespace: &str, params: &ListParams) -> Result<Live> {
     let (workloads, hpas, pods) = tokio::try_join!(
-        cluster.list_deployments(namespace),
-        cluster.list_hpas(namespace),
-        cluster.list_pods(namespace)
+        cluster.list_deployments(namespace, params),
+        cluster.list_hpas(namespace, params),
+        cluster.list_pods(namespace, params)
     )?;
     Ok(Live {
         workloads,

@@ -51,10 +51,8 @@ pub fn set(values: &mut Value, path: &str, new: Value) {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Value::Object(map) = cur else {
-            unreachable!("made an object above")
-        };
-        cur = map.entry(key.to_string()).or_insert(Value::Null);
+        // On an object, indexing inserts a missing key as null.
+        cur = &mut cur[key];
     }
     *cur = new;
 }

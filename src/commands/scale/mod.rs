@@ -14,13 +14,15 @@ use anyhow::Result;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 
 use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
-use crate::cluster::api::{ApiError, Op, live_deployment};
+use crate::cluster::api::ApiError;
+use crate::commands::releases::PendingWork;
 use crate::commands::{plan as plan_cmd, releases, status};
-use crate::core::lock::{self, LockState};
+use crate::core::lock;
 use crate::core::plan::{ComponentChange, Plan, carry_on};
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
@@ -32,17 +34,19 @@ mod record;
 mod steps;
 
 use self::record::{Unfinished, finish, now_rfc3339, rewrite, still_ours, supersede, update_with_retry};
-use self::steps::{Progress, execute, hand_back_replicas};
+use self::steps::{Progress, deployment_op, execute, hand_back_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
     let me = releases::this_process();
     let namespace = cluster.namespace().to_string();
 
-    // Fresh reads (not the watch cache): we are about to write.
+    // Fresh reads (not the watch cache): we are about to write, and the
+    // plan must start from current truth.
+    let fresh = ListParams::default();
     let (history, live) = tokio::join!(
         helm::history(cluster, &namespace, &args.release),
-        fetch_live_fresh(cluster, &namespace)
+        status::fetch_live_with(cluster, &namespace, &fresh)
     );
     let history = history?;
     let live = live?;
@@ -50,12 +54,14 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
         return Err(releases::not_found(cluster, &namespace, &args.release).await);
     };
     releases::check_milvus_record(last)?;
-    let Some(base) = history
+    // Every revision `deployed` now: the newest is the base; older ones an
+    // earlier failure left deployed are superseded when this run finishes.
+    let deployed_before: Vec<_> = history
         .iter()
-        .rev()
-        .find(|r| r.release.status() == DEPLOYED)
+        .filter(|r| r.release.status() == DEPLOYED)
         .cloned()
-    else {
+        .collect();
+    let Some(base) = deployed_before.last().cloned() else {
         return Err(Refused(format!(
             "release {} has no deployed revision (last is {} {}); fix it with helm first",
             args.release,
@@ -64,8 +70,10 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
         ))
         .into());
     };
-    let ours = if is_pending(last.release.status()) {
-        if !last.release.description().starts_with(PLUGIN_DESCRIPTION_PREFIX) {
+    let ours = match is_pending(last.release.status()).then(|| releases::pending_work(last)) {
+        None => None,
+        Some(PendingWork::Interrupted) => Some(last.clone()),
+        Some(PendingWork::Helm) => {
             return Err(Refused(format!(
                 "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
                 last.release.version(),
@@ -75,7 +83,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             ))
             .into());
         }
-        if let LockState::Busy { holder, age } = releases::scale_lock(last) {
+        Some(PendingWork::Scaling { holder, age }) => {
             return Err(Refused(format!(
                 "revision {} of {} is being scaled right now by kubectl milvus scale on {holder} (last heartbeat {}s ago); wait for it to finish, or if that run is gone, retry in {}s",
                 last.release.version(),
@@ -85,16 +93,8 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             ))
             .into());
         }
-        Some(last.clone())
-    } else {
-        None
     };
 
-    let deployed_before: Vec<_> = history
-        .iter()
-        .filter(|r| r.release.status() == DEPLOYED)
-        .cloned()
-        .collect();
     // A repair carries on the whole killed run, not only what is named now.
     let requests = match &ours {
         Some(p) => carry_on(&p.release, &base.release, &requests),
@@ -111,13 +111,9 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             .map(|c| format!("{}={}", c.component, c.target))
             .collect();
         // Older revisions an earlier failure left `deployed` are tidied even so.
-        let stale: Vec<_> = deployed_before
-            .iter()
-            .filter(|r| r.release.version() != base.release.version())
-            .cloned()
-            .collect();
-        supersede(cluster, &stale).await?;
-        let tidied = match stale.as_slice() {
+        let stale = &deployed_before[..deployed_before.len() - 1];
+        supersede(cluster, stale).await?;
+        let tidied = match stale {
             [] => String::new(),
             revisions => format!(
                 " (older revisions left deployed, now superseded: {})",
@@ -320,21 +316,6 @@ fn describe_reached(reached: &BTreeMap<String, u32>) -> String {
         .join(", ")
 }
 
-async fn fetch_live_fresh(cluster: &Cluster, namespace: &str) -> Result<status::Live> {
-    // The plan must start from current truth, so skip the watch cache.
-    let fresh = kube::api::ListParams::default();
-    let (deployments, hpas, pods) = tokio::try_join!(
-        cluster.list::<Deployment>(namespace, &fresh),
-        cluster.list(namespace, &fresh),
-        cluster.list(namespace, &fresh),
-    )?;
-    Ok(status::Live {
-        workloads: deployments.iter().map(live_deployment).collect(),
-        hpas,
-        pods,
-    })
-}
-
 /// The live `spec.replicas` of each changed component (largest over its
 /// resource-group Deployments), each Deployment's `spec.replicas` handed
 /// back to Helm's server-side field manager on the way. Every run ends
@@ -345,13 +326,9 @@ async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Re
     for c in &plan.changes {
         let mut n = 0;
         for d in &c.deployments {
-            let op = Op {
-                verb: "get",
-                resource: "deployments.apps",
-                namespace: Some(namespace),
-                name: Some(d),
-            };
-            let dep = cluster.call(op, api.get(d)).await?;
+            let dep = cluster
+                .call(deployment_op("get", namespace, d), api.get(d))
+                .await?;
             n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
             hand_back_replicas(cluster, namespace, dep).await?;
         }

@@ -23,11 +23,19 @@ const FIELD_MANAGER: &str = "kubectl-milvus";
 
 /// What one watch event told us.
 enum Seen {
-    Deployment(Option<Box<Deployment>>),
+    Deployment(Box<Deployment>),
     /// A pod event; true once the initial listing is complete.
     Pods(bool),
-    /// A watch error; `Some` when retrying cannot help (forbidden).
-    Refused(Option<String>),
+    /// A watch error that retrying cannot mend (forbidden), as one line.
+    Refused(String),
+    /// A watch error the watcher's backoff retries.
+    Retrying,
+}
+
+impl Seen {
+    fn error(e: &watcher::Error, resource: &str, namespace: &str) -> Seen {
+        refusal(e, resource, namespace).map_or(Seen::Retrying, Seen::Refused)
+    }
 }
 
 /// A watch error the API server will keep giving: forbidden. Others (a
@@ -101,12 +109,7 @@ pub(super) async fn execute(
 
 async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) -> Result<(), Stop> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let op = Op {
-        verb: "patch",
-        resource: "deployments.apps",
-        namespace: Some(namespace),
-        name: Some(name),
-    };
+    let op = deployment_op("patch", namespace, name);
     // The main resource, not /scale: servers before v1.22 record no field
     // ownership for /scale writes, newer ones do; through the main resource
     // every server records it alike, and the hand-back at the end of the
@@ -117,6 +120,16 @@ async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) ->
         .await
         .map(|_| ())
         .map_err(|e| Stop(e.to_string()))
+}
+
+/// `verb` on one Deployment, for error messages.
+pub(super) fn deployment_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
+    Op {
+        verb,
+        resource: "deployments.apps",
+        namespace: Some(namespace),
+        name: Some(name),
+    }
 }
 
 fn write_params() -> PatchParams {
@@ -136,12 +149,6 @@ pub(super) async fn hand_back_replicas(
 ) -> Result<(), ApiError> {
     let name = deployment.metadata.name.clone().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let op = Op {
-        verb: "patch",
-        resource: "deployments.apps",
-        namespace: Some(namespace),
-        name: Some(&name),
-    };
     for _ in 0..5 {
         let entries = deployment.metadata.managed_fields.as_deref().unwrap_or_default();
         let Some(handed) = ownership::hand_back_replicas(entries, FIELD_MANAGER) else {
@@ -151,17 +158,12 @@ pub(super) async fn hand_back_replicas(
             "resourceVersion": deployment.metadata.resource_version,
             "managedFields": handed,
         }}));
-        match cluster
-            .call(op.clone(), api.patch(&name, &write_params(), &patch))
-            .await
-        {
+        let op = deployment_op("patch", namespace, &name);
+        match cluster.call(op, api.patch(&name, &write_params(), &patch)).await {
             Ok(_) => return Ok(()),
             Err(ApiError::Conflict { .. }) => {
-                let get = Op {
-                    verb: "get",
-                    ..op.clone()
-                };
-                deployment = cluster.call(get, api.get(&name)).await?;
+                let op = deployment_op("get", namespace, &name);
+                deployment = cluster.call(op, api.get(&name)).await?;
             }
             Err(e) => return Err(e),
         }
@@ -183,14 +185,8 @@ async fn wait_step(
 ) -> Result<(), Stop> {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
-    let op = Op {
-        verb: "get",
-        resource: "deployments.apps",
-        namespace: Some(namespace),
-        name: Some(name),
-    };
     let dep = cluster
-        .call(op, deployments.get(name))
+        .call(deployment_op("get", namespace, name), deployments.get(name))
         .await
         .map_err(|e| Stop(e.to_string()))?;
     let selector = dep
@@ -210,7 +206,7 @@ async fn wait_step(
     )
     .default_backoff()
     .map(|ev| match ev {
-        Err(e) => Seen::Refused(refusal(&e, "pods", namespace)),
+        Err(e) => Seen::error(&e, "pods", namespace),
         Ok(ev) => Seen::Pods(matches!(ev, watcher::Event::InitDone)),
     });
     let dep_events = watcher(
@@ -222,8 +218,8 @@ async fn wait_step(
     let mut latest: Option<Deployment> = Some(dep);
     let mut events = futures::stream::select(
         dep_events.map(|d| match d {
-            Ok(d) => Seen::Deployment(Some(Box::new(d))),
-            Err(e) => Seen::Refused(refusal(&e, "deployments.apps", namespace)),
+            Ok(d) => Seen::Deployment(Box::new(d)),
+            Err(e) => Seen::error(&e, "deployments.apps", namespace),
         }),
         pod_events,
     )
@@ -251,9 +247,9 @@ async fn wait_step(
                 }
             }
             match events.next().await {
-                Some(Seen::Deployment(Some(d))) => latest = Some(*d),
-                Some(Seen::Deployment(None)) | Some(Seen::Refused(None)) => {}
-                Some(Seen::Refused(Some(forbidden))) => return Err(Stop(forbidden)),
+                Some(Seen::Deployment(d)) => latest = Some(*d),
+                Some(Seen::Retrying) => {}
+                Some(Seen::Refused(forbidden)) => return Err(Stop(forbidden)),
                 Some(Seen::Pods(init_done)) => pods_synced |= init_done,
                 None => return Ok(()),
             }
