@@ -121,6 +121,16 @@ fn slow_scale_in(
     spawn_scale(&args, kubeconfig)
 }
 
+/// [`slow_scale_in`] of queryNode 3 → 1, returned once its first step
+/// (3 → 2) is written, while the removed pod is still terminating.
+fn querynode_scale_in_at_first_step(ns: &str, extra: &[&str], kubeconfig: &std::path::Path) -> Child {
+    let child = slow_scale_in(ns, "queryNode", "querynode", extra, kubeconfig);
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, "my-release-milvus-querynode") == "2"
+    });
+    child
+}
+
 #[test]
 fn the_documentation_scenario_with_real_helm() {
     let ns = namespace("sc-docs");
@@ -321,10 +331,7 @@ fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
     let ns = namespace("sc-sigint");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
-    let child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
-    wait_until("the first scale-in step", Duration::from_secs(30), || {
-        replicas(ns, qn) == "2"
-    });
+    let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT, as Ctrl-C sends it.
     Command::new("kill")
@@ -365,10 +372,7 @@ fn killed_scale_is_repaired_by_the_next_run() {
     let ns = namespace("sc-kill");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
-    let mut child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
-    wait_until("the first scale-in step", Duration::from_secs(30), || {
-        replicas(ns, qn) == "2"
-    });
+    let mut child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
     child.kill().unwrap(); // SIGKILL: no chance to clean up.
     child.wait().unwrap();
     let h = history(ns, "my-release", None);
@@ -465,16 +469,7 @@ fn an_api_outage_leaves_history_consistent_and_a_rerun_finishes() {
     let ns = ns.name();
     let proxy = FaultProxy::start(bed()).unwrap();
     let qn = "my-release-milvus-querynode";
-    let child = slow_scale_in(
-        ns,
-        "queryNode",
-        "querynode",
-        &["--timeout", "20s"],
-        proxy.kubeconfig(),
-    );
-    wait_until("the first scale-in step", Duration::from_secs(30), || {
-        replicas(ns, qn) == "2"
-    });
+    let child = querynode_scale_in_at_first_step(ns, &["--timeout", "20s"], proxy.kubeconfig());
     proxy.set_mode(Mode::Refuse);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -869,10 +864,7 @@ fn a_second_scale_while_one_runs_is_refused() {
     let ns = namespace("sc-busy");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
-    let child = slow_scale_in(ns, "queryNode", "querynode", &[], bed().admin_kubeconfig());
-    wait_until("the first scale-in step", Duration::from_secs(30), || {
-        replicas(ns, qn) == "2"
-    });
+    let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
     let before = history(ns, "my-release", None);
     let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
     assert!(

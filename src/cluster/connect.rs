@@ -99,7 +99,7 @@ async fn from_kubeconfig(kubeconfig: Kubeconfig, opts: &ConnectOptions) -> Resul
 /// an error); else every `KUBECONFIG` path that exists, merged first-wins
 /// (missing ones are skipped, unlike `Kubeconfig::from_env`); else
 /// `~/.kube/config`.
-fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig> {
+pub fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig> {
     if let Some(path) = explicit {
         return Kubeconfig::read_from(path)
             .with_context(|| format!("cannot read kubeconfig {}", path.display()));

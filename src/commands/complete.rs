@@ -20,12 +20,11 @@ use anyhow::Result;
 use clap::{Arg, Command, CommandFactory};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::config::Kubeconfig;
 
 use crate::cli::{Cli, KubeFlags};
-use crate::cluster::connect::parse_request_timeout;
+use crate::cluster::connect::{load_kubeconfig, parse_request_timeout};
 use crate::cluster::{Cluster, ConnectOptions, connect};
-use crate::commands::releases::{current_records, group};
+use crate::commands::releases::{self, current_records};
 use crate::core::{components, manifest, plan};
 
 /// The plugin's executable name, which the static scripts complete.
@@ -440,14 +439,8 @@ async fn changes(ctx: &Context<'_>) -> Vec<(String, String)> {
     let keys = bounded(ctx, async {
         let cluster = Cluster::new(connect(&ctx.connect_options()).await.ok()?);
         let namespace = cluster.namespace().to_string();
-        let records = current_records(&cluster, Some(&namespace), Some(release))
-            .await
-            .ok()?;
-        let current = group(records).into_values().next()?;
+        let current = releases::one(&cluster, &namespace, release).await.ok()?;
         let record = current.record()?;
-        if !record.release.is_milvus() {
-            return None;
-        }
         let objects = manifest::parse(record.release.manifest()).ok()?;
         Some(plan::scalable_components(&record.release, &objects))
     })
@@ -486,14 +479,11 @@ async fn namespaces(ctx: &Context<'_>) -> Vec<(String, String)> {
     .unwrap_or_default()
 }
 
-/// Context, cluster or user names from the kubeconfig in use.
+/// Context, cluster or user names from the kubeconfig in use (kubectl's
+/// loading rules, as for connecting).
 fn kubeconfig_names(ctx: &Context<'_>, id: &str) -> Vec<(String, String)> {
     let opts = ctx.connect_options();
-    let config = match &opts.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => Kubeconfig::read(),
-    };
-    let Ok(config) = config else {
+    let Ok(config) = load_kubeconfig(opts.kubeconfig.as_deref()) else {
         return Vec::new();
     };
     let names: Vec<String> = match id {

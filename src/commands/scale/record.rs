@@ -138,7 +138,11 @@ pub(super) async fn update_with_retry(
                 let fresh = helm::history(cluster, &stored.namespace, stored.release.name()).await?;
                 let version = stored.release.version();
                 let Some(mut again) = fresh.into_iter().find(|r| r.release.version() == version) else {
-                    anyhow::bail!("revision {version} disappeared while being written");
+                    anyhow::bail!(
+                        "revision {version} of {} was deleted while being written (helm uninstall, or history pruned by another run?); check `helm history {}`",
+                        stored.release.name(),
+                        stored.release.name()
+                    );
                 };
                 change(&mut again)?;
                 *stored = again;
