@@ -23,28 +23,30 @@ pub fn hand_back_replicas(
     let applier = manifest_applier(entries, our_manager)?;
     let mut handed = entries.to_vec();
     let mut held = false;
-    handed.retain_mut(|entry| {
-        if entry.manager.as_deref() != Some(our_manager) {
-            return true;
+    for entry in handed
+        .iter_mut()
+        .filter(|e| e.manager.as_deref() == Some(our_manager))
+    {
+        if let Some(FieldsV1(Value::Object(fields))) = entry.fields_v1.as_mut() {
+            held |= remove_replicas(fields);
         }
-        let Some(FieldsV1(Value::Object(fields))) = entry.fields_v1.as_mut() else {
-            return true;
-        };
-        held |= remove_replicas(fields);
-        !fields.is_empty()
-    });
+    }
     if !held {
         return None;
     }
     // The applier owns `f:spec.f:template`, so its `f:spec` exists.
-    let applier = handed.iter_mut().find(|e| same_entry(e, &entries[applier]))?;
-    let spec = applier
+    let spec = handed[applier]
         .fields_v1
         .as_mut()?
         .0
         .pointer_mut("/f:spec")?
         .as_object_mut()?;
     spec.insert("f:replicas".to_string(), Value::Object(Map::new()));
+    // An entry of ours left owning nothing goes.
+    handed.retain(|e| {
+        let emptied = matches!(&e.fields_v1, Some(FieldsV1(Value::Object(o))) if o.is_empty());
+        !(emptied && e.manager.as_deref() == Some(our_manager))
+    });
     Some(handed)
 }
 
@@ -84,13 +86,6 @@ fn remove_replicas(fields: &mut Map<String, Value>) -> bool {
         fields.remove("f:spec");
     }
     removed
-}
-
-fn same_entry(a: &ManagedFieldsEntry, b: &ManagedFieldsEntry) -> bool {
-    a.manager == b.manager
-        && a.operation == b.operation
-        && a.subresource == b.subresource
-        && a.api_version == b.api_version
 }
 
 #[cfg(test)]
