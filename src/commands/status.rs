@@ -7,7 +7,8 @@ use kube::api::ListParams;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
-use crate::commands::releases::{self, CurrentRelease, PendingWork};
+use crate::commands::releases::{self, CurrentRelease};
+use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
 use crate::error::InvalidInput;
@@ -35,7 +36,7 @@ pub async fn collect(
     all_namespaces: bool,
 ) -> Result<Vec<ReleaseStatus>> {
     let namespace = cluster.namespace().to_string();
-    let (records, prefetched) = if all_namespaces {
+    let (listing, prefetched) = if all_namespaces {
         (releases::current_records(cluster, None, release).await?, None)
     } else {
         // Records and live objects are independent: fetch them together.
@@ -45,8 +46,12 @@ pub async fn collect(
         );
         (records?, Some(live))
     };
+    if let Some(e) = release.and_then(|name| releases::unreadable_release(&listing, name)) {
+        return Err(e);
+    }
+    releases::warn_unreadable(&listing);
 
-    let grouped = releases::group(records);
+    let grouped = releases::group(listing.records);
     if let Some(name) = release {
         if grouped.is_empty() {
             if all_namespaces {
@@ -134,9 +139,9 @@ pub async fn collect(
             now,
         );
         if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref())
-            && let PendingWork::Scaling { holder, .. } = releases::pending_work(record)
+            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, record).await
         {
-            shown.held_by = Some(holder.to_string());
+            shown.held_by = Some(holder);
         }
         out.push(built);
     }
@@ -150,15 +155,13 @@ pub struct Live {
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
-/// Deployments, HPAs and pods of a namespace, concurrently, from the
-/// watch cache: cheap, and at most milliseconds stale, fine for reading.
+/// Deployments, HPAs and pods of a namespace, concurrently. Consistent
+/// reads (no `resourceVersion=0`): what `kubectl get` shows at this moment,
+/// never an older state a lagging watch cache still holds. (Servers from
+/// v1.31 serve consistent lists from their cache anyway.)
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
-    fetch_live_with(cluster, namespace, &Cluster::cached_list()).await
-}
-
-/// [`fetch_live`] with the given list parameters (`ListParams::default()`
-/// reads the current state, for a command about to write).
-pub async fn fetch_live_with(cluster: &Cluster, namespace: &str, params: &ListParams) -> Result<Live> {
+    let params = ListParams::default();
+    let params = &params;
     let (workloads, hpas, pods) = tokio::try_join!(
         cluster.list_deployments(namespace, params),
         cluster.list_hpas(namespace, params),
