@@ -381,12 +381,16 @@ fn killed_scale_is_repaired_by_the_next_run() {
         Some((2, "pending-upgrade")),
         "{h:?}"
     );
+    // Right after the kill its Lease is fresh: `status` cannot tell a dead
+    // holder from a live one and says it is at work; once the Lease has
+    // gone unrenewed for its duration, `status` calls the run interrupted.
     let status = ok(&["status", "my-release", "-n", ns]);
-    assert!(
-        status.contains("left by an interrupted `kubectl milvus scale`"),
-        "{status}"
-    );
-    // Real helm refuses while it is pending; the plugin repairs and carries on.
+    assert!(status.contains("is working on it right now"), "{status}");
+    wait_until("the Lease to go stale", Duration::from_secs(30), || {
+        ok(&["status", "my-release", "-n", ns]).contains("left by an interrupted `kubectl milvus scale`")
+    });
+    // Real helm refuses while it is pending; the plugin waits the Lease out
+    // by its own clock, takes it over, repairs and carries on.
     let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
     assert!(out.contains("queryNode 2→1"), "{out}");
     let h = history(ns, "my-release", None);
@@ -436,15 +440,9 @@ fn a_concurrent_writer_conflict_is_retried() {
         ])
         .contains("v2")
     });
-    // Another writer touches the record: the plugin's write must get a 409 and retry.
-    kubectl(&[
-        "label",
-        "secret",
-        "sh.helm.release.v1.my-release.v2",
-        "-n",
-        ns,
-        "touched=yes",
-    ]);
+    // Another writer touches the revision the run will supersede: that
+    // write gets a 409, is re-read (still deployed) and retried. (A touch
+    // of the run's own pending revision stops the run: tests/writers.rs.)
     kubectl(&[
         "label",
         "secret",
@@ -474,7 +472,12 @@ fn an_api_outage_leaves_history_consistent_and_a_rerun_finishes() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("re-run to repair and finish"), "{stderr}");
+    // Unable to renew its lock, the run stops and writes nothing more.
+    assert!(stderr.contains("lock could not be renewed"), "{stderr}");
+    assert!(
+        stderr.contains("left pending for the next run to repair"),
+        "{stderr}"
+    );
     let h = history(ns, "my-release", None);
     assert_eq!(
         h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
@@ -941,7 +944,8 @@ fn huge_targets_are_refused_or_summarised_in_bounded_memory() {
     assert_eq!(code, 0, "{small}");
     let (code, huge, huge_rss) = run_measured(&["plan", "my-release", "queryNode=2147483647", "-n", ns]);
     assert_eq!(code, 0, "{huge}");
-    assert!(huge.contains("… and 2,147,483,637 more new pods"), "{huge}");
+    // One querynode runs: 2,147,483,646 new pods, the first 10 listed.
+    assert!(huge.contains("… and 2,147,483,636 more new pods"), "{huge}");
     assert!(huge.lines().count() < small.lines().count() + 20, "{huge}");
     assert!(
         huge_rss < small_rss + 16 * 1024,

@@ -12,7 +12,7 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use tokio::time::Instant;
 
 use super::api::{ApiError, Cluster, Op};
-use crate::core::lock::{self, Verdict};
+use crate::core::lock::{self, LeaseSeen, Verdict};
 
 /// Why the Lease could not be had.
 #[derive(Debug)]
@@ -94,22 +94,26 @@ fn duration(lease: &Lease) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The holder of a release's Lease, if any (for `status` and `plan`, which
-/// only tell; they do not judge liveness).
-pub async fn holder_of(
-    cluster: &Cluster,
-    namespace: &str,
-    release: &str,
-) -> Result<Option<String>, ApiError> {
+/// A release's Lease as one read shows it (for `status` and `plan`, which
+/// only describe; `scale` decides by watching, see [`acquire`]).
+pub async fn seen(cluster: &Cluster, namespace: &str, release: &str) -> Result<Option<LeaseSeen>, ApiError> {
     let name = lock::lease_name(release);
     let api: Api<Lease> = Api::namespaced(cluster.client(), namespace);
-    match cluster
+    let Some(lease) = cluster
         .call(op("get", namespace, &name), api.get_opt(&name))
         .await?
-    {
-        Some(lease) => Ok(holder(&lease).map(str::to_string)),
-        None => Ok(None),
-    }
+    else {
+        return Ok(None);
+    };
+    let renewed_ago = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.renew_time.as_ref())
+        .map(|t| Timestamp::now().duration_since(t.0).unsigned_abs());
+    Ok(holder(&lease).map(|h| LeaseSeen {
+        holder: h.to_string(),
+        renewed_ago,
+    }))
 }
 
 /// Acquires the release's Lease for `identity`. A Lease another run holds

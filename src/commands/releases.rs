@@ -35,11 +35,11 @@ pub async fn pending_work(cluster: &Cluster, pending: &StoredRelease) -> Pending
     if !description.starts_with(PLUGIN_DESCRIPTION_PREFIX) {
         return PendingWork::Helm;
     }
-    let holder = lease::holder_of(cluster, &pending.namespace, pending.release.name())
+    let seen = lease::seen(cluster, &pending.namespace, pending.release.name())
         .await
         .ok()
         .flatten();
-    lock::pending_work(description, PLUGIN_DESCRIPTION_PREFIX, holder.as_deref())
+    lock::pending_work(description, PLUGIN_DESCRIPTION_PREFIX, seen.as_ref())
 }
 
 /// Groups current records by (namespace, release name).

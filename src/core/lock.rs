@@ -75,19 +75,30 @@ pub enum PendingWork {
     Interrupted,
 }
 
+/// A Lease as `status` and `plan` see it in one read: its holder, and how
+/// long ago its renewal time lies by this machine's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSeen {
+    pub holder: String,
+    pub renewed_ago: Option<Duration>,
+}
+
 /// Classifies a pending revision: ours (by its description) or another
 /// Helm operation's, and if ours, whether a run still holds the Lease.
-/// Without watching the Lease over time this cannot tell a live holder
-/// from a dead one, so a held Lease reads as "being scaled"; `scale`
-/// itself decides by watching.
-pub fn pending_work(description: &str, ours_prefix: &str, lease_holder: Option<&str>) -> PendingWork {
+/// From one read, only the holder's own renewal time can hint whether it
+/// is alive; that is good enough to *describe* (a Lease not renewed for its
+/// duration reads as interrupted), never to decide: `scale` decides by
+/// watching the Lease with its own clock.
+pub fn pending_work(description: &str, ours_prefix: &str, lease: Option<&LeaseSeen>) -> PendingWork {
     if !description.starts_with(ours_prefix) {
         return PendingWork::Helm;
     }
-    match lease_holder {
-        Some(holder) if !holder.is_empty() => PendingWork::Scaling {
-            holder: readable(holder).to_string(),
-        },
+    match lease {
+        Some(seen) if !seen.holder.is_empty() && seen.renewed_ago.is_none_or(|ago| ago < LEASE_DURATION) => {
+            PendingWork::Scaling {
+                holder: readable(&seen.holder).to_string(),
+            }
+        }
         _ => PendingWork::Interrupted,
     }
 }
@@ -121,22 +132,30 @@ mod tests {
     #[test]
     fn pending_revisions_are_classified() {
         let ours = "kubectl-milvus: scaling queryNode 3→1";
+        let seen = |holder: &str, ago: u64| LeaseSeen {
+            holder: holder.into(),
+            renewed_ago: Some(Duration::from_secs(ago)),
+        };
         assert_eq!(
-            pending_work("Upgrade in progress", "kubectl-milvus:", Some("h/1/2")),
+            pending_work("Upgrade in progress", "kubectl-milvus:", Some(&seen("h/1/2", 1))),
             PendingWork::Helm
         );
         assert_eq!(
-            pending_work(ours, "kubectl-milvus:", Some("ci/7/abc")),
+            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 1))),
             PendingWork::Scaling {
                 holder: "ci/7".into()
             }
+        );
+        assert_eq!(
+            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 60))),
+            PendingWork::Interrupted
         );
         assert_eq!(
             pending_work(ours, "kubectl-milvus:", None),
             PendingWork::Interrupted
         );
         assert_eq!(
-            pending_work(ours, "kubectl-milvus:", Some("")),
+            pending_work(ours, "kubectl-milvus:", Some(&seen("", 0))),
             PendingWork::Interrupted
         );
     }
