@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod kubeconfig;
 pub mod namespace;
+pub mod operator;
 pub mod pki;
 pub mod plane;
 pub mod proxy;
