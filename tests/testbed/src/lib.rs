@@ -6,6 +6,7 @@
 //! Entry point: [`TestBed::get()`] (sync; once per process).
 
 pub mod clients;
+pub mod demo;
 pub mod gitops;
 pub mod kubeconfig;
 pub mod namespace;
