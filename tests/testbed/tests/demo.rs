@@ -42,6 +42,7 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Value {
 fn pid_alive(pid: u32) -> bool {
     Command::new("kill")
         .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -165,6 +166,12 @@ fn demo_seeds_both_kinds_of_milvus_and_down_stops_it() {
     let out = testbed(&state, &["down"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("demo stopped"), "{}", text(&out));
+    // Gone, once whoever adopted the detached process has reaped it (a
+    // zombie still answers `kill -0`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(!pid_alive(pid), "demo process {pid} still running");
     assert!(!state.join("pids/demo.pid").exists());
 }

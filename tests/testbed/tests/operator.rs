@@ -101,6 +101,12 @@ fn expected(sample: OperatorSample, cr: &str) -> Vec<String> {
         OperatorSample::ClusterDefault | OperatorSample::ClusterMinimum | OperatorSample::ClusterMixcoord => {
             v26.to_vec()
         }
+        // hpa.yaml's second CR puts its data node in group zone-a.
+        OperatorSample::Hpa if cr == "grouped" => {
+            let mut v: Vec<&str> = v26.iter().copied().filter(|p| *p != "datanode").collect();
+            v.push("datanode-zone-a");
+            v
+        }
         OperatorSample::Hpa => v26.to_vec(),
         OperatorSample::Default => vec!["standalone"],
         OperatorSample::DeploymentGroups => vec![
