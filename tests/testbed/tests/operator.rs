@@ -369,6 +369,14 @@ async fn patching_the_cr_scales_and_a_hand_scale_is_reverted() {
             .unwrap()["status"],
         "True"
     );
+    // Settled: no status churn (the stand-in writes status only on change).
+    let rv = m["metadata"]["resourceVersion"].clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        milvus(&ns, "my-release").await["metadata"]["resourceVersion"],
+        rv,
+        "CR keeps changing"
+    );
     let items = deployments(&ns, "my-release").await;
     assert_eq!(replicas_of(&items, "my-release-milvus-querynode-0"), Some(3));
     assert_eq!(replicas_of(&items, "my-release-milvus-querynode-1"), Some(0));
