@@ -32,9 +32,15 @@ cargo run -q -p testbed -- up >/dev/null
 say "seeding namespace milvus-demo (Helm release my-release, Milvus Operator CR my-milvus)"
 cargo run -q -p testbed -- demo >/dev/null
 
-say "building kubectl-milvus"
-cargo build -q --release --bin kubectl-milvus
-PLUGIN=${CARGO_TARGET_DIR:-target}/release/kubectl-milvus
+# Debug by default: it reuses what the test bed already compiled. TRY_IT_PROFILE=release for an optimised build.
+PROFILE=${TRY_IT_PROFILE:-debug}
+say "building kubectl-milvus ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build -q --release --bin kubectl-milvus
+else
+  cargo build -q --bin kubectl-milvus
+fi
+PLUGIN=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/$PROFILE/kubectl-milvus
 export KUBECONFIG=$STATE/admin.kubeconfig
 
 say "kubectl milvus status -A"
@@ -43,16 +49,19 @@ say "kubectl milvus status -A"
 say "kubectl milvus plan my-release queryNode=3 -n milvus-demo"
 "$PLUGIN" plan my-release queryNode=3 -n milvus-demo || true
 
+DOWN="cargo run -p testbed -- down"
+[ -n "${TESTBED_STATE_DIR:-}" ] && DOWN="TESTBED_STATE_DIR=$STATE $DOWN"
+
 cat <<MSG
 
 The demo keeps running in the background. To use it yourself:
 
   export KUBECONFIG=$STATE/admin.kubeconfig
-  export PATH=\$PWD/${PLUGIN%/kubectl-milvus}:\$PATH     # so kubectl finds the plugin
+  export PATH=${PLUGIN%/kubectl-milvus}:\$PATH     # so kubectl finds the plugin
   kubectl get milvus,deploy -n milvus-demo
   kubectl milvus status -A
 
 Stop everything (demo process and control plane):
 
-  cargo run -p testbed -- down
+  $DOWN
 MSG
