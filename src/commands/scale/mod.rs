@@ -17,11 +17,11 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 
-use crate::cli::ScaleArgs;
+use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
 use crate::commands::releases::PendingWork;
-use crate::commands::{plan as plan_cmd, releases, status};
+use crate::commands::{gitops, plan as plan_cmd, releases, status};
 use crate::core::lock;
 use crate::core::plan::{ComponentChange, Plan, carry_on};
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
@@ -51,6 +51,9 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let history = history?;
     let live = live?;
     let Some(last) = history.last() else {
+        if let Some(rendered) = gitops::rendered_named(cluster, &namespace, &args.release, &live).await {
+            return Err(gitops::refuse_rendered(&rendered, &gitops::requested(&requests)));
+        }
         return Err(releases::not_found(cluster, &namespace, &args.release).await);
     };
     releases::check_milvus_record(last)?;
@@ -101,8 +104,18 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
         None => requests,
     };
     let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+    let owner = gitops::owner_of(cluster, &base, &live).await;
     if args.dry_run {
-        return Ok(render::plan::table(&plan));
+        let owned = owner.map(|o| gitops::plan_warning(&o, &plan));
+        return plan_cmd::output(PlanOutput::Table, plan, owned);
+    }
+    if let Some(warning) = gitops::guard(
+        owner.as_ref(),
+        &args.release,
+        &gitops::changed(&plan),
+        args.force_gitops,
+    )? {
+        eprintln!("Warning: {warning}");
     }
     if plan.nothing_to_do() && ours.is_none() {
         let now: Vec<String> = plan
