@@ -251,7 +251,7 @@ impl Owner {
                 "helm-controller treats a Helm revision it did not make as drift and upgrades over it at its next reconcile"
             }
             OwnerKind::ArgoCdApplication => {
-                "Argo CD reverts live changes at its next sync (at once with self-heal)"
+                "Argo CD reverts live changes at its next sync, at once with self-heal"
             }
         }
     }
