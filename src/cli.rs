@@ -155,6 +155,10 @@ pub struct ScaleArgs {
     /// Allow scaling a serving component to 0
     #[arg(long)]
     pub force: bool,
+    /// Scale a release a GitOps tool owns (Flux HelmRelease), for an emergency:
+    /// the owner reverts it at its next reconcile unless Git is changed too
+    #[arg(long)]
+    pub force_gitops: bool,
     /// How long to wait for each step to become ready (e.g. 5m, 90s; 0 = no limit)
     #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "10m")]
     pub timeout: Duration,

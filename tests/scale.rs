@@ -12,18 +12,6 @@ use testbed::proxy::{FaultProxy, Mode};
 use testbed::seed::{Driver, RecordShape, Scenario, SeedOptions};
 use testbed::sim::{Fault, FaultRule};
 
-fn replicas(ns: &str, deployment: &str) -> String {
-    kubectl(&[
-        "get",
-        "deployment",
-        deployment,
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ])
-}
-
 /// (revision, status) rows of `helm history`.
 fn history(ns: &str, release: &str, driver: Option<&str>) -> Vec<(u64, String, String)> {
     let mut cmd = bed().helm();

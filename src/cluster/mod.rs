@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod gitops;
 pub mod lease;
 
 pub use api::{ApiError, Cluster};

@@ -2,6 +2,7 @@
 //! calls the pure core, and returns what to print.
 
 pub mod complete;
+pub mod gitops;
 pub mod plan;
 pub mod releases;
 pub mod scale;

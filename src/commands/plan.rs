@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanOutput};
 use crate::cluster::Cluster;
+use crate::commands::gitops;
 use crate::commands::releases;
 use crate::commands::status;
 use crate::core::lock::PendingWork;
@@ -20,12 +21,17 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
         releases::one(cluster, &namespace, &args.release),
         status::fetch_live(cluster, &namespace)
     );
-    let current = current?;
     let live = live?;
+    let current = match current {
+        Ok(c) => c,
+        Err(e) => return gitops::plan_rendered(cluster, &namespace, args, &requests, &live, e).await,
+    };
     let Some(stored) = current.deployed.as_ref() else {
         return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
     };
     let mut plan = make(stored, &live, &requests, args.force)?;
+    let owner = gitops::owner_of(cluster, stored, &live).await;
+    let owned = owner.map(|o| gitops::plan_warning(&o, &plan));
     if let Some(p) = &current.pending {
         plan.warnings.push(match releases::pending_work(cluster, p).await {
             PendingWork::Scaling { holder } => format!(
@@ -44,13 +50,26 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
             ),
         });
     }
+    output(args.output, plan, owned)
+}
+
+/// The plan, with a GitOps owner's warning at the top.
+pub fn output(format: PlanOutput, mut plan: Plan, owned: Option<String>) -> Result<String> {
+    if let Some(w) = &owned
+        && format != PlanOutput::Table
+    {
+        plan.warnings.insert(0, w.clone());
+    }
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusScalePlan",
         items: std::slice::from_ref(&plan),
     };
-    match args.output {
-        PlanOutput::Table => Ok(render::plan::table(&plan)),
+    match format {
+        PlanOutput::Table => Ok(match owned {
+            Some(w) => format!("Warning: {w}\n\n{}", render::plan::table(&plan)),
+            None => render::plan::table(&plan),
+        }),
         PlanOutput::Json => render::document::json(&doc),
         PlanOutput::Yaml => render::document::yaml(&doc),
     }

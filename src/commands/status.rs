@@ -3,10 +3,14 @@
 
 use anyhow::{Result, bail};
 use futures::future::try_join_all;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
+use crate::cluster::api::live_deployment;
+use crate::cluster::gitops::deployment_object;
+use crate::commands::gitops;
 use crate::commands::releases::{self, CurrentRelease};
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
@@ -52,8 +56,22 @@ pub async fn collect(
     releases::warn_unreadable(&listing);
 
     let grouped = releases::group(listing.records);
+    // Instances Argo CD renders without a Helm record are shown too.
+    let recorded = grouped.keys().cloned().collect();
+    let scope = match &prefetched {
+        Some(Ok(live)) => Some((namespace.as_str(), live)),
+        _ => None,
+    };
+    let rendered = if all_namespaces || scope.is_some() {
+        gitops::rendered_statuses(cluster, scope, &recorded, release).await
+    } else {
+        Vec::new()
+    };
     if let Some(name) = release {
         if grouped.is_empty() {
+            if !rendered.is_empty() {
+                return Ok(rendered);
+            }
             if all_namespaces {
                 bail!(InvalidInput(format!(
                     "Helm release {name:?} not found in any namespace"
@@ -70,6 +88,9 @@ pub async fn collect(
         .filter(|c| c.record().is_some_and(|r| r.release.is_milvus()))
         .collect();
     if milvus.is_empty() {
+        if !rendered.is_empty() {
+            return Ok(rendered);
+        }
         let scope = if all_namespaces {
             "any namespace".to_string()
         } else {
@@ -98,6 +119,7 @@ pub async fn collect(
 
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();
+    let mut apis = gitops::Apis::default();
     for cur in &milvus {
         let Some(stored) = cur.record() else { continue };
         let Some((_, live)) = live_sets.iter().find(|(ns, _)| ns == &stored.namespace) else {
@@ -143,14 +165,18 @@ pub async fn collect(
         {
             shown.held_by = Some(holder);
         }
+        built.owner = gitops::release_owner(cluster, &mut apis, &stored.namespace, &objects, live).await;
         out.push(built);
     }
+    out.extend(rendered);
     Ok(out)
 }
 
 /// The live objects of one namespace.
 pub struct Live {
     pub workloads: Vec<status::LiveWorkload>,
+    /// The Deployments' identity and metadata (GitOps markers).
+    pub objects: Vec<crate::core::gitops::LiveObject>,
     pub hpas: Vec<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
@@ -162,13 +188,14 @@ pub struct Live {
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
     let params = ListParams::default();
     let params = &params;
-    let (workloads, hpas, pods) = tokio::try_join!(
-        cluster.list_deployments(namespace, params),
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<Deployment>(namespace, params),
         cluster.list_hpas(namespace, params),
         cluster.list_pods(namespace, params)
     )?;
     Ok(Live {
-        workloads,
+        workloads: deployments.iter().map(live_deployment).collect(),
+        objects: deployments.iter().map(deployment_object).collect(),
         hpas,
         pods,
     })

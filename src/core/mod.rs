@@ -2,6 +2,7 @@
 
 pub mod components;
 pub mod duration;
+pub mod gitops;
 pub mod lock;
 pub mod manifest;
 pub mod ownership;

@@ -114,8 +114,12 @@ pub struct ReleaseStatus {
     pub updated: String,
     pub mode: String,
     pub message_queue: String,
-    /// Where Helm keeps the record: `Secret` or `ConfigMap`.
+    /// Where Helm keeps the record: `Secret` or `ConfigMap` (`none`: a
+    /// GitOps-rendered instance without one).
     pub storage: String,
+    /// The GitOps object that owns it (Flux HelmRelease, Argo CD Application).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::core::gitops::Owner>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingRevision>,
     pub components: Vec<ComponentStatus>,
@@ -262,6 +266,7 @@ pub fn build(
         mode: values::mode(&values).to_string(),
         message_queue: values::message_queue(&values),
         storage: storage.to_string(),
+        owner: None,
         pending: pending.map(|p| PendingRevision {
             revision: p.version(),
             status: p.status().to_string(),

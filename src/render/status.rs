@@ -27,15 +27,29 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
         "Chart:       {}-{} (Milvus {})",
         r.chart, r.chart_version, r.app_version
     );
-    let _ = writeln!(
-        out,
-        "Revision:    {} {} {} (Helm record in a {})",
-        r.revision,
-        r.helm_status,
-        when(&r.updated),
-        r.storage
-    );
+    match r.owner.as_ref().filter(|o| !o.helm_record) {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "Revision:    none (no Helm record: rendered by {}; read-only)",
+                o.describe()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Revision:    {} {} {} (Helm record in a {})",
+                r.revision,
+                r.helm_status,
+                when(&r.updated),
+                r.storage
+            );
+        }
+    }
     let _ = writeln!(out, "Mode:        {}, message queue {}", r.mode, r.message_queue);
+    if let Some(o) = &r.owner {
+        let _ = writeln!(out, "Managed by:  {}", o.summary());
+    }
     if let Some(p) = &r.pending {
         let hint = if let Some(holder) = &p.held_by {
             format!("`kubectl milvus scale` on {holder} is working on it right now")

@@ -168,3 +168,36 @@ pub fn restricted(
         .expect("runtime")
         .expect("restricted kubeconfig")
 }
+
+/// The README's RBAC: the `status` Role's rules, and those plus `scale`'s.
+pub fn readme_rules() -> (
+    Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) {
+    use k8s_openapi::api::rbac::v1::PolicyRule;
+    let readme = include_str!("../../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let role: serde_json::Value = serde_saphyr::from_str(blocks[0]).unwrap();
+    let extra: Vec<PolicyRule> = serde_saphyr::from_str(blocks[1]).unwrap();
+    let status_rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).unwrap();
+    let mut scale_rules = status_rules.clone();
+    scale_rules.extend(extra);
+    (status_rules, scale_rules)
+}
+
+/// A Deployment's `spec.replicas`, as kubectl reads it.
+pub fn replicas(ns: &str, deployment: &str) -> String {
+    kubectl(&[
+        "get",
+        "deployment",
+        deployment,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])
+}

@@ -20,10 +20,12 @@ use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 
-use crate::cli::ScaleArgs;
+use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
+use crate::commands::gitops;
 use crate::commands::{plan as plan_cmd, releases, status};
+use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
 use crate::core::plan::{ComponentChange, Plan, Request, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
@@ -43,7 +45,8 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
     if args.dry_run {
         let loaded = Loaded::read(cluster, args, &requests).await?;
-        return Ok(render::plan::table(&loaded.plan));
+        let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
+        return plan_cmd::output(PlanOutput::Table, loaded.plan, owned);
     }
     let progress = Progress::new();
     let lease = acquire(cluster, args, &progress).await?;
@@ -103,6 +106,8 @@ struct Loaded {
     /// The pending revision a killed run left, to repair.
     abandoned: Option<StoredRelease>,
     plan: Plan,
+    /// A GitOps tool that owns the release, if any.
+    owner: Option<Owner>,
 }
 
 impl Loaded {
@@ -116,6 +121,9 @@ impl Loaded {
         let history = history?;
         let live = live?;
         let Some(last) = history.last().cloned() else {
+            if let Some(rendered) = gitops::rendered_named(cluster, namespace, &args.release, &live).await {
+                return Err(gitops::refuse_rendered(&rendered, &gitops::requested(requests)));
+            }
             return Err(releases::not_found(cluster, namespace, &args.release).await);
         };
         releases::check_milvus_record(&last)?;
@@ -157,12 +165,14 @@ impl Loaded {
             None => requests.to_vec(),
         };
         let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+        let owner = gitops::owner_of(cluster, &base, &live).await;
         Ok(Loaded {
             deployed_before,
             base,
             last,
             abandoned,
             plan,
+            owner,
         })
     }
 }
@@ -177,6 +187,15 @@ async fn scale_holding(
     let namespace = cluster.namespace().to_string();
     let loaded = Loaded::read(cluster, args, requests).await?;
     let plan = &loaded.plan;
+    // GitOps reverts what it did not write: refused unless forced.
+    if let Some(warning) = gitops::guard(
+        loaded.owner.as_ref(),
+        &args.release,
+        &gitops::changed(plan),
+        args.force_gitops,
+    )? {
+        progress.line(&format!("Warning: {warning}"));
+    }
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
         return nothing_to_do(cluster, args, &loaded).await;
     }
