@@ -4,6 +4,7 @@ pub mod components;
 pub mod duration;
 pub mod lock;
 pub mod manifest;
+pub mod operator;
 pub mod ownership;
 pub mod plan;
 pub mod pods;

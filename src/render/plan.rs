@@ -3,16 +3,24 @@
 use std::fmt::Write;
 
 use crate::core::plan::{Plan, PodFate};
+use crate::core::status::ManagedBy;
 use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
 
 pub fn table(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Plan for release {} (namespace {}, chart milvus-{}):",
-        plan.release, plan.namespace, plan.chart_version
-    );
+    let _ = match plan.managed_by {
+        ManagedBy::Helm => writeln!(
+            out,
+            "Plan for release {} (namespace {}, chart milvus-{}):",
+            plan.release, plan.namespace, plan.chart_version
+        ),
+        ManagedBy::MilvusOperator => writeln!(
+            out,
+            "Plan for Milvus {} (namespace {}, managed by milvus-operator):",
+            plan.release, plan.namespace
+        ),
+    };
     out.push('\n');
     let rows: Vec<Vec<String>> = plan
         .changes
@@ -32,7 +40,10 @@ pub fn table(plan: &Plan) -> String {
                     .join(" → ")
             };
             vec![
-                c.component.clone(),
+                match &c.group {
+                    Some(g) => format!("{}/{g}", c.component),
+                    None => c.component.clone(),
+                },
                 c.values.to_string(),
                 c.current.to_string(),
                 c.target.to_string(),
@@ -78,6 +89,13 @@ pub fn table(plan: &Plan) -> String {
             &rows,
         )));
     }
-    let _ = write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command);
+    let _ = match plan.managed_by {
+        ManagedBy::Helm => write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command),
+        ManagedBy::MilvusOperator => write!(
+            out,
+            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {}\n",
+            plan.kubectl_command
+        ),
+    };
     out
 }

@@ -153,11 +153,13 @@ pub fn trim_lines(table: &str) -> String {
     table.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
-/// `queryNode` or `queryNode[rg1]` for a resource group's Deployment.
+/// `queryNode`, `queryNode[rg1]` for a resource group's Deployment, or
+/// `queryNode/g1` for an operator deployment group's.
 pub fn component_name(c: &ComponentStatus) -> String {
-    match &c.resource_group {
-        Some(rg) => format!("{}[{rg}]", c.component),
-        None => c.component.clone(),
+    match (&c.resource_group, &c.deployment_group) {
+        (Some(rg), _) => format!("{}[{rg}]", c.component),
+        (None, Some(g)) => format!("{}/{g}", c.component),
+        (None, None) => c.component.clone(),
     }
 }
 
