@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod operator;
 
 pub use api::{ApiError, Cluster};
 pub use connect::{ConnectOptions, Connection, connect};

@@ -43,13 +43,18 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
             ),
         });
     }
+    output(&plan, args.output)
+}
+
+/// The plan as the chosen output prints it.
+pub fn output(plan: &Plan, format: PlanOutput) -> Result<String> {
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusScalePlan",
-        items: std::slice::from_ref(&plan),
+        items: std::slice::from_ref(plan),
     };
-    match args.output {
-        PlanOutput::Table => Ok(render::plan::table(&plan)),
+    match format {
+        PlanOutput::Table => Ok(render::plan::table(plan)),
         PlanOutput::Json => render::document::json(&doc),
         PlanOutput::Yaml => render::document::yaml(&doc),
     }

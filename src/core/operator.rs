@@ -18,8 +18,8 @@ use crate::core::plan::{
     self, Candidate, ComponentChange, Plan, Rejection, Request, check_role, component_change, managing_hpa,
 };
 use crate::core::status::{
-    ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, dependency_rows,
-    hpa_status, release_pods,
+    ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, ReleaseStatus,
+    dependency_rows, hpa_status, release_pods,
 };
 use crate::core::values::Replicas;
 
@@ -396,6 +396,25 @@ pub struct OperatorStatus {
     pub pods: Vec<ReleasePod>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// One item of `status`'s document: a Helm release or a `Milvus` resource,
+/// told apart by `managedBy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Instance {
+    Helm(ReleaseStatus),
+    Operator(OperatorStatus),
+}
+
+impl Instance {
+    /// Namespace and name, the order `status` lists instances in.
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            Instance::Helm(r) => (&r.namespace, &r.release),
+            Instance::Operator(o) => (&o.namespace, &o.release),
+        }
+    }
 }
 
 /// The live inputs for one resource.

@@ -31,7 +31,7 @@ use crate::helm;
 use crate::render;
 
 mod record;
-mod steps;
+pub(crate) mod steps;
 
 use self::record::{Unfinished, finish, now_rfc3339, rewrite, still_ours, supersede, update_with_retry};
 use self::steps::{Progress, deployment_op, execute, hand_back_replicas};
@@ -279,9 +279,9 @@ async fn keep_alive(cluster: &Cluster, pending: &helm::StoredRelease) {
 
 /// Why stepping stopped early.
 #[derive(Debug)]
-struct Stop(String);
+pub(crate) struct Stop(pub(crate) String);
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
