@@ -25,7 +25,7 @@ need_root() {
 
 apt_packages() {
   local missing=()
-  for p in etcd-server golang-1.19-go rsync jq unzip dpkg-dev; do
+  for p in etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync jq unzip dpkg-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -56,8 +56,12 @@ add_deb_src() {
   apt-get update -qq
 }
 
+# Binaries built before the reflect2 fix below lack this stamp and are rebuilt.
+BUILD_STAMP=$BIN/.built-with-reflect2-1.0.2
+
 build_kubernetes() {
-  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kube-scheduler" ]; then
+  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kube-scheduler" ] \
+     && [ -f "$BUILD_STAMP" ]; then
     echo "provision: control plane $K8S_VERSION cached in $BIN" >&2
     return 0
   fi
@@ -72,6 +76,15 @@ build_kubernetes() {
   mkdir -p "$gopath/src/k8s.io"
   mv "$work/tree" "$gopath/src/k8s.io/kubernetes"
   local tree=$gopath/src/k8s.io/kubernetes
+  # v1.20 vendors github.com/modern-go/reflect2 v1.0.1, whose map iteration
+  # reads Go's runtime hiter with the pre-1.18 layout: built with Go 1.19 the
+  # apiserver dies with "fatal error: fault" (SIGSEGV in mapiterinit via
+  # json-iterator) the first time it encodes a custom resource (e.g. creating
+  # a Milvus CR). reflect2 v1.0.2 (Debian's golang-github-modern-go-reflect2-dev)
+  # has go_above_118.go; same API, so it replaces the vendored copy as is.
+  step "vendor reflect2 1.0.2 (Go >= 1.18 map iteration)"
+  rsync -a --delete --exclude '*_test.go' --exclude 'go.mod' --exclude 'go.sum' \
+    /usr/share/gocode/src/github.com/modern-go/reflect2/ "$tree/vendor/github.com/modern-go/reflect2/"
   cat > "$work/version" <<VER
 KUBE_GIT_COMMIT=''
 KUBE_GIT_TREE_STATE='archive'
@@ -95,6 +108,7 @@ VER
       || install -m 0755 "$(find "$tree/_output" -type f -name "$b" | head -1)" "$BIN/$b"
   done
   "$BIN/kube-apiserver" --version >&2
+  touch "$BUILD_STAMP"
   rm -rf "$work"
 }
 

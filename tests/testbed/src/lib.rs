@@ -6,8 +6,10 @@
 //! Entry point: [`TestBed::get()`] (sync; once per process).
 
 pub mod clients;
+pub mod gitops;
 pub mod kubeconfig;
 pub mod namespace;
+pub mod operator;
 pub mod pki;
 pub mod plane;
 pub mod proxy;

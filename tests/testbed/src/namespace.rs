@@ -15,6 +15,7 @@ use crate::sim::OWNER_LABEL;
 
 /// A unique namespace, deleted (best effort) on drop or [`TestNamespace::cleanup`].
 /// Set `TESTBED_KEEP_NAMESPACES=1` to keep them for debugging.
+#[derive(Debug)]
 pub struct TestNamespace {
     name: String,
     cleaned: bool,

@@ -309,7 +309,7 @@ const INSTALL_ORDER: &[&str] = &[
     "APIService",
 ];
 
-fn kind_rank(kind: &str) -> usize {
+pub(crate) fn kind_rank(kind: &str) -> usize {
     INSTALL_ORDER
         .iter()
         .position(|k| *k == kind)
@@ -317,7 +317,7 @@ fn kind_rank(kind: &str) -> usize {
 }
 
 /// Rewrite the fixture text for `ns` (and another release name).
-fn rewrite_manifest(text: &str, ns: &str, from_release: &str, to_release: &str) -> String {
+pub(crate) fn rewrite_manifest(text: &str, ns: &str, from_release: &str, to_release: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches('\n');
@@ -390,6 +390,39 @@ pub async fn seed_release(
     scenario: Scenario,
     opts: SeedOptions,
 ) -> Result<SeededRelease> {
+    seed_release_rendered(bed, ns, scenario, opts, &PostRender::default()).await
+}
+
+/// What a Helm client other than `helm` itself does to the rendered objects
+/// before installing them (e.g. Flux helm-controller's post-renderer).
+#[derive(Debug, Clone)]
+pub struct PostRender {
+    /// Added to `metadata.labels` of every rendered object, overwriting
+    /// (Flux's origin labels). Part of the manifest stored in the record,
+    /// as Helm stores the post-rendered manifest.
+    pub labels: BTreeMap<String, String>,
+    /// managedFields manager of the created objects (`helm`; Flux: `helm-controller`).
+    pub field_manager: String,
+}
+
+impl Default for PostRender {
+    fn default() -> Self {
+        PostRender {
+            labels: BTreeMap::new(),
+            field_manager: "helm".into(),
+        }
+    }
+}
+
+/// [`seed_release`] through a post-renderer: the labels land on the
+/// objects and in the stored manifest (re-serialized as YAML documents).
+pub async fn seed_release_rendered(
+    bed: &TestBed,
+    ns: &str,
+    scenario: Scenario,
+    opts: SeedOptions,
+    post: &PostRender,
+) -> Result<SeededRelease> {
     let client = bed.client().await?;
     let fixture = fixtures_dir().join("rendered").join(scenario.fixture());
     let raw =
@@ -402,8 +435,25 @@ pub async fn seed_release(
         // "milvus" also occurs in labels, images and config: no safe rename.
         bail!("{scenario:?} is rendered for release `milvus`; it cannot be renamed to `{release}`");
     }
-    let manifest = rewrite_manifest(&raw, ns, scenario.fixture_release(), &release);
+    let mut manifest = rewrite_manifest(&raw, ns, scenario.fixture_release(), &release);
     let mut objects = parse_manifest(&manifest)?;
+    if !post.labels.is_empty() {
+        for o in &mut objects {
+            let meta = o["metadata"].as_object_mut().context("object without metadata")?;
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in &post.labels {
+                labels[k] = json!(v);
+            }
+        }
+        manifest = objects
+            .iter()
+            .map(|o| Ok(format!("---\n{}", serde_saphyr::to_string(o)?)))
+            .collect::<Result<String>>()
+            .context("serialize post-rendered manifest")?;
+    }
     objects.sort_by_key(|o| kind_rank(o["kind"].as_str().unwrap_or("")));
 
     let mut seeded = SeededRelease {
@@ -496,7 +546,8 @@ pub async fn seed_release(
         futures::stream::iter(planned[i..j].iter().cloned())
             .map(|(ar, scope, obj)| {
                 let client = client.clone();
-                async move { apply_object(client, ns, &ar, scope, obj, opts.apply_method).await }
+                let manager = post.field_manager.as_str();
+                async move { apply_object(client, ns, &ar, scope, obj, opts.apply_method, manager).await }
             })
             .buffer_unordered(8)
             .try_collect::<Vec<()>>()
@@ -511,13 +562,14 @@ pub async fn seed_release(
     Ok(seeded)
 }
 
-async fn apply_object(
+pub(crate) async fn apply_object(
     client: kube::Client,
     ns: &str,
     ar: &ApiResource,
     scope: Scope,
     obj: Value,
     method: ApplyMethod,
+    manager: &str,
 ) -> Result<()> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let api: Api<DynamicObject> = match scope {
@@ -527,14 +579,14 @@ async fn apply_object(
     let what = || format!("{} {name}", ar.kind);
     match method {
         ApplyMethod::ServerSide => {
-            api.patch(&name, &PatchParams::apply("helm").force(), &Patch::Apply(&obj))
+            api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&obj))
                 .await
                 .with_context(what)?;
         }
         ApplyMethod::ClientSide => {
             let dynobj: DynamicObject = serde_json::from_value(obj).with_context(what)?;
             let pp = PostParams {
-                field_manager: Some("helm".into()),
+                field_manager: Some(manager.into()),
                 ..PostParams::default()
             };
             match api.create(&pp, &dynobj).await {
