@@ -69,10 +69,8 @@ fn operator(o: &OperatorStatus, wide: bool, all_namespaces: bool) -> String {
             .collect();
         let _ = writeln!(out, "Helm deps:   {}", deps.join(", "));
     }
-    for w in &o.warnings {
-        let _ = writeln!(out, "Warning:     {w}");
-    }
     out.push_str(&body(
+        &o.warnings,
         &o.components,
         &o.dependencies,
         &o.pods,
@@ -117,10 +115,8 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
             p.revision, p.status
         );
     }
-    for w in &r.warnings {
-        let _ = writeln!(out, "Warning:     {w}");
-    }
     out.push_str(&body(
+        &r.warnings,
         &r.components,
         &r.dependencies,
         &r.pods,
@@ -131,8 +127,9 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
     out
 }
 
-/// The tables under the summary: components, dependencies, pods.
+/// The summary's warnings, then the tables: components, dependencies, pods.
 fn body(
+    warnings: &[String],
     components_: &[ComponentStatus],
     dependencies: &[DependencyStatus],
     pods: &[ReleasePod],
@@ -140,7 +137,11 @@ fn body(
     wide: bool,
     all_namespaces: bool,
 ) -> String {
-    let mut out = String::from("\n");
+    let mut out = String::new();
+    for w in warnings {
+        let _ = writeln!(out, "Warning:     {w}");
+    }
+    out.push('\n');
     out.push_str(&components(components_, wide));
     if !dependencies.is_empty() {
         out.push('\n');

@@ -25,6 +25,9 @@ use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, jso
 use crate::core::plan::{ComponentChange, Plan};
 use crate::render;
 
+/// How [`foreign_change`] starts its sentence.
+const FOREIGN: &str = "another writer";
+
 /// What the run last knew of the replica fields it scales.
 struct Watched {
     /// What each field holds, as found or last written by this run.
@@ -57,10 +60,22 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
     let follow = async {
         let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
         while let Some(event) = events.next().await {
-            if let Ok(seen) = event {
-                tx.send_replace(seen);
+            match event {
+                Ok(seen) => {
+                    tx.send_replace(seen);
+                }
+                // Retrying cannot mend a refusal; other errors are retried.
+                Err(e) if e.to_lowercase().contains("forbidden") => {
+                    return Stop(format!(
+                        "forbidden: you cannot watch {} in namespace {:?} ({e}); ask for the Role in the README's RBAC section",
+                        crate::core::operator::RESOURCE,
+                        cr.namespace()
+                    ));
+                }
+                Err(_) => {}
             }
         }
+        Stop("the watch on the Milvus resource ended".to_string())
     };
     let run = Run {
         cluster,
@@ -77,11 +92,16 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
         r = execute(&run, &cr, plan, &requests, args.force) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
         stop = guard(&run) => Err(stop),
-        () = follow => Err(Stop("the watch on the Milvus resource ended".to_string())),
+        stop = follow => Err(stop),
     };
     run.progress.finish();
     match outcome {
         Ok(done) => Ok(done),
+        // Someone else's value stands: no "continue with" that would undo it.
+        Err(Stop(why)) if why.starts_with(FOREIGN) => Err(anyhow::anyhow!(
+            "{why}; this run wrote nothing over it; find out who else scales Milvus {} before scaling it again",
+            cr.name()
+        )),
         Err(Stop(why)) => {
             let continue_cmd = format!(
                 "kubectl milvus scale {} {} -n {}",
@@ -120,7 +140,7 @@ async fn guard(run: &Run<'_>) -> Stop {
         if let Some(change) = foreign_change(&seen, &w.expected)
             && foreign_change(&seen, &w.writing).is_some()
         {
-            return Stop(format!("{change}; this run wrote nothing over it"));
+            return Stop(change);
         }
     }
 }
@@ -293,7 +313,7 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
                 .lock()
                 .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
             if let Some(change) = foreign_change(&cr, &w.expected) {
-                return Err(Stop(format!("{change}; this run wrote nothing over it")));
+                return Err(Stop(change));
             }
             w.writing = w
                 .expected
