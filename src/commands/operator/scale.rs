@@ -33,7 +33,7 @@ struct Watched {
     /// What each field holds, as found or last written by this run.
     expected: Vec<Expected>,
     /// What a patch in flight writes (its events may arrive before it returns).
-    writing: Vec<Expected>,
+    writing: Option<Vec<Expected>>,
     /// Views older than our last write are stale, not someone else's.
     from_generation: i64,
 }
@@ -82,7 +82,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
         cr: rx,
         watched: Mutex::new(Watched {
             expected: plan.changes.iter().map(|c| Expected::read(&cr, c)).collect(),
-            writing: Vec::new(),
+            writing: None,
             from_generation: cr.generation(),
         }),
         timeout: args.timeout,
@@ -138,7 +138,9 @@ async fn guard(run: &Run<'_>) -> Stop {
             continue;
         }
         if let Some(change) = foreign_change(&seen, &w.expected)
-            && foreign_change(&seen, &w.writing).is_some()
+            && w.writing
+                .as_ref()
+                .is_none_or(|ours| foreign_change(&seen, ours).is_some())
         {
             return Stop(change);
         }
@@ -315,20 +317,21 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
             if let Some(change) = foreign_change(&cr, &w.expected) {
                 return Err(Stop(change));
             }
-            w.writing = w
-                .expected
-                .iter()
-                .map(|e| {
-                    let new = writes
-                        .iter()
-                        .find(|x| x.spec_key == e.spec_key && x.group == e.group)
-                        .map_or_else(|| e.value.clone(), |x| Some(serde_json::json!(x.replicas)));
-                    Expected {
-                        value: new,
-                        ..e.clone()
-                    }
-                })
-                .collect();
+            w.writing = Some(
+                w.expected
+                    .iter()
+                    .map(|e| {
+                        let new = writes
+                            .iter()
+                            .find(|x| x.spec_key == e.spec_key && x.group == e.group)
+                            .map_or_else(|| e.value.clone(), |x| Some(serde_json::json!(x.replicas)));
+                        Expected {
+                            value: new,
+                            ..e.clone()
+                        }
+                    })
+                    .collect(),
+            );
             json_patch(&cr, writes).map_err(Stop)?
         };
         match api::patch(run.cluster, &cr, ops).await {
@@ -337,12 +340,20 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
                     .watched
                     .lock()
                     .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
-                w.expected = std::mem::take(&mut w.writing);
+                if let Some(written) = w.writing.take() {
+                    w.expected = written;
+                }
                 w.from_generation = patched.generation();
                 return Ok(patched.generation());
             }
-            Err(ApiError::Server { code: 422, .. } | ApiError::Conflict { .. }) => {}
-            Err(e) => return Err(stop(e)),
+            Err(e) => {
+                if let Ok(mut w) = run.watched.lock() {
+                    w.writing = None;
+                }
+                if !matches!(e, ApiError::Server { code: 422, .. } | ApiError::Conflict { .. }) {
+                    return Err(stop(e));
+                }
+            }
         }
     }
     Err(Stop(format!(
