@@ -185,23 +185,6 @@ fn bad_flags_are_usage_errors() {
 
 /// The Roles the README documents are exactly enough: `status` works with
 /// the first, `scale` with both, and `scale` fails cleanly without the second.
-/// The README's two RBAC blocks: the `status` Role's rules, and those with
-/// `scale`'s additions.
-fn readme_rules() -> (Vec<PolicyRule>, Vec<PolicyRule>) {
-    let readme = include_str!("../README.md");
-    let blocks: Vec<&str> = readme
-        .split("```yaml\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .collect();
-    let role: serde_json::Value = serde_saphyr::from_str(blocks[0]).unwrap();
-    let extra: Vec<PolicyRule> = serde_saphyr::from_str(blocks[1]).unwrap();
-    let status_rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).unwrap();
-    let mut scale_rules = status_rules.clone();
-    scale_rules.extend(extra);
-    (status_rules, scale_rules)
-}
-
 #[test]
 fn the_readme_rbac_is_sufficient() {
     let (status_rules, scale_rules) = readme_rules();

@@ -521,3 +521,41 @@ fn without_the_right_to_read_milvuses_helm_releases_still_show() {
         r.stderr
     );
 }
+
+/// The README's Roles are enough for Operator clusters too: `status` and
+/// `plan` with the first, `scale` with both, and `scale` without the second
+/// refused before anything is written.
+#[test]
+fn the_readme_rbac_is_sufficient_for_operator_clusters() {
+    let (status_rules, scale_rules) = readme_rules();
+    let ns = namespace("op-readme-rbac");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let status_kc = restricted(ns, "status", status_rules);
+    let scale_kc = restricted(ns, "scale", scale_rules);
+    let generation = milvus(ns, "my-release")["metadata"]["generation"].clone();
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    assert!(r.stdout.starts_with("Milvus:      my-release"), "{}", r.stdout);
+    let r = run(plugin()
+        .args(["plan", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert_eq!(
+        milvus(ns, "my-release")["metadata"]["generation"],
+        generation,
+        "a refused scale wrote nothing"
+    );
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &scale_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+}

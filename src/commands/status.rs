@@ -38,14 +38,18 @@ pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bo
         helm_statuses(cluster, name, all_namespaces),
         operator::statuses(cluster, scope.as_deref(), name)
     );
+    let operator = operator?;
     let mut items: Vec<Instance> = helm?
         .into_iter()
         .map(Instance::Helm)
-        .chain(operator?.into_iter().map(Instance::Operator))
+        .chain(operator.items.into_iter().map(Instance::Operator))
         .collect();
     items.sort_by(|a, b| a.key().cmp(&b.key()));
     if items.is_empty() {
         return Err(nothing_found(cluster, name, all_namespaces).await);
+    }
+    if let Some(warning) = operator.warning {
+        eprintln!("warning: {warning}");
     }
     Ok(items)
 }

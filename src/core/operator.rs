@@ -19,7 +19,7 @@ use crate::core::plan::{
 };
 use crate::core::status::{
     ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, ReleaseStatus,
-    dependency_rows, hpa_status, release_pods,
+    dependency_rows, hpa_status, owner_workload, release_pods,
 };
 use crate::core::values::Replicas;
 
@@ -298,6 +298,9 @@ pub fn workloads<'a>(cr: &MilvusResource, deployments: &'a [OperatorDeployment])
             .get(COMPONENT_LABEL)
             .and_then(|l| components::by_label(l))
             .filter(|c| spec_key(c).is_some())
+            // The operator keeps a standalone Deployment at 0 in every
+            // cluster: not a component of this mode.
+            .filter(|c| (c.role == Role::Standalone) == standalone)
         else {
             continue;
         };
@@ -545,6 +548,45 @@ fn notes(w: &CrWorkload<'_>, hpa: Option<&HpaStatus>) -> Vec<String> {
     notes
 }
 
+/// The Deployments of `changes` not yet settled at their current count:
+/// counts that differ, or pods still terminating (a killed run's step).
+pub fn unsettled(
+    deployments: &[OperatorDeployment],
+    pods: &[Pod],
+    changes: &[ComponentChange],
+) -> Vec<(String, u32)> {
+    let objects: Vec<ManifestObject> = deployments
+        .iter()
+        .map(|d| ManifestObject {
+            kind: "Deployment".to_string(),
+            name: d.live.name.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let terminating = |name: &str| {
+        pods.iter().any(|p| {
+            p.metadata.deletion_timestamp.is_some()
+                && owner_workload(&objects, p).is_some_and(|o| o.name == name)
+        })
+    };
+    changes
+        .iter()
+        .flat_map(|c| c.deployments.iter().map(move |d| (d, c.current)))
+        .filter(|(name, n)| {
+            let n = *n as i32;
+            deployments
+                .iter()
+                .find(|d| &d.live.name == *name)
+                .is_none_or(|d| {
+                    let l = &d.live;
+                    [l.replicas, l.ready, l.available, l.up_to_date, d.status_replicas] != [n; 5]
+                        || terminating(name)
+                })
+        })
+        .map(|(name, n)| (name.clone(), n))
+        .collect()
+}
+
 /// The inputs an operator plan is made from.
 pub struct OperatorPlanInput<'a> {
     pub cr: &'a MilvusResource,
@@ -597,7 +639,7 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
                 spec_key(component).unwrap_or(component.key)
             )));
         }
-        check_role(component)?;
+        check_role(component, spec_key(component).unwrap_or(component.key))?;
         let mine: Vec<&CrWorkload<'_>> = found.iter().filter(|w| w.component == component).collect();
         if mine.is_empty() {
             return Err(Rejection::Invalid(format!(
@@ -913,7 +955,27 @@ mod tests {
                 &[("milvus.io/querynode-group-id", "0")],
             ),
             made(cr, "querynode", "-1", 0, &[("milvus.io/querynode-group-id", "1")]),
+            // Kept at 0 in every cluster; not a component of cluster mode.
+            made(cr, "standalone", "", 0, &[]),
         ]
+    }
+
+    #[test]
+    fn a_step_is_settled_when_counts_agree_and_no_pod_is_terminating() {
+        let cr = &sample("milvus_cluster_default.yaml")[0];
+        let mut d = cluster_of("my-release", 2);
+        let p = plan_for(cr, &d, &[], &["queryNode=1"]).expect("plan");
+        assert!(unsettled(&d, &[], &p.changes).is_empty());
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "my-release-milvus-querynode-0-h1-x", "deletionTimestamp": "2026-01-11T13:00:00Z",
+                "labels": {"pod-template-hash": "h1"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "my-release-milvus-querynode-0-h1", "uid": "u", "controller": true}]}
+        }))
+        .expect("pod");
+        let waiting = vec![("my-release-milvus-querynode-0".to_string(), 2)];
+        assert_eq!(unsettled(&d, std::slice::from_ref(&pod), &p.changes), waiting);
+        d[4].live.ready = 1;
+        assert_eq!(unsettled(&d, &[], &p.changes), waiting);
     }
 
     fn requests(texts: &[&str]) -> Vec<Request> {

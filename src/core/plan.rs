@@ -241,7 +241,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         {
             return Err(Rejection::Invalid(format!("{} is given twice", component.key)));
         }
-        check_role(component)?;
+        check_role(component, component.key)?;
         let deployments: Vec<&ManifestObject> = workloads
             .iter()
             .filter(|w| w.component == component && w.object.kind == "Deployment")
@@ -410,19 +410,18 @@ pub fn component_change(
     })
 }
 
-pub fn check_role(component: &Component) -> Result<(), Rejection> {
+/// Workers only. `name` is the component as the instance's manager calls it.
+pub fn check_role(component: &Component, name: &str) -> Result<(), Rejection> {
     match component.role {
         Role::Worker => Ok(()),
         Role::Coordinator => Err(Rejection::Refused(format!(
-            "{} is a coordinator: Milvus adds worker nodes only (proxy, queryNode, dataNode, indexNode, streamingNode); coordinators are not scaled out",
-            component.key
+            "{name} is a coordinator: Milvus adds worker nodes only (proxy, queryNode, dataNode, indexNode, streamingNode); coordinators are not scaled out"
         ))),
         Role::Standalone => Err(Rejection::Refused(
             "standalone is a single-pod Milvus; it has no workers to scale".to_string(),
         )),
         Role::Auxiliary => Err(Rejection::Refused(format!(
-            "{} is not a Milvus worker; `scale` changes worker components only",
-            component.key
+            "{name} is not a Milvus worker; `scale` changes worker components only"
         ))),
     }
 }

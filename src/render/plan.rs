@@ -53,7 +53,17 @@ pub fn table(plan: &Plan) -> String {
         })
         .collect();
     out.push_str(&kubectl_table(
-        &["COMPONENT", "VALUES", "CURRENT", "TARGET", "STEPS", "DEPLOYMENTS"],
+        &[
+            "COMPONENT",
+            match plan.managed_by {
+                ManagedBy::Helm => "VALUES",
+                ManagedBy::MilvusOperator => "SPEC",
+            },
+            "CURRENT",
+            "TARGET",
+            "STEPS",
+            "DEPLOYMENTS",
+        ],
         &rows,
     ));
     if !plan.warnings.is_empty() {

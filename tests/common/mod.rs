@@ -168,3 +168,24 @@ pub fn restricted(
         .expect("runtime")
         .expect("restricted kubeconfig")
 }
+
+/// The README's two RBAC blocks: the `status` Role's rules, and those with
+/// `scale`'s additions.
+pub fn readme_rules() -> (
+    Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) {
+    let readme = include_str!("../../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let role: serde_json::Value = serde_saphyr::from_str(blocks[0]).unwrap();
+    let extra: Vec<k8s_openapi::api::rbac::v1::PolicyRule> = serde_saphyr::from_str(blocks[1]).unwrap();
+    let status_rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule> =
+        serde_json::from_value(role["rules"].clone()).unwrap();
+    let mut scale_rules = status_rules.clone();
+    scale_rules.extend(extra);
+    (status_rules, scale_rules)
+}

@@ -29,7 +29,8 @@ pub enum Resolved {
 /// instance, unless a Helm release of the `milvus` chart has the name too;
 /// then `--managed-by` must say which (both would own the same Deployment
 /// names, so one of them is broken, and guessing could scale the wrong one).
-/// Without the CRD, or without the right to read it, the name is Helm's.
+/// Without the CRD, or without the right to read it, the name is Helm's
+/// (quietly: whatever the Helm path answers is the one line to print).
 pub async fn resolve(cluster: &Cluster, name: &str, flag: Option<ManagerFlag>) -> Result<Resolved> {
     let namespace = cluster.namespace().to_string();
     if flag == Some(ManagerFlag::Helm) {
@@ -37,10 +38,7 @@ pub async fn resolve(cluster: &Cluster, name: &str, flag: Option<ManagerFlag>) -
     }
     let cr = match api::get(cluster, &namespace, name).await {
         Ok(cr) => cr,
-        Err(e @ ApiError::Forbidden { .. }) if flag.is_none() => {
-            eprintln!("warning: {e}; treating {name:?} as a Helm release");
-            None
-        }
+        Err(ApiError::Forbidden { .. }) if flag.is_none() => None,
         Err(e) => return Err(e.into()),
     };
     match (cr, flag) {
@@ -72,27 +70,34 @@ pub async fn names(cluster: &Cluster, namespace: &str) -> Vec<String> {
     }
 }
 
+/// What `status` found of the Milvus Operator: the resources' statuses, and
+/// the warning to print if they could not be read (only when the command
+/// succeeds, so an error stays the one line on stderr).
+#[derive(Default)]
+pub struct Statuses {
+    pub items: Vec<OperatorStatus>,
+    pub warning: Option<String>,
+}
+
 /// The status of the `Milvus` resources in scope (`namespace = None`:
 /// everywhere), all of them or the one named. None without the CRD; a
-/// one-line warning on stderr when listing them is forbidden.
-pub async fn statuses(
-    cluster: &Cluster,
-    namespace: Option<&str>,
-    name: Option<&str>,
-) -> Result<Vec<OperatorStatus>> {
+/// warning when listing them is forbidden.
+pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&str>) -> Result<Statuses> {
     let crs: Vec<MilvusResource> = match api::list(cluster, namespace).await? {
         Found::Resources(crs) => crs
             .into_iter()
             .filter(|c| name.is_none_or(|n| c.name() == n))
             .collect(),
-        Found::NoCrd => return Ok(Vec::new()),
+        Found::NoCrd => return Ok(Statuses::default()),
         Found::Forbidden(warning) => {
-            eprintln!("warning: {warning}");
-            return Ok(Vec::new());
+            return Ok(Statuses {
+                items: Vec::new(),
+                warning: Some(warning),
+            });
         }
     };
     if crs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Statuses::default());
     }
     let mut namespaces: Vec<&str> = crs.iter().map(MilvusResource::namespace).collect();
     namespaces.sort_unstable();
@@ -149,7 +154,10 @@ pub async fn statuses(
         s.warnings.extend(warnings);
         out.push(s);
     }
-    Ok(out)
+    Ok(Statuses {
+        items: out,
+        warning: None,
+    })
 }
 
 /// The operator's Deployments of a namespace, and its HPAs and pods.

@@ -21,7 +21,7 @@ use crate::cluster::operator as api;
 use crate::commands::plan as plan_cmd;
 use crate::commands::scale::steps::{Progress, wait_step};
 use crate::commands::scale::{Stop, interrupted};
-use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch};
+use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::{ComponentChange, Plan};
 use crate::render;
 
@@ -56,6 +56,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
         return Ok(render::plan::table(&plan));
     }
 
+    let changes = plan.changes.clone();
     let (tx, rx) = watch::channel(cr.clone());
     let follow = async {
         let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
@@ -89,7 +90,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
         progress: Progress::new(),
     };
     let outcome = tokio::select! {
-        r = execute(&run, &cr, plan, &requests, args.force) => r,
+        r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args.force) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),
@@ -169,18 +170,19 @@ fn reached(run: &Run<'_>) -> String {
         .join(", ")
 }
 
+/// Runs the plan; `waiting` are the Deployments to see settled first.
 async fn execute(
     run: &Run<'_>,
     first: &MilvusResource,
-    plan: Plan,
+    (plan, waiting): (Plan, Vec<(String, u32)>),
     requests: &[crate::core::plan::Request],
     force: bool,
 ) -> Result<String, Stop> {
     // Carry on: the operator must have applied what the resource asks (a
     // killed run may have written a step it never saw done) before the plan
     // is made from what runs.
-    let plan = if first.observed(first.generation()) {
-        plan
+    let (plan, waiting) = if first.observed(first.generation()) {
+        (plan, waiting)
     } else {
         wait_observed(run, first.generation()).await?;
         let fresh = ListParams::default();
@@ -188,21 +190,13 @@ async fn execute(
             .await
             .map_err(|e| Stop(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
-        super::make(&now, &deployments, &live, requests, force)
-            .map_err(|e| Stop(crate::error::one_line(&e)))?
+        let plan = super::make(&now, &deployments, &live, requests, force)
+            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+        (plan, waiting)
     };
-    for c in &plan.changes {
-        for d in &c.deployments {
-            wait_step(
-                run.cluster,
-                first.namespace(),
-                d,
-                c.current,
-                run.timeout,
-                &run.progress,
-            )
-            .await?;
-        }
+    for (d, n) in &waiting {
+        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress).await?;
     }
     if plan.nothing_to_do() {
         return Ok(format!(
@@ -249,6 +243,7 @@ async fn execute(
         .await
         .map_err(|e| Stop(crate::error::one_line(&e)))?;
     let rows: Vec<_> = pods
+        .items
         .first()
         .map(|s| s.pods.iter().map(|p| p.row.clone()).collect())
         .unwrap_or_default();
