@@ -559,3 +559,45 @@ fn the_readme_rbac_is_sufficient_for_operator_clusters() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
 }
+
+/// A cluster without the operator's CRD (every `milvus.io` request answered
+/// 404, as such a server does) works as before: Helm releases shown,
+/// planned and scaled, nothing printed about the operator.
+#[test]
+fn without_the_crd_helm_releases_work_as_before() {
+    use testbed::proxy::{FaultProxy, Mode, Rule};
+    let ns = namespace("op-nocrd");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    let proxy = FaultProxy::start(bed()).expect("proxy");
+    proxy.push_rule(Rule {
+        path_contains: Some("/apis/milvus.io/".into()),
+        method: None,
+        mode: Mode::Status(404),
+        times: None,
+    });
+    let through = |args: &[&str]| run(plugin().args(args).env("KUBECONFIG", proxy.kubeconfig()));
+    let r = through(&["status", "-n", ns]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    assert!(r.stdout.starts_with("Release:     my-release"), "{}", r.stdout);
+    let r = through(&["plan", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    let r = through(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("release my-release scaled: queryNode 1→2"),
+        "{}",
+        r.stdout
+    );
+    let asked = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.path.contains("/apis/milvus.io/"))
+        .count();
+    assert!(
+        asked >= 3,
+        "each command looked for Milvus resources ({asked} requests)"
+    );
+    let e = fails(&["status", "nope", "-n", ns], 2);
+    assert!(e.contains("Milvus releases here: my-release"), "{e}");
+}
