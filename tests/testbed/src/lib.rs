@@ -1,11 +1,14 @@
 //! Dev-only test bed for kubectl-milvus: a real Kubernetes control plane
 //! (or any cluster via `KUBECTL_MILVUS_TEST_KUBECONFIG`), a pod-lifecycle
-//! simulator, Milvus Helm release seeding, real kubectl/helm clients,
-//! restricted users and a fault-injection proxy. See README.md.
+//! simulator, Milvus Helm release seeding, the Milvus Operator (CRD,
+//! reconciliation stand-in, sample seeding), GitOps-owned releases (Flux,
+//! Argo CD), a demo, real kubectl/helm clients, restricted users and a
+//! fault-injection proxy. See README.md.
 //!
 //! Entry point: [`TestBed::get()`] (sync; once per process).
 
 pub mod clients;
+pub mod demo;
 pub mod gitops;
 pub mod kubeconfig;
 pub mod namespace;

@@ -98,7 +98,6 @@ impl TestBed {
     /// process's simulator, and wait until pods can be created in it
     /// (ServiceAccount `default` exists; on < 1.21 also its token Secret).
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace> {
-        let client = self.client().await?;
         let mut prefix: String = prefix
             .to_lowercase()
             .chars()
@@ -107,22 +106,51 @@ impl TestBed {
         prefix.truncate(40);
         let prefix = prefix.trim_matches('-');
         let prefix = if prefix.is_empty() { "t" } else { prefix };
+        let name = self
+            .create_owned_namespace(json!({"generateName": format!("{prefix}-")}))
+            .await?;
+        Ok(TestNamespace { name, cleaned: false })
+    }
+
+    /// A namespace with a fixed `name`, owned by this process's simulator
+    /// (and the operator stand-in) like [`TestBed::namespace`], but not
+    /// deleted on drop: for long-lived setups such as `testbed demo`. A
+    /// leftover namespace of that name is deleted first.
+    pub async fn owned_namespace(&self, name: &str) -> Result<()> {
+        let client = self.client().await?;
+        let nss: Api<Namespace> = Api::all(client);
+        if nss.get_opt(name).await.context("get namespace")?.is_some() {
+            delete_namespace(name.to_string()).await?;
+            let gone = crate::eventually(
+                Duration::from_secs(120),
+                Duration::from_millis(500),
+                "old namespace to go",
+                || {
+                    let nss = nss.clone();
+                    async move { matches!(nss.get_opt(name).await, Ok(None)).then_some(()) }
+                },
+            );
+            gone.await?;
+        }
+        self.create_owned_namespace(json!({"name": name})).await?;
+        Ok(())
+    }
+
+    /// Create a namespace with `metadata` plus our labels, and wait until
+    /// pods can be created in it (ServiceAccount `default`, on < 1.21 also
+    /// its token Secret). Returns its name.
+    async fn create_owned_namespace(&self, mut metadata: serde_json::Value) -> Result<String> {
+        let client = self.client().await?;
+        metadata["labels"] =
+            json!({OWNER_LABEL: self.simulator().id(), "kubectl-milvus.test/testbed": "true"});
         let ns: Namespace = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {
-                "generateName": format!("{prefix}-"),
-                "labels": {OWNER_LABEL: self.simulator().id(), "kubectl-milvus.test/testbed": "true"},
-            },
+            "apiVersion": "v1", "kind": "Namespace", "metadata": metadata,
         }))?;
         let created = Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await
             .context("create test namespace")?;
         let name = created.metadata.name.context("namespace without name")?;
-        let tn = TestNamespace {
-            name: name.clone(),
-            cleaned: false,
-        };
         let need_token_secret = self.server_minor() < 21;
         let sas: Api<ServiceAccount> = Api::namespaced(client, &name);
         let cfg = watcher::Config::default().fields("metadata.name=default");
@@ -138,7 +166,7 @@ impl TestBed {
             false
         };
         match tokio::time::timeout(Duration::from_secs(30), ready).await {
-            Ok(true) => Ok(tn),
+            Ok(true) => Ok(name),
             _ => anyhow::bail!(
                 "ServiceAccount default in {name} not ready after 30s (is the controller-manager running?)"
             ),

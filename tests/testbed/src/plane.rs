@@ -239,22 +239,7 @@ fn all_alive(layout: &Layout, state: &PlaneState) -> bool {
 /// without `--mount-proc`; the CI runner) make `/proc/<pid>` name some other
 /// process: [`proc_dir`] finds the right entry there.
 fn pid_is(layout: &Layout, component: &str, pid: u32, namespace: &str) -> bool {
-    if namespace != pid_namespace() {
-        return false;
-    }
-    let Some(dir) = proc_dir(pid) else {
-        return false;
-    };
-    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-        return false;
-    };
-    // Field 3 (after the parenthesised comm) is the state; Z = zombie.
-    if let Some(rest) = stat.rsplit(')').next()
-        && rest.trim_start().starts_with('Z')
-    {
-        return false;
-    }
-    let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+    let Some(cmdline) = live_cmdline(pid, namespace) else {
         return false;
     };
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
@@ -262,9 +247,26 @@ fn pid_is(layout: &Layout, component: &str, pid: u32, namespace: &str) -> bool {
         && String::from_utf8_lossy(&cmdline).contains(&marker(layout, component))
 }
 
+/// The NUL-separated command line of `pid` (recorded in pid namespace
+/// `namespace`) when it is alive and not a zombie; `None` otherwise.
+pub(crate) fn live_cmdline(pid: u32, namespace: &str) -> Option<Vec<u8>> {
+    if namespace != pid_namespace() {
+        return None;
+    }
+    let dir = proc_dir(pid)?;
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // Field 3 (after the parenthesised comm) is the state; Z = zombie.
+    if let Some(rest) = stat.rsplit(')').next()
+        && rest.trim_start().starts_with('Z')
+    {
+        return None;
+    }
+    std::fs::read(dir.join("cmdline")).ok()
+}
+
 /// Our pid namespace, as `pid:[inode]`. `/proc/self` names this process
 /// whichever namespace's `/proc` is mounted, so this is always right.
-fn pid_namespace() -> String {
+pub(crate) fn pid_namespace() -> String {
     std::fs::read_link("/proc/self/ns/pid")
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -44,6 +44,15 @@ async fn flux_release_has_origin_labels_record_and_helmrelease() {
         "my-release"
     );
     assert_eq!(d["spec"]["replicas"], 3);
+    // kubectl hides managedFields unless asked.
+    let d = get(&[
+        "get",
+        "deploy",
+        "my-release-milvus-querynode",
+        "-n",
+        &ns,
+        "--show-managed-fields",
+    ]);
     let managers: Vec<&str> = d["metadata"]["managedFields"]
         .as_array()
         .unwrap()

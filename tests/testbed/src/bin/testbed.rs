@@ -1,23 +1,46 @@
-//! `testbed up|down|status|env`: manage the shared local control plane.
+//! `testbed up|down|status|env|demo`: manage the shared local control plane (and the demo).
 
 use std::process::ExitCode;
 
 use testbed::plane::{self, Layout};
 
-const USAGE: &str = "usage: testbed <up|down|status|env>
+const USAGE: &str = "usage: testbed <up|down|status|env|demo>
   up      start the local control plane unless a healthy one runs (idempotent);
           prints `export KUBECTL_MILVUS_TEST_KUBECONFIG=...`
-  down    stop exactly the processes `up` started, remove etcd data
+  down    stop the demo (if any) and exactly the processes `up` started, remove etcd data
+  demo    seed namespace milvus-demo (Helm release my-release + Operator cluster my-milvus)
+          and keep a background process playing kubelet and operator (idempotent)
   status  show ports, pids and API readiness (exit 1 when not ready)
   env     print the export line for a running plane (exit 1 when none)
 environment: TESTBED_STATE_DIR (default /tmp/kubectl-milvus-testbed), TESTBED_CACHE,
              TESTBED_K8S_VERSION, TESTBED_K8S_BIN_DIR, TESTBED_ETCD";
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cmd = std::env::args().nth(1).unwrap_or_default();
     let layout = Layout::from_env();
-    match run(&cmd, &layout).await {
+    if cmd == testbed::demo::SERVE_ARG {
+        // The background demo process: the test bed runs its own runtime.
+        return match testbed::demo::serve(&layout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("testbed demo-serve: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("testbed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(cli(cmd, layout))
+}
+
+async fn cli(cmd: String, layout: Layout) -> ExitCode {
+    let layout = &layout;
+    match run(&cmd, layout).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("testbed {cmd}: {e:#}");
@@ -55,6 +78,9 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "down" => {
+            if testbed::demo::stop(layout) {
+                eprintln!("testbed: demo stopped");
+            }
             plane::down(layout)?;
             eprintln!("testbed: control plane stopped");
             Ok(ExitCode::SUCCESS)
@@ -89,6 +115,19 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                 eprintln!("testbed: no plane running; run `testbed up`");
                 Ok(ExitCode::FAILURE)
             }
+        }
+        "demo" => {
+            let (pid, already) = testbed::demo::start(layout, std::time::Duration::from_secs(420)).await?;
+            eprintln!(
+                "testbed: demo {} (pid {pid}, log {}): namespace {}, Helm release {}, Milvus CR {}",
+                if already { "already running" } else { "running" },
+                testbed::demo::log_file(layout).display(),
+                testbed::demo::NAMESPACE,
+                testbed::demo::HELM_RELEASE,
+                testbed::demo::OPERATOR_CR,
+            );
+            println!("export KUBECONFIG={}", layout.admin_kubeconfig().display());
+            Ok(ExitCode::SUCCESS)
         }
         _ => {
             eprintln!("{USAGE}");
