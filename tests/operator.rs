@@ -48,7 +48,16 @@ fn cr_replicas(ns: &str, name: &str, component: &str) -> Value {
 }
 
 fn deployment(ns: &str, name: &str) -> Value {
-    json(&["get", "deployment", name, "-n", ns, "-o", "json"])
+    json(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ])
 }
 
 /// Polls `f` every 100 ms until it holds.
@@ -82,6 +91,7 @@ fn untouched_by_us(ns: &str, name: &str) {
         .flatten()
         .filter_map(|m| m["manager"].as_str())
         .collect();
+    assert!(!managers.is_empty(), "{name}: managedFields were read");
     assert!(!managers.contains(&"kubectl-milvus"), "{name}: {managers:?}");
 }
 
