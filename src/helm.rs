@@ -1,23 +1,35 @@
 //! Reading and writing Helm release records where Helm keeps them: Secrets
 //! (type `helm.sh/release.v1`, the default driver) or ConfigMaps
 //! (`HELM_DRIVER=configmap`), in the release's namespace.
+//!
+//! One code path serves both drivers: the storage object is handled as a
+//! dynamic object, and [`Driver`] knows the two places they differ (how
+//! the payload sits in `data`, and the Secret's `type`).
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
-use k8s_openapi::ByteString;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::runtime::watcher;
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
 use crate::cluster::api::{ApiError, Op};
-use crate::core::lock;
-use crate::core::release::{self, Release, is_pending};
+use crate::core::release::{self, Release};
 
 pub const SECRET_TYPE: &str = "helm.sh/release.v1";
+
+/// Annotations an older `scale` kept its lock in; dropped on every rewrite
+/// (the lock is a Lease now, see `crate::lease`).
+const LEGACY_LOCK_ANNOTATIONS: [&str; 2] = [
+    "kubectl-milvus.io/scale-holder",
+    "kubectl-milvus.io/scale-heartbeat",
+];
 
 /// Where a release's records live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,10 +45,50 @@ impl Driver {
             Driver::ConfigMap => "ConfigMap",
         }
     }
+
     fn resource(self) -> &'static str {
         match self {
             Driver::Secret => "secrets",
             Driver::ConfigMap => "configmaps",
+        }
+    }
+
+    fn api_resource(self) -> ApiResource {
+        match self {
+            Driver::Secret => ApiResource::erase::<Secret>(&()),
+            Driver::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
+        }
+    }
+
+    /// Helm's Secret driver lists only its own Secret type.
+    fn narrow(self, params: ListParams) -> ListParams {
+        match self {
+            Driver::Secret => params.fields(&format!("type={SECRET_TYPE}")),
+            Driver::ConfigMap => params,
+        }
+    }
+
+    /// The `release` payload (Helm's base64 text) as stored: Secret data
+    /// is base64 once more on the wire, ConfigMap data is the text itself.
+    fn payload(self, object: &DynamicObject) -> Result<Vec<u8>, String> {
+        let text = object
+            .data
+            .pointer("/data/release")
+            .and_then(Value::as_str)
+            .ok_or("it has no `release` data")?;
+        match self {
+            Driver::Secret => STANDARD
+                .decode(text)
+                .map_err(|e| format!("its `release` data is not base64 ({e})")),
+            Driver::ConfigMap => Ok(text.as_bytes().to_vec()),
+        }
+    }
+
+    /// The object body around a payload.
+    fn body(self, payload: &str) -> Value {
+        match self {
+            Driver::Secret => json!({"type": SECRET_TYPE, "data": {"release": STANDARD.encode(payload)}}),
+            Driver::ConfigMap => json!({"data": {"release": payload}}),
         }
     }
 }
@@ -49,7 +101,7 @@ pub struct StoredRelease {
     pub namespace: String,
     pub object_name: String,
     pub labels: BTreeMap<String, String>,
-    /// Kept on every rewrite; `scale`'s lock lives here (see `core::lock`).
+    /// Kept on every rewrite (Helm keeps them too).
     pub annotations: BTreeMap<String, String>,
     pub resource_version: Option<String>,
 }
@@ -63,6 +115,51 @@ impl StoredRelease {
             namespace: Some(&self.namespace),
             name: Some(&self.object_name),
         }
+    }
+
+    /// `Secret ns/sh.helm.release.v1.x.v2`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {}/{}", self.driver.as_str(), self.namespace, self.object_name)
+    }
+}
+
+/// A storage object labelled as a Helm record whose payload cannot be read
+/// (another tool's, a half-written one, a corrupt one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    pub driver: Driver,
+    pub namespace: String,
+    pub object_name: String,
+    /// The release it claims to belong to (its `name` label).
+    pub release: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Helm release record {} {}/{} cannot be decoded: {}",
+            self.driver.as_str(),
+            self.namespace,
+            self.object_name,
+            self.reason
+        )
+    }
+}
+
+/// What a listing found: the readable records, and the unreadable ones
+/// named (one odd object must not hide every other release).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub records: Vec<StoredRelease>,
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
+impl Listing {
+    fn extend(&mut self, other: Listing) {
+        self.records.extend(other.records);
+        self.unreadable.extend(other.unreadable);
     }
 }
 
@@ -87,89 +184,67 @@ fn selector(name: Option<&str>, which: Revisions) -> String {
     s
 }
 
-/// Lists records through one driver. `namespace = None` means all namespaces.
+fn api(cluster: &Cluster, driver: Driver, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = driver.api_resource();
+    match namespace {
+        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
+        None => Api::all_with(cluster.client(), &resource),
+    }
+}
+
+/// Lists records through one driver. `namespace = None` means all
+/// namespaces. Reads are consistent (no `resourceVersion=0`): what Helm
+/// itself would read at this moment, never an older cached state.
 pub async fn list(
     cluster: &Cluster,
     driver: Driver,
     namespace: Option<&str>,
     name: Option<&str>,
     which: Revisions,
-) -> Result<Vec<StoredRelease>> {
-    let mut params = ListParams::default().labels(&selector(name, which));
-    if let Revisions::Current = which {
-        params = params.match_any();
-    }
+) -> Result<Listing, ApiError> {
+    let params = driver.narrow(ListParams::default().labels(&selector(name, which)));
     let op = Op {
         verb: "list",
         resource: driver.resource(),
         namespace,
         name: None,
     };
-    let raw: Vec<(ObjectMeta, Option<Vec<u8>>)> = match driver {
-        Driver::Secret => {
-            let api: Api<Secret> = scoped(cluster, namespace);
-            let params = params.fields(&format!("type={SECRET_TYPE}"));
-            cluster
-                .call(op, api.list(&params))
-                .await?
-                .items
-                .into_iter()
-                .map(|s| {
-                    let payload = s.data.and_then(|mut d| d.remove("release")).map(|b| b.0);
-                    (s.metadata, payload)
-                })
-                .collect()
+    let objects = cluster
+        .call(op, api(cluster, driver, namespace).list(&params))
+        .await?
+        .items;
+    let mut listing = Listing::default();
+    for object in objects {
+        match stored(driver, object) {
+            Ok(r) => listing.records.push(r),
+            Err(u) => listing.unreadable.push(*u),
         }
-        Driver::ConfigMap => {
-            let api: Api<ConfigMap> = scoped(cluster, namespace);
-            cluster
-                .call(op, api.list(&params))
-                .await?
-                .items
-                .into_iter()
-                .map(|c| {
-                    let payload = c
-                        .data
-                        .and_then(|mut d| d.remove("release"))
-                        .map(String::into_bytes);
-                    (c.metadata, payload)
-                })
-                .collect()
-        }
-    };
-    raw.into_iter()
-        .map(|(meta, payload)| stored(driver, meta, payload))
-        .collect()
-}
-
-fn scoped<K>(cluster: &Cluster, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as kube::Resource>::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(cluster.client(), ns),
-        None => Api::all(cluster.client()),
     }
+    Ok(listing)
 }
 
-fn stored(driver: Driver, meta: ObjectMeta, payload: Option<Vec<u8>>) -> Result<StoredRelease> {
-    let namespace = meta.namespace.clone().unwrap_or_default();
-    let object_name = meta.name.clone().unwrap_or_default();
-    let what = || {
-        format!(
-            "Helm release record {} {namespace}/{object_name}",
-            driver.as_str()
-        )
+fn stored(driver: Driver, object: DynamicObject) -> Result<StoredRelease, Box<UnreadableRecord>> {
+    let meta = object.metadata.clone();
+    let namespace = meta.namespace.unwrap_or_default();
+    let object_name = meta.name.unwrap_or_default();
+    let labels = meta.labels.unwrap_or_default();
+    let unreadable = |reason: String| {
+        Box::new(UnreadableRecord {
+            driver,
+            namespace: namespace.clone(),
+            object_name: object_name.clone(),
+            release: labels.get("name").cloned(),
+            reason,
+        })
     };
-    let payload = payload.with_context(|| format!("{} has no `release` data", what()))?;
-    let release = release::decode(&payload).with_context(|| format!("{} cannot be decoded", what()))?;
+    let payload = driver.payload(&object).map_err(unreadable)?;
+    let release = release::decode(&payload).map_err(|e| unreadable(crate::error::one_line(&e)))?;
     Ok(StoredRelease {
         release,
         driver,
-        namespace,
-        object_name,
-        labels: meta.labels.unwrap_or_default(),
+        namespace: namespace.clone(),
+        object_name: object_name.clone(),
+        labels: labels.clone(),
         annotations: meta.annotations.unwrap_or_default(),
         resource_version: meta.resource_version,
     })
@@ -181,7 +256,7 @@ pub async fn list_both(
     namespace: Option<&str>,
     name: Option<&str>,
     which: Revisions,
-) -> Result<Vec<StoredRelease>> {
+) -> Result<Listing, ApiError> {
     let (secrets, configmaps) = tokio::join!(
         list(cluster, Driver::Secret, namespace, name, which),
         list(cluster, Driver::ConfigMap, namespace, name, which)
@@ -192,9 +267,11 @@ pub async fn list_both(
 }
 
 /// Every revision of one release, oldest first (through whichever driver
-/// holds it; Secrets win if both do, as with Helm's default driver).
-pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> Result<Vec<StoredRelease>> {
-    let mut revs = list(
+/// holds it; Secrets win if both do, as with Helm's default driver). An
+/// unreadable revision is an error here: a history with a hole cannot be
+/// continued safely (Helm itself refuses it too).
+pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Result<Vec<StoredRelease>> {
+    let mut listing = list(
         cluster,
         Driver::Secret,
         Some(namespace),
@@ -202,8 +279,8 @@ pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> Result<V
         Revisions::All,
     )
     .await?;
-    if revs.is_empty() {
-        revs = list(
+    if listing.records.is_empty() && listing.unreadable.is_empty() {
+        listing = list(
             cluster,
             Driver::ConfigMap,
             Some(namespace),
@@ -212,8 +289,34 @@ pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> Result<V
         )
         .await?;
     }
-    revs.sort_by_key(|r| r.release.version());
-    Ok(revs)
+    if let Some(bad) = listing.unreadable.first() {
+        return Err(crate::error::InvalidInput(format!(
+            "{bad}; release {name} cannot be changed until that record is repaired or deleted (kubectl delete {} {} -n {namespace})",
+            bad.driver.resource(),
+            bad.object_name
+        ))
+        .into());
+    }
+    let mut revisions = listing.records;
+    revisions.sort_by_key(|r| r.release.version());
+    Ok(revisions)
+}
+
+/// Watches every record of one release (any revision) through `driver`.
+pub fn watch_history(
+    cluster: &Cluster,
+    driver: Driver,
+    namespace: &str,
+    name: &str,
+) -> impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + use<> {
+    let config = watcher::Config::default().labels(&selector(Some(name), Revisions::All));
+    watcher(api(cluster, driver, Some(namespace)), config).boxed()
+}
+
+/// The revision number a watched storage object holds (its `version`
+/// label, as Helm writes it).
+pub fn watched_version(object: &DynamicObject) -> Option<u64> {
+    object.metadata.labels.as_ref()?.get("version")?.parse().ok()
 }
 
 fn system_labels(labels: &mut BTreeMap<String, String>, release: &Release) {
@@ -259,10 +362,8 @@ pub async fn create(
 /// resourceVersion it was read at: a concurrent writer gives a conflict.
 pub async fn update(cluster: &Cluster, stored: &mut StoredRelease) -> Result<(), ApiError> {
     system_labels(&mut stored.labels, &stored.release);
-    // Only a pending revision is held by a running `scale`.
-    if !is_pending(stored.release.status()) {
-        stored.annotations.remove(lock::HOLDER);
-        stored.annotations.remove(lock::HEARTBEAT);
+    for key in LEGACY_LOCK_ANNOTATIONS {
+        stored.annotations.remove(key);
     }
     stored.labels.insert("modifiedAt".into(), now_secs());
     stored.resource_version = write(cluster, stored, Write::Replace).await?;
@@ -278,104 +379,51 @@ enum Write {
 /// resourceVersion.
 async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<Option<String>, ApiError> {
     let name = stored.object_name.as_str();
-    let ns = stored.namespace.as_str();
     let payload = release::encode(&stored.release).map_err(|e| ApiError::Server {
         what: format!("encode {name}"),
         code: 0,
         message: e.to_string(),
     })?;
-    let metadata = ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(ns.to_string()),
-        labels: Some(stored.labels.clone()),
-        annotations: (!stored.annotations.is_empty()).then(|| stored.annotations.clone()),
-        resource_version: stored.resource_version.clone(),
+    let mut object = DynamicObject::new(name, &stored.driver.api_resource())
+        .within(&stored.namespace)
+        .data(stored.driver.body(&payload));
+    object.metadata.labels = Some(stored.labels.clone());
+    object.metadata.annotations = (!stored.annotations.is_empty()).then(|| stored.annotations.clone());
+    object.metadata.resource_version = stored.resource_version.clone();
+    let api = api(cluster, stored.driver, Some(&stored.namespace));
+    let pp = PostParams::default();
+    let written = match how {
+        Write::Create => {
+            cluster
+                .call(stored.op("create"), api.create(&pp, &object))
+                .await?
+        }
+        Write::Replace => {
+            cluster
+                .call(stored.op("update"), api.replace(name, &pp, &object))
+                .await?
+        }
+    };
+    Ok(written.metadata.resource_version)
+}
+
+/// Deletes one revision's record (history pruning), only as it was read:
+/// a record someone rewrote since is left alone (a conflict).
+pub async fn delete(cluster: &Cluster, stored: &StoredRelease) -> Result<(), ApiError> {
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: stored.resource_version.clone(),
+            uid: None,
+        }),
         ..Default::default()
     };
-    let verb = match how {
-        Write::Create => "create",
-        Write::Replace => "update",
-    };
-    let op = stored.op(verb);
-    let pp = PostParams::default();
-    let written = match stored.driver {
-        Driver::Secret => {
-            let api: Api<Secret> = Api::namespaced(cluster.client(), ns);
-            let obj = Secret {
-                metadata,
-                type_: Some(SECRET_TYPE.to_string()),
-                data: Some(BTreeMap::from([(
-                    "release".to_string(),
-                    ByteString(payload.into_bytes()),
-                )])),
-                ..Default::default()
-            };
-            match how {
-                Write::Create => cluster.call(op, api.create(&pp, &obj)).await?.metadata,
-                Write::Replace => cluster.call(op, api.replace(name, &pp, &obj)).await?.metadata,
-            }
-        }
-        Driver::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
-            let obj = ConfigMap {
-                metadata,
-                data: Some(BTreeMap::from([("release".to_string(), payload)])),
-                ..Default::default()
-            };
-            match how {
-                Write::Create => cluster.call(op, api.create(&pp, &obj)).await?.metadata,
-                Write::Replace => cluster.call(op, api.replace(name, &pp, &obj)).await?.metadata,
-            }
-        }
-    };
-    Ok(written.resource_version)
-}
-
-/// Renews `scale`'s heartbeat on a pending record: a merge patch of one
-/// annotation, so it never conflicts with (nor needs) the record's body.
-pub async fn heartbeat(cluster: &Cluster, stored: &StoredRelease, now: &str) -> Result<(), ApiError> {
-    let (ns, name, op) = (
-        stored.namespace.as_str(),
-        stored.object_name.as_str(),
-        stored.op("patch"),
-    );
-    let patch = Patch::Merge(serde_json::json!({"metadata": {"annotations": {lock::HEARTBEAT: now}}}));
-    let pp = PatchParams::default();
-    match stored.driver {
-        Driver::Secret => {
-            let api: Api<Secret> = Api::namespaced(cluster.client(), ns);
-            cluster.call(op, api.patch(name, &pp, &patch)).await.map(|_| ())
-        }
-        Driver::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
-            cluster.call(op, api.patch(name, &pp, &patch)).await.map(|_| ())
-        }
-    }
-}
-
-/// Deletes one revision's record (history pruning).
-pub async fn delete(cluster: &Cluster, stored: &StoredRelease) -> Result<(), ApiError> {
-    let (ns, name, op) = (
-        stored.namespace.as_str(),
-        stored.object_name.as_str(),
-        stored.op("delete"),
-    );
-    match stored.driver {
-        Driver::Secret => {
-            let api: Api<Secret> = Api::namespaced(cluster.client(), ns);
-            cluster
-                .call(op, api.delete(name, &DeleteParams::default()))
-                .await
-                .map(|_| ())
-        }
-        Driver::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
-            cluster
-                .call(op, api.delete(name, &DeleteParams::default()))
-                .await
-                .map(|_| ())
-        }
-    }
+    cluster
+        .call(
+            stored.op("delete"),
+            api(cluster, stored.driver, Some(&stored.namespace)).delete(&stored.object_name, &params),
+        )
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -389,5 +437,38 @@ mod tests {
             "owner=helm,name=my-release,status in (deployed,pending-install,pending-upgrade,pending-rollback)"
         );
         assert_eq!(selector(None, Revisions::All), "owner=helm");
+    }
+
+    fn object(driver: Driver, data: Value) -> DynamicObject {
+        DynamicObject::new("sh.helm.release.v1.r.v1", &driver.api_resource())
+            .within("ns")
+            .data(data)
+    }
+
+    #[test]
+    fn payloads_round_trip_through_both_drivers() {
+        for driver in [Driver::Secret, Driver::ConfigMap] {
+            let o = object(driver, driver.body("SDRzSUFBQUFBQUFBLw=="));
+            assert_eq!(
+                driver.payload(&o).expect("payload"),
+                b"SDRzSUFBQUFBQUFBLw==".to_vec()
+            );
+        }
+        assert_eq!(Driver::Secret.body("x")["type"], json!("helm.sh/release.v1"));
+    }
+
+    #[test]
+    fn an_odd_record_is_named_not_fatal() {
+        let mut o = object(Driver::Secret, json!({"data": {"release": "bm90IGhlbG0="}}));
+        o.metadata.labels = Some(BTreeMap::from([("name".to_string(), "other".to_string())]));
+        let bad = stored(Driver::Secret, o).expect_err("not a Helm payload");
+        assert_eq!(bad.release.as_deref(), Some("other"));
+        assert!(
+            bad.to_string()
+                .starts_with("Helm release record Secret ns/sh.helm.release.v1.r.v1 cannot be decoded: "),
+            "{bad}"
+        );
+        let missing = stored(Driver::ConfigMap, object(Driver::ConfigMap, json!({}))).expect_err("no data");
+        assert!(missing.reason.contains("no `release` data"), "{missing}");
     }
 }

@@ -82,6 +82,41 @@ fn other_charts_and_corrupt_records_are_named() {
         )),
         "{err}"
     );
+    assert!(
+        err.contains("kubectl delete secret sh.helm.release.v1.broken.v1"),
+        "{err}"
+    );
+
+    // As `kubectl get -A` does, one odd record does not hide the others: a
+    // namespace, -A and completion list what can be read and warn of the rest.
+    seed(ns, Scenario::Defaults, SeedOptions::default());
+    let warning =
+        format!("warning: Helm release record Secret {ns}/sh.helm.release.v1.broken.v1 cannot be decoded");
+    for args in [
+        vec!["status", "-n", ns],
+        vec!["status", "-A"],
+        vec!["status", "-A", "-o", "json"],
+    ] {
+        let r = run(plugin().args(&args));
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("my-release"), "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr.lines().any(|l| l.starts_with(&warning)),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let r = run(plugin().args(["__complete", "--", "status", "-n", ns, ""]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("my-release")),
+        "{}",
+        r.stdout
+    );
+    // The release named is the broken one: that fails, nothing else does.
+    let r = run(plugin().args(["scale", "broken", "queryNode=2", "-n", ns]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be decoded"), "{}", r.stderr);
 }
 
 #[test]

@@ -381,12 +381,16 @@ fn killed_scale_is_repaired_by_the_next_run() {
         Some((2, "pending-upgrade")),
         "{h:?}"
     );
+    // Right after the kill its Lease is fresh: `status` cannot tell a dead
+    // holder from a live one and says it is at work; once the Lease has
+    // gone unrenewed for its duration, `status` calls the run interrupted.
     let status = ok(&["status", "my-release", "-n", ns]);
-    assert!(
-        status.contains("left by an interrupted `kubectl milvus scale`"),
-        "{status}"
-    );
-    // Real helm refuses while it is pending; the plugin repairs and carries on.
+    assert!(status.contains("is working on it right now"), "{status}");
+    wait_until("the Lease to go stale", Duration::from_secs(30), || {
+        ok(&["status", "my-release", "-n", ns]).contains("left by an interrupted `kubectl milvus scale`")
+    });
+    // Real helm refuses while it is pending; the plugin waits the Lease out
+    // by its own clock, takes it over, repairs and carries on.
     let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
     assert!(out.contains("queryNode 2→1"), "{out}");
     let h = history(ns, "my-release", None);
@@ -436,15 +440,9 @@ fn a_concurrent_writer_conflict_is_retried() {
         ])
         .contains("v2")
     });
-    // Another writer touches the record: the plugin's write must get a 409 and retry.
-    kubectl(&[
-        "label",
-        "secret",
-        "sh.helm.release.v1.my-release.v2",
-        "-n",
-        ns,
-        "touched=yes",
-    ]);
+    // Another writer touches the revision the run will supersede: that
+    // write gets a 409, is re-read (still deployed) and retried. (A touch
+    // of the run's own pending revision stops the run: tests/writers.rs.)
     kubectl(&[
         "label",
         "secret",
@@ -474,7 +472,12 @@ fn an_api_outage_leaves_history_consistent_and_a_rerun_finishes() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("re-run to repair and finish"), "{stderr}");
+    // Unable to renew its lock, the run stops and writes nothing more.
+    assert!(stderr.contains("lock could not be renewed"), "{stderr}");
+    assert!(
+        stderr.contains("left pending for the next run to repair"),
+        "{stderr}"
+    );
     let h = history(ns, "my-release", None);
     assert_eq!(
         h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
@@ -855,10 +858,10 @@ fn revisions_left_deployed_are_superseded_by_the_next_run() {
     );
 }
 
-/// While one `scale` works, its pending revision is held (holder and a
-/// fresh heartbeat on the record): a second `scale` is refused and changes
-/// nothing, `status` and `plan` say who works on it, and the first run
-/// finishes undisturbed.
+/// While one `scale` works it holds the release's Lease and renews it: a
+/// second `scale` sees the renewals, is refused and changes nothing,
+/// `status` and `plan` say who works on it, and the first run finishes
+/// undisturbed and gives the Lease up.
 #[test]
 fn a_second_scale_while_one_runs_is_refused() {
     let ns = namespace("sc-busy");
@@ -868,7 +871,7 @@ fn a_second_scale_while_one_runs_is_refused() {
     let before = history(ns, "my-release", None);
     let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
     assert!(
-        err.contains("revision 2 of my-release is being scaled right now by kubectl milvus scale on "),
+        err.contains("my-release is being scaled right now by kubectl milvus scale on "),
         "{err}"
     );
     let status = ok(&["status", "my-release", "-n", ns]);
@@ -885,14 +888,72 @@ fn a_second_scale_while_one_runs_is_refused() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(replicas(ns, qn), "1");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
-    let lock_left = kubectl(&[
-        "get",
-        "secret",
-        "-n",
-        ns,
-        "sh.helm.release.v1.my-release.v2",
-        "-o",
-        "jsonpath={.metadata.annotations}",
-    ]);
-    assert!(!lock_left.contains("scale-holder"), "{lock_left}");
+    let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);
+    assert!(leases.trim().is_empty(), "the Lease is given up: {leases}");
+}
+
+/// Runs the plugin to its end and returns (exit code, stdout, peak RSS in
+/// KiB), the peak as the kernel accounted it for exactly that process.
+#[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std cannot do for us
+fn run_measured(args: &[&str]) -> (i32, String, i64) {
+    let out = tempfile::NamedTempFile::new().expect("temp file");
+    let child = plugin()
+        .args(args)
+        .stdout(out.reopen().expect("reopen"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for (std never reaps it).
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let stdout = std::fs::read_to_string(out.path()).expect("read output");
+    (code, stdout, usage.ru_maxrss)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn huge_targets_are_refused_or_summarised_in_bounded_memory() {
+    let ns = namespace("sc-huge");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    // A count no Deployment holds: refused at parse time, one line, exit 2.
+    for absurd in ["queryNode=4294967295", "queryNode=2147483648"] {
+        let err = fails(&["plan", "my-release", absurd, "-n", ns], 2);
+        assert!(err.contains("at most 2147483647"), "{err}");
+        let err = fails(&["scale", "my-release", absurd, "-n", ns], 2);
+        assert!(err.contains("at most 2147483647"), "{err}");
+    }
+    let err = fails(&["scale", "my-release", "queryNode=+2147483647", "-n", ns], 2);
+    assert!(err.contains("would reach 2147483648"), "{err}");
+    assert_eq!(history(ns, "my-release", None).len(), 1, "nothing recorded");
+    assert_eq!(replicas(ns, "my-release-milvus-querynode"), "1");
+
+    // The largest count a Deployment holds: planned in the memory and the
+    // output a small plan takes.
+    let (code, small, small_rss) = run_measured(&["plan", "my-release", "queryNode=3", "-n", ns]);
+    assert_eq!(code, 0, "{small}");
+    let (code, huge, huge_rss) = run_measured(&["plan", "my-release", "queryNode=2147483647", "-n", ns]);
+    assert_eq!(code, 0, "{huge}");
+    // One querynode runs: 2,147,483,646 new pods, the first 10 listed.
+    assert!(huge.contains("… and 2,147,483,636 more new pods"), "{huge}");
+    assert!(huge.lines().count() < small.lines().count() + 20, "{huge}");
+    assert!(
+        huge_rss < small_rss + 16 * 1024,
+        "peak RSS {huge_rss} KiB at the huge target vs {small_rss} KiB at 3"
+    );
+    let (code, json, _) = run_measured(&["plan", "my-release", "queryNode=99999", "-n", ns, "-o", "json"]);
+    assert_eq!(code, 0, "{json}");
+    let doc: Value = serde_json::from_str(&json).expect("json");
+    // One querynode runs: 99,998 new pods, the first 10 listed.
+    assert_eq!(doc["items"][0]["newPodsNotShown"], 99_988);
 }

@@ -59,6 +59,20 @@ pub enum ApiError {
     },
 }
 
+/// The server's message when a watch failed because it is forbidden (an
+/// error retrying cannot mend); `None` for the errors a watcher retries.
+pub fn forbidden_watch(e: &kube::runtime::watcher::Error) -> Option<String> {
+    use kube::runtime::watcher::Error;
+    let status = match e {
+        Error::InitialListFailed(kube::Error::Api(s))
+        | Error::WatchStartFailed(kube::Error::Api(s))
+        | Error::WatchFailed(kube::Error::Api(s))
+        | Error::WatchError(s) => s,
+        _ => return None,
+    };
+    status.is_forbidden().then(|| status.message.clone())
+}
+
 /// What a call does, for error messages: `list` `secrets` in `namespace x`.
 #[derive(Debug, Clone)]
 pub struct Op<'a> {
@@ -161,12 +175,6 @@ impl Cluster {
         }
     }
 
-    /// Lists for reading only: served from the API server's watch cache
-    /// (`resourceVersion=0`), which is cheap and at most milliseconds stale.
-    pub fn cached_list() -> ListParams {
-        ListParams::default().match_any()
-    }
-
     /// Lists one kind in a namespace; the error names `<plural>.<group>`.
     pub async fn list<K>(&self, namespace: &str, params: &ListParams) -> Result<Vec<K>, ApiError>
     where
@@ -235,7 +243,7 @@ impl Cluster {
     }
 
     pub async fn list_statefulsets(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {
-        let items: Vec<StatefulSet> = self.list(namespace, &Self::cached_list()).await?;
+        let items: Vec<StatefulSet> = self.list(namespace, &ListParams::default()).await?;
         Ok(items.iter().map(live_statefulset).collect())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod lease;
 pub mod operator;
 
 pub use api::{ApiError, Cluster};

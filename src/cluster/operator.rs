@@ -9,7 +9,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use super::Cluster;
-use super::api::{ApiError, Op, live_deployment};
+use super::api::{ApiError, Op, forbidden_watch, live_deployment};
 use crate::core::operator::{self, MilvusResource, OperatorDeployment};
 
 /// The field manager of our writes to `Milvus` resources.
@@ -71,7 +71,7 @@ fn decode(object: DynamicObject) -> Result<MilvusResource, ApiError> {
 pub async fn list(cluster: &Cluster, namespace: Option<&str>) -> Result<Found, ApiError> {
     let api = api(cluster.client(), namespace);
     match cluster
-        .call(op("list", namespace, None), api.list(&Cluster::cached_list()))
+        .call(op("list", namespace, None), api.list(&ListParams::default()))
         .await
     {
         Ok(list) => Ok(Found::Resources(
@@ -119,20 +119,29 @@ pub async fn patch(
     decode(cluster.call(what, api.patch(cr.name(), &params, &patch)).await?)
 }
 
+/// What a watch saw go wrong.
+#[derive(Debug)]
+pub enum WatchError {
+    /// Forbidden: retrying cannot mend it (the server's message).
+    Forbidden(String),
+    /// Anything the watcher retries by itself.
+    Retrying,
+}
+
 /// Watches one resource: every version it takes, from now on.
 pub fn watch(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
-) -> impl Stream<Item = Result<MilvusResource, String>> + Send + 'static {
+) -> impl Stream<Item = Result<MilvusResource, WatchError>> + Send + 'static {
     let api = api(cluster.client(), Some(namespace));
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     watcher(api, config)
         .default_backoff()
         .applied_objects()
         .map(|event| match event {
-            Ok(object) => decode(object).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(object) => decode(object).map_err(|_| WatchError::Retrying),
+            Err(e) => Err(forbidden_watch(&e).map_or(WatchError::Retrying, WatchError::Forbidden)),
         })
 }
 

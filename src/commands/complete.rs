@@ -414,6 +414,7 @@ async fn releases(ctx: &Context<'_>) -> Vec<(String, String)> {
         current_records(&cluster, (!all).then_some(namespace.as_str()), None)
             .await
             .ok()
+            .map(|listing| listing.records)
     })
     .await
     .unwrap_or_default();
@@ -466,7 +467,7 @@ async fn namespaces(ctx: &Context<'_>) -> Vec<(String, String)> {
     bounded(ctx, async {
         let conn = connect(&opts).await.ok()?;
         let api: Api<Namespace> = Api::all(conn.client);
-        let list = api.list(&Cluster::cached_list()).await.ok()?;
+        let list = api.list(&kube::api::ListParams::default()).await.ok()?;
         Some(
             list.items
                 .into_iter()

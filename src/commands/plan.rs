@@ -4,8 +4,9 @@ use anyhow::Result;
 
 use crate::cli::{PlanArgs, PlanOutput};
 use crate::cluster::Cluster;
-use crate::commands::releases::{self, PendingWork};
+use crate::commands::releases;
 use crate::commands::status;
+use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request};
 use crate::error::{InvalidInput, Refused};
@@ -26,8 +27,8 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
     };
     let mut plan = make(stored, &live, &requests, args.force)?;
     if let Some(p) = &current.pending {
-        plan.warnings.push(match releases::pending_work(p) {
-            PendingWork::Scaling { holder, .. } => format!(
+        plan.warnings.push(match releases::pending_work(cluster, p).await {
+            PendingWork::Scaling { holder } => format!(
                 "revision {} is being scaled right now by kubectl milvus scale on {holder}; `scale` is refused until it ends",
                 p.release.version()
             ),

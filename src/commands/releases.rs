@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use jiff::SignedDuration;
 
 use crate::cluster::Cluster;
-use crate::core::lock::{self, Holder, LockState};
+use crate::cluster::lease;
+use crate::core::lock::{self, PendingWork};
 use crate::core::release::is_pending;
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::InvalidInput;
-use crate::helm::{self, Driver, Revisions, StoredRelease};
+use crate::helm::{self, Driver, Listing, Revisions, StoredRelease};
 
 /// A release's current records: the deployed revision and, if newer, a
 /// pending one.
@@ -27,64 +27,19 @@ impl CurrentRelease {
     }
 }
 
-/// Who is behind a pending revision, as `scale`, `plan` and `status` tell it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PendingWork {
-    /// Another Helm operation (running, or died): `scale` keeps out.
-    Helm,
-    /// A `scale` run is working on it right now.
-    Scaling { holder: Holder, age: SignedDuration },
-    /// A `scale` run that is gone: the next `scale` repairs it.
-    Interrupted,
-}
-
-pub fn pending_work(pending: &StoredRelease) -> PendingWork {
-    if !pending
-        .release
-        .description()
-        .starts_with(PLUGIN_DESCRIPTION_PREFIX)
-    {
+/// Who is behind a pending revision: another Helm operation, a `scale`
+/// run holding the release's Lease, or an interrupted one. (Only `scale`
+/// judges whether a holder is alive, by watching the Lease; this tells.)
+pub async fn pending_work(cluster: &Cluster, pending: &StoredRelease) -> PendingWork {
+    let description = pending.release.description();
+    if !description.starts_with(PLUGIN_DESCRIPTION_PREFIX) {
         return PendingWork::Helm;
     }
-    match lock::judge(
-        &pending.annotations,
-        jiff::Timestamp::now(),
-        &this_process(),
-        alive,
-    ) {
-        LockState::Busy { holder, age } => PendingWork::Scaling { holder, age },
-        LockState::Abandoned => PendingWork::Interrupted,
-    }
-}
-
-/// This process, as it names itself on a pending revision it holds.
-pub fn this_process() -> Holder {
-    Holder {
-        host: hostname::get()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unknown-host".to_string()),
-        pid: std::process::id(),
-    }
-}
-
-/// Does a process of this host still run? (Unix; elsewhere only the
-/// heartbeat's age tells.)
-fn alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = i32::try_from(pid) else {
-            return false;
-        };
-        // SAFETY: signal 0 delivers nothing; it only checks the pid exists.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
+    let seen = lease::seen(cluster, &pending.namespace, pending.release.name())
+        .await
+        .ok()
+        .flatten();
+    lock::pending_work(description, PLUGIN_DESCRIPTION_PREFIX, seen.as_ref())
 }
 
 /// Groups current records by (namespace, release name).
@@ -121,28 +76,56 @@ pub fn group(records: Vec<StoredRelease>) -> BTreeMap<(String, String), CurrentR
 
 /// Reads the current records of one release (Secrets first, then ConfigMaps:
 /// one request for the default driver) or of every release in scope.
+/// Unreadable records are returned named, not as an error: one odd object
+/// must not hide every other release.
 pub async fn current_records(
     cluster: &Cluster,
     namespace: Option<&str>,
     name: Option<&str>,
-) -> Result<Vec<StoredRelease>> {
+) -> Result<Listing> {
     match name {
         Some(n) => {
             let found = helm::list(cluster, Driver::Secret, namespace, Some(n), Revisions::Current).await?;
-            if !found.is_empty() {
+            if !found.records.is_empty() || !found.unreadable.is_empty() {
                 return Ok(found);
             }
-            helm::list(cluster, Driver::ConfigMap, namespace, Some(n), Revisions::Current).await
+            Ok(helm::list(cluster, Driver::ConfigMap, namespace, Some(n), Revisions::Current).await?)
         }
-        None => helm::list_both(cluster, namespace, None, Revisions::Current).await,
+        None => Ok(helm::list_both(cluster, namespace, None, Revisions::Current).await?),
     }
+}
+
+/// Says on stderr which records could not be read, as kubectl warns of
+/// objects it cannot show, and carries on.
+pub fn warn_unreadable(listing: &Listing) {
+    for bad in &listing.unreadable {
+        eprintln!("warning: {bad}; skipped");
+    }
+}
+
+/// The error for a release whose only records cannot be read.
+pub fn unreadable_release(listing: &Listing, name: &str) -> Option<anyhow::Error> {
+    if !listing.records.is_empty() {
+        return None;
+    }
+    let bad = listing
+        .unreadable
+        .iter()
+        .find(|u| u.release.as_deref() == Some(name))?;
+    Some(anyhow::anyhow!(
+        "{bad}; repair or delete that record (kubectl delete {} {} -n {}) and retry",
+        bad.driver.as_str().to_lowercase(),
+        bad.object_name,
+        bad.namespace
+    ))
 }
 
 /// The error for a release that is not there, naming the ones that are.
 pub async fn not_found(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Error {
     let others = match current_records(cluster, Some(namespace), None).await {
-        Ok(records) => {
-            let mut names: Vec<String> = records
+        Ok(listing) => {
+            let mut names: Vec<String> = listing
+                .records
                 .iter()
                 .filter(|r| r.release.is_milvus())
                 .map(|r| r.release.name().to_string())
@@ -166,8 +149,11 @@ pub async fn not_found(cluster: &Cluster, namespace: &str, name: &str) -> anyhow
 /// Resolves RELEASE in the namespace for `plan`/`scale`: it must exist and be
 /// a Milvus chart.
 pub async fn one(cluster: &Cluster, namespace: &str, name: &str) -> Result<CurrentRelease> {
-    let records = current_records(cluster, Some(namespace), Some(name)).await?;
-    let Some((_, cur)) = group(records).into_iter().next() else {
+    let listing = current_records(cluster, Some(namespace), Some(name)).await?;
+    if let Some(e) = unreadable_release(&listing, name) {
+        return Err(e);
+    }
+    let Some((_, cur)) = group(listing.records).into_iter().next() else {
         return Err(not_found(cluster, namespace, name).await);
     };
     check_milvus(&cur)?;

@@ -8,7 +8,8 @@ use kube::api::ListParams;
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
 use crate::commands::operator;
-use crate::commands::releases::{self, CurrentRelease, PendingWork};
+use crate::commands::releases::{self, CurrentRelease};
+use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::operator::Instance;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
@@ -108,7 +109,7 @@ async fn helm_statuses(
     all_namespaces: bool,
 ) -> Result<Vec<ReleaseStatus>> {
     let namespace = cluster.namespace().to_string();
-    let (records, prefetched) = if all_namespaces {
+    let (listing, prefetched) = if all_namespaces {
         (releases::current_records(cluster, None, release).await?, None)
     } else {
         // Records and live objects are independent: fetch them together.
@@ -118,8 +119,12 @@ async fn helm_statuses(
         );
         (records?, Some(live))
     };
+    if let Some(e) = release.and_then(|name| releases::unreadable_release(&listing, name)) {
+        return Err(e);
+    }
+    releases::warn_unreadable(&listing);
 
-    let grouped = releases::group(records);
+    let grouped = releases::group(listing.records);
     if release.is_some() {
         for cur in grouped.values() {
             releases::check_milvus(cur)?;
@@ -192,9 +197,9 @@ async fn helm_statuses(
             now,
         );
         if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref())
-            && let PendingWork::Scaling { holder, .. } = releases::pending_work(record)
+            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, record).await
         {
-            shown.held_by = Some(holder.to_string());
+            shown.held_by = Some(holder);
         }
         out.push(built);
     }
@@ -208,15 +213,13 @@ pub struct Live {
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
-/// Deployments, HPAs and pods of a namespace, concurrently, from the
-/// watch cache: cheap, and at most milliseconds stale, fine for reading.
+/// Deployments, HPAs and pods of a namespace, concurrently. Consistent
+/// reads (no `resourceVersion=0`): what `kubectl get` shows at this moment,
+/// never an older state a lagging watch cache still holds. (Servers from
+/// v1.31 serve consistent lists from their cache anyway.)
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
-    fetch_live_with(cluster, namespace, &Cluster::cached_list()).await
-}
-
-/// [`fetch_live`] with the given list parameters (`ListParams::default()`
-/// reads the current state, for a command about to write).
-pub async fn fetch_live_with(cluster: &Cluster, namespace: &str, params: &ListParams) -> Result<Live> {
+    let params = ListParams::default();
+    let params = &params;
     let (workloads, hpas, pods) = tokio::try_join!(
         cluster.list_deployments(namespace, params),
         cluster.list_hpas(namespace, params),

@@ -1,147 +1,162 @@
-//! Who is working on a pending revision written by `scale`.
+//! One `scale` at a time per release: the rules of the lock.
 //!
-//! `scale` writes revision N+1 as `pending-upgrade` first, as Helm does; that
-//! keeps Helm out, but a second `scale` must also tell a run that is still
-//! working from one that was killed (which it repairs). The running process
-//! names itself on the record and renews a heartbeat; a record whose
-//! heartbeat is fresh, from a process not known to be dead, is busy.
+//! The lock is a `coordination.k8s.io/v1` Lease per release, judged the way
+//! Kubernetes' own leader election judges one: the holder renews it every
+//! [`RENEW_EVERY`]; an observer calls it gone only when the Lease has not
+//! changed for its `leaseDurationSeconds` **as measured by the observer's
+//! own monotonic clock**. Nobody compares another machine's wall clock
+//! with its own, and no host name or pid is trusted to mean "same machine"
+//! (two containers can share a host name and not a pid namespace).
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+/// How long a holder's silence makes its Lease free (client-go's default).
+pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// How often a holder renews.
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// A holder that could not renew for this long stops working: by then an
+/// observer may be about to take the Lease over (client-go's default).
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How often an observer looks at a Lease held by someone else.
+pub const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+/// How long a holder may stay silent before an observer says it waits.
+pub const QUIET_BEFORE_TELLING: Duration = Duration::from_secs(3);
 
-/// `<host>/<pid>` of the run holding the pending revision.
-pub const HOLDER: &str = "kubectl-milvus.io/scale-holder";
-/// RFC 3339 time of the holder's last sign of life.
-pub const HEARTBEAT: &str = "kubectl-milvus.io/scale-heartbeat";
-/// How often a running `scale` renews its heartbeat.
-pub const RENEW_EVERY: SignedDuration = SignedDuration::from_secs(5);
-/// A heartbeat older than this belongs to a run that is gone.
-pub const TTL: SignedDuration = SignedDuration::from_secs(20);
-
-/// A process running `scale`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub host: String,
-    pub pid: u32,
+/// The Lease of a release (release names are DNS labels of at most 53
+/// characters, so this is a valid object name).
+pub fn lease_name(release: &str) -> String {
+    format!("kubectl-milvus.scale.{release}")
 }
 
-impl Holder {
-    pub fn parse(text: &str) -> Option<Holder> {
-        let (host, pid) = text.rsplit_once('/')?;
-        Some(Holder {
-            host: host.to_string(),
-            pid: pid.parse().ok()?,
-        })
-    }
+/// A run's identity on the Lease: readable (`host/pid`) and unique (a
+/// random suffix), so that two runs never take each other for the same one.
+pub fn identity(host: &str, pid: u32, nonce: u64) -> String {
+    format!("{host}/{pid}/{:08x}", nonce & 0xffff_ffff)
 }
 
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.host, self.pid)
-    }
+/// The part of an identity a person reads (`host/pid`).
+pub fn readable(identity: &str) -> &str {
+    identity.rsplit_once('/').map_or(identity, |(who, _)| who)
 }
 
-/// What the lock annotations of a pending revision say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockState {
-    /// No run is working on it (killed, or written before heartbeats
-    /// existed): the next `scale` repairs it.
-    Abandoned,
-    /// A run is working on it right now.
-    Busy { holder: Holder, age: SignedDuration },
+/// What an observer decides about a Lease held by someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It changed while we watched: its holder is working.
+    Alive,
+    /// Not yet known: keep watching.
+    Undecided,
+    /// Unchanged for its whole duration by our clock: its holder is gone.
+    Expired,
 }
 
-/// Judges a pending revision's lock annotations at `now`. `me` is this
-/// process; `alive(pid)` tells whether a process on this host still runs.
-pub fn judge(
-    annotations: &BTreeMap<String, String>,
-    now: Timestamp,
-    me: &Holder,
-    alive: impl Fn(u32) -> bool,
-) -> LockState {
-    let holder = annotations.get(HOLDER).and_then(|h| Holder::parse(h));
-    let heartbeat = annotations
-        .get(HEARTBEAT)
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    let (Some(holder), Some(heartbeat)) = (holder, heartbeat) else {
-        return LockState::Abandoned;
-    };
-    let age = now.duration_since(heartbeat);
-    let gone_here = holder.host == me.host && (holder.pid == me.pid || !alive(holder.pid));
-    if age > TTL || gone_here {
-        LockState::Abandoned
+/// Judges a Lease another run holds, from what we saw: whether its record
+/// changed since we first looked, and for how long (by our monotonic
+/// clock) it has stayed the same. `duration` is the holder's own
+/// `leaseDurationSeconds` (ours when it gave none).
+pub fn judge(changed: bool, unchanged_for: Duration, duration: Option<Duration>) -> Verdict {
+    if changed {
+        Verdict::Alive
+    } else if unchanged_for >= duration.unwrap_or(LEASE_DURATION) {
+        Verdict::Expired
     } else {
-        LockState::Busy { holder, age }
+        Verdict::Undecided
     }
 }
 
-/// The annotations a holder writes: its name and a fresh heartbeat.
-pub fn annotations(me: &Holder, now: Timestamp) -> [(String, String); 2] {
-    [
-        (HOLDER.to_string(), me.to_string()),
-        (HEARTBEAT.to_string(), now.to_string()),
-    ]
+/// Who is behind a pending revision, as `scale`, `plan` and `status` tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingWork {
+    /// Another Helm operation (running, or died): `scale` keeps out.
+    Helm,
+    /// A `scale` run holds the release's Lease (`host/pid`).
+    Scaling { holder: String },
+    /// A `scale` run that is gone: the next `scale` repairs it.
+    Interrupted,
+}
+
+/// A Lease as `status` and `plan` see it in one read: its holder, and how
+/// long ago its renewal time lies by this machine's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSeen {
+    pub holder: String,
+    pub renewed_ago: Option<Duration>,
+}
+
+/// Classifies a pending revision: ours (by its description) or another
+/// Helm operation's, and if ours, whether a run still holds the Lease.
+/// From one read, only the holder's own renewal time can hint whether it
+/// is alive; that is good enough to *describe* (a Lease not renewed for its
+/// duration reads as interrupted), never to decide: `scale` decides by
+/// watching the Lease with its own clock.
+pub fn pending_work(description: &str, ours_prefix: &str, lease: Option<&LeaseSeen>) -> PendingWork {
+    if !description.starts_with(ours_prefix) {
+        return PendingWork::Helm;
+    }
+    match lease {
+        Some(seen) if !seen.holder.is_empty() && seen.renewed_ago.is_none_or(|ago| ago < LEASE_DURATION) => {
+            PendingWork::Scaling {
+                holder: readable(&seen.holder).to_string(),
+            }
+        }
+        _ => PendingWork::Interrupted,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn me() -> Holder {
-        Holder {
-            host: "laptop".into(),
-            pid: 100,
-        }
-    }
-
-    fn record(holder: &str, heartbeat: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (HOLDER.to_string(), holder.to_string()),
-            (HEARTBEAT.to_string(), heartbeat.to_string()),
-        ])
+    #[test]
+    fn a_lease_that_changes_is_alive_one_that_does_not_expires_by_our_clock() {
+        let s = Duration::from_secs;
+        assert_eq!(judge(true, s(0), None), Verdict::Alive);
+        assert_eq!(judge(true, s(60), None), Verdict::Alive);
+        assert_eq!(judge(false, s(14), None), Verdict::Undecided);
+        assert_eq!(judge(false, s(15), None), Verdict::Expired);
+        // The holder's own duration counts, not ours.
+        assert_eq!(judge(false, s(20), Some(s(30))), Verdict::Undecided);
+        assert_eq!(judge(false, s(5), Some(s(5))), Verdict::Expired);
     }
 
     #[test]
-    fn a_fresh_heartbeat_from_a_live_run_is_busy() {
-        let now: Timestamp = "2026-11-28T10:00:10Z".parse().unwrap();
-        let other_host = record("ci-runner/42", "2026-11-28T10:00:00Z");
+    fn identities_are_unique_and_readable() {
+        let a = identity("laptop", 42, 0x1234_5678_9abc);
+        let b = identity("laptop", 42, 0x1234_5678_9abd);
+        assert_ne!(a, b, "same host and pid, different runs");
+        assert_eq!(a, "laptop/42/56789abc");
+        assert_eq!(readable(&a), "laptop/42");
+        assert_eq!(lease_name("my-release"), "kubectl-milvus.scale.my-release");
+    }
+
+    #[test]
+    fn pending_revisions_are_classified() {
+        let ours = "kubectl-milvus: scaling queryNode 3→1";
+        let seen = |holder: &str, ago: u64| LeaseSeen {
+            holder: holder.into(),
+            renewed_ago: Some(Duration::from_secs(ago)),
+        };
         assert_eq!(
-            judge(&other_host, now, &me(), |_| false),
-            LockState::Busy {
-                holder: Holder::parse("ci-runner/42").unwrap(),
-                age: SignedDuration::from_secs(10)
+            pending_work("Upgrade in progress", "kubectl-milvus:", Some(&seen("h/1/2", 1))),
+            PendingWork::Helm
+        );
+        assert_eq!(
+            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 1))),
+            PendingWork::Scaling {
+                holder: "ci/7".into()
             }
         );
-        let same_host_alive = record("laptop/42", "2026-11-28T10:00:00Z");
-        assert!(matches!(
-            judge(&same_host_alive, now, &me(), |pid| pid == 42),
-            LockState::Busy { .. }
-        ));
-    }
-
-    #[test]
-    fn stale_dead_or_missing_locks_are_abandoned() {
-        let now: Timestamp = "2026-11-28T10:01:00Z".parse().unwrap();
-        // Heartbeat older than the TTL, wherever it ran.
-        let stale = record("ci-runner/42", "2026-11-28T10:00:00Z");
-        assert_eq!(judge(&stale, now, &me(), |_| true), LockState::Abandoned);
-        // Same host, process gone (kill -9): no need to wait for the TTL.
-        let killed = record("laptop/42", "2026-11-28T10:00:59Z");
-        assert_eq!(judge(&killed, now, &me(), |_| false), LockState::Abandoned);
-        // Written by an older plugin, or garbled.
         assert_eq!(
-            judge(&BTreeMap::new(), now, &me(), |_| true),
-            LockState::Abandoned
+            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 60))),
+            PendingWork::Interrupted
         );
-        let garbled = record("no-pid", "yesterday");
-        assert_eq!(judge(&garbled, now, &me(), |_| true), LockState::Abandoned);
-    }
-
-    #[test]
-    fn holder_names_round_trip() {
-        let h = Holder::parse("host.example.com/4242").unwrap();
-        assert_eq!(h.to_string(), "host.example.com/4242");
-        assert_eq!(Holder::parse("x/notapid"), None);
+        assert_eq!(
+            pending_work(ours, "kubectl-milvus:", None),
+            PendingWork::Interrupted
+        );
+        assert_eq!(
+            pending_work(ours, "kubectl-milvus:", Some(&seen("", 0))),
+            PendingWork::Interrupted
+        );
     }
 }

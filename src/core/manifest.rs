@@ -69,7 +69,7 @@ struct TargetRef {
 /// Parses the stored manifest (a `---`-separated YAML stream).
 pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
     let mut out = Vec::new();
-    for (i, text) in documents(manifest).enumerate() {
+    for (i, (text, _)) in documents(manifest).enumerate() {
         if text
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -111,8 +111,10 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-/// Splits a YAML stream on document separator lines.
-fn documents(manifest: &str) -> impl Iterator<Item = &str> {
+/// Splits a YAML stream on document separator lines: each document with
+/// the separator line that ends it (empty for the last), so that joining
+/// the pairs gives back the text byte for byte.
+fn documents(manifest: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = manifest;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -120,21 +122,16 @@ fn documents(manifest: &str) -> impl Iterator<Item = &str> {
         }
         let mut offset = 0;
         for line in rest.split_inclusive('\n') {
-            if offset > 0 && line.trim_end() == "---" {
+            if line.trim_end() == "---" {
                 let (doc, tail) = rest.split_at(offset);
                 rest = &tail[line.len()..];
-                return Some(doc);
-            }
-            if offset == 0 && line.trim_end() == "---" {
-                // A leading separator: skip it.
-                rest = &rest[line.len()..];
-                return Some("");
+                return Some((doc, line));
             }
             offset += line.len();
         }
         let doc = rest;
         rest = "";
-        Some(doc)
+        Some((doc, ""))
     })
 }
 
@@ -145,10 +142,7 @@ fn documents(manifest: &str) -> impl Iterator<Item = &str> {
 pub fn set_replicas(manifest: &str, kind: &str, name: &str, replicas: u32) -> Result<String> {
     let mut out = String::with_capacity(manifest.len() + 16);
     let mut found = false;
-    let mut rest = manifest;
-    while !rest.is_empty() {
-        let (doc, sep, tail) = next_document(rest);
-        rest = tail;
+    for (doc, sep) in documents(manifest) {
         if !found && doc_is(doc, kind, name) {
             out.push_str(
                 &rewrite_replicas(doc, replicas)
@@ -162,21 +156,6 @@ pub fn set_replicas(manifest: &str, kind: &str, name: &str, replicas: u32) -> Re
     }
     anyhow::ensure!(found, "the stored manifest has no {kind} named {name}");
     Ok(out)
-}
-
-/// Returns (document text, separator line, remaining text).
-fn next_document(text: &str) -> (&str, &str, &str) {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_end() == "---" && offset > 0 {
-            return (&text[..offset], line, &text[offset + line.len()..]);
-        }
-        if line.trim_end() == "---" && offset == 0 {
-            return ("", line, &text[line.len()..]);
-        }
-        offset += line.len();
-    }
-    (text, "", "")
 }
 
 fn doc_is(doc: &str, kind: &str, name: &str) -> bool {

@@ -653,7 +653,7 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         }
     }
     let objects = owner_objects(cr, input.deployments);
-    let pods = plan::predicted_pods(&objects, input.pods, input.now, &changes);
+    let (pods, new_pods_not_shown) = plan::predicted_pods(&objects, input.pods, input.now, &changes);
     Ok(Plan {
         managed_by: ManagedBy::MilvusOperator,
         release: cr.name().to_string(),
@@ -663,6 +663,7 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         changes,
         warnings,
         pods,
+        new_pods_not_shown,
         helm_command: String::new(),
     })
 }
@@ -1144,7 +1145,7 @@ mod tests {
         let steps: Vec<(Option<&str>, u32, Vec<u32>)> = p
             .changes
             .iter()
-            .map(|c| (c.group.as_deref(), c.current, c.steps.clone()))
+            .map(|c| (c.group.as_deref(), c.current, c.steps.iter().collect()))
             .collect();
         assert_eq!(steps, [(Some("g1"), 3, vec![2, 1]), (Some("g2"), 2, vec![1])]);
         assert!(
@@ -1187,7 +1188,7 @@ mod tests {
         assert!(invalid(&["indexNode=2"]));
         assert!(invalid(&["etcd=2"]));
         assert!(invalid(&["proxy=1", "PROXY=2"]));
-        assert!(invalid(&["queryNode=4294967295"]));
+        assert!(invalid(&["queryNode=+2147483647"]));
         let standalone = &sample("milvus_default.yaml")[0];
         assert!(matches!(
             plan_for(standalone, &[], &[], &["queryNode=2"]),
@@ -1195,7 +1196,10 @@ mod tests {
         ));
 
         let p = plan_for(cr, &d, &[], &["querynode=+2", "dataNode=1"]).expect("plan");
-        assert_eq!((p.changes[0].target, p.changes[0].steps.clone()), (3, vec![3]));
+        assert_eq!(
+            (p.changes[0].target, p.changes[0].steps.iter().collect::<Vec<_>>()),
+            (3, vec![3])
+        );
         assert_eq!(p.changes[0].deployments, ["my-release-milvus-querynode-0"]);
         assert!(p.changes[1].is_noop());
         assert_eq!(
@@ -1289,7 +1293,7 @@ mod tests {
             current: 1,
             values: Replicas::Count(1),
             target: 1,
-            steps: vec![],
+            steps: plan::steps(1, 1),
         }
     }
 

@@ -56,26 +56,39 @@ pub fn parse_request(text: &str) -> Result<Request, Rejection> {
     })
 }
 
-/// Parses the replica part: `3`, `+2`, `-1`.
+/// The most replicas a Deployment accepts (`spec.replicas` is an int32).
+pub const MAX_REPLICAS: u32 = i32::MAX as u32;
+
+/// Parses the replica part: `3`, `+2`, `-1`. Counts a Deployment could not
+/// hold are refused here, before anything is read or planned.
 pub fn parse_target(component: &str, n: &str) -> Result<Target, Rejection> {
     let bad = || {
         Rejection::Invalid(format!(
             "invalid replica count {n:?} for {component}: use a whole number (3) or a relative one (+1, -1)"
         ))
     };
-    if let Some(rel) = n.strip_prefix('+') {
-        return rel
-            .parse::<u32>()
-            .map(|v| Target::Relative(i64::from(v)))
-            .map_err(|_| bad());
+    let (sign, digits) = match (n.strip_prefix('+'), n.strip_prefix('-')) {
+        (Some(d), _) => (Some(1), d),
+        (_, Some(d)) => (Some(-1), d),
+        _ => (None, n),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    if let Some(rel) = n.strip_prefix('-') {
-        return rel
-            .parse::<u32>()
-            .map(|v| Target::Relative(-i64::from(v)))
-            .map_err(|_| bad());
-    }
-    n.parse::<u32>().map(Target::Absolute).map_err(|_| bad())
+    let value = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v <= MAX_REPLICAS)
+        .ok_or_else(|| {
+            Rejection::Invalid(format!(
+                "replica count {n:?} for {component} is out of range: a Deployment holds at most {MAX_REPLICAS} replicas"
+            ))
+        })?;
+    Ok(match sign {
+        None => Target::Absolute(value),
+        Some(s) => Target::Relative(s * i64::from(value)),
+    })
 }
 
 /// The inputs a plan is made from.
@@ -105,11 +118,11 @@ pub struct ComponentChange {
     pub deployments: Vec<String>,
     /// What runs now (the live `spec.replicas`).
     pub current: u32,
-    /// What the values (or the resource's spec) say now.
+    /// What the values say now.
     pub values: Replicas,
     pub target: u32,
     /// Replica counts to pass through: `[3]` out, `[2, 1]` in.
-    pub steps: Vec<u32>,
+    pub steps: Steps,
 }
 
 impl ComponentChange {
@@ -156,6 +169,10 @@ pub struct Plan {
     pub changes: Vec<ComponentChange>,
     pub warnings: Vec<String>,
     pub pods: Vec<PredictedPod>,
+    /// New pods past the first few of each Deployment, counted, not listed:
+    /// the plan's size must not grow with the target.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub new_pods_not_shown: u64,
     /// Helm only.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub helm_command: String,
@@ -163,6 +180,13 @@ pub struct Plan {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kubectl_command: String,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// New pods listed per Deployment in a plan; the rest are counted.
+pub const NEW_POD_ROWS: u32 = 10;
 
 impl Plan {
     pub fn nothing_to_do(&self) -> bool {
@@ -304,7 +328,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         )?);
     }
 
-    let pods = predicted_pods(input.objects, input.pods, input.now, &changes);
+    let (pods, new_pods_not_shown) = predicted_pods(input.objects, input.pods, input.now, &changes);
     let helm_command = helm_command(input.release, input.namespace, &changes);
     Ok(Plan {
         managed_by: ManagedBy::Helm,
@@ -314,6 +338,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         changes,
         warnings,
         pods,
+        new_pods_not_shown,
         helm_command,
         kubectl_command: String::new(),
     })
@@ -340,7 +365,8 @@ pub struct Candidate<'a> {
 }
 
 /// The rules every manager shares: the target from what runs, below zero,
-/// zero without --force, drift and scale-in warnings, and the steps.
+/// the largest count a Deployment holds, zero without --force, drift and
+/// scale-in warnings, and the steps.
 pub fn component_change(
     c: &Candidate<'_>,
     target: Target,
@@ -363,11 +389,14 @@ pub fn component_change(
             target - i64::from(current)
         )));
     }
-    // Both Deployments and the operator's CRD hold replicas as int32.
     let target = u32::try_from(target)
         .ok()
-        .filter(|t| i32::try_from(*t).is_ok())
-        .ok_or_else(|| Rejection::Invalid(format!("{target} is too many replicas for {name}")))?;
+        .filter(|t| *t <= MAX_REPLICAS)
+        .ok_or_else(|| {
+            Rejection::Invalid(format!(
+                "{name} would reach {target} replicas; a Deployment holds at most {MAX_REPLICAS}"
+            ))
+        })?;
     if target == 0 && !force {
         return Err(Rejection::Refused(format!(
             "scaling {name} to 0 stops it serving; pass --force if that is what you want"
@@ -443,15 +472,42 @@ pub fn managing_hpa<'a, 'n>(
 }
 
 /// Out in one step; in one replica at a time.
-pub fn steps(current: u32, target: u32) -> Vec<u32> {
-    if target >= current {
-        if target == current {
-            Vec::new()
-        } else {
-            vec![target]
+pub fn steps(current: u32, target: u32) -> Steps {
+    Steps {
+        from: current,
+        to: target,
+    }
+}
+
+/// The replica counts a change passes through. Lazy, so neither memory nor
+/// time depends on how far apart the counts are until it is stepped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steps {
+    from: u32,
+    to: u32,
+}
+
+impl Steps {
+    pub fn iter(&self) -> impl Iterator<Item = u32> + use<> {
+        let (from, to) = (self.from, self.to);
+        let out = (to > from).then_some(to).into_iter();
+        let in_ = (to < from).then(|| (to..from).rev()).into_iter().flatten();
+        out.chain(in_)
+    }
+    pub fn len(&self) -> u32 {
+        match self.to.cmp(&self.from) {
+            std::cmp::Ordering::Greater => 1,
+            _ => self.from - self.to,
         }
-    } else {
-        (target..current).rev().collect()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.from == self.to
+    }
+}
+
+impl Serialize for Steps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
     }
 }
 
@@ -510,15 +566,18 @@ fn victim_order(pod: &Pod) -> impl Ord {
     )
 }
 
-/// The pods each change keeps, removes (in the ReplicaSet controller's
-/// order) and adds; `objects` names the Deployments pods are owned through.
+/// The pods after the change: who stays, who is removed at which step, and
+/// the first [`NEW_POD_ROWS`] new ones of each Deployment (plus how many
+/// more there are).
+/// `objects` names the Deployments pods are owned through.
 pub fn predicted_pods(
     objects: &[ManifestObject],
     all_pods: &[Pod],
     now: jiff::Timestamp,
     changes: &[ComponentChange],
-) -> Vec<PredictedPod> {
+) -> (Vec<PredictedPod>, u64) {
     let mut out = Vec::new();
+    let mut not_shown = 0u64;
     for change in changes {
         for deployment in &change.deployments {
             let mut pods: Vec<&Pod> = all_pods
@@ -549,7 +608,9 @@ pub fn predicted_pods(
                 .iter()
                 .find_map(|p| p.metadata.labels.as_ref()?.get("pod-template-hash").cloned())
                 .unwrap_or_else(|| "<hash>".to_string());
-            for _ in live..change.target {
+            let new = change.target.saturating_sub(live);
+            not_shown += u64::from(new.saturating_sub(NEW_POD_ROWS));
+            for _ in 0..new.min(NEW_POD_ROWS) {
                 rows.push(PredictedPod {
                     row: PodRow {
                         name: format!("{deployment}-{hash}-<new>"),
@@ -570,7 +631,7 @@ pub fn predicted_pods(
             out.extend(rows);
         }
     }
-    out
+    (out, not_shown)
 }
 
 #[cfg(test)]
@@ -629,14 +690,60 @@ mod tests {
             Err(Rejection::Invalid(_))
         ));
         assert!(matches!(parse_request("=3"), Err(Rejection::Invalid(_))));
+        // What a Deployment's int32 holds, and not one more.
+        assert_eq!(
+            parse_request("queryNode=2147483647").map(|r| r.target),
+            Ok(Target::Absolute(MAX_REPLICAS))
+        );
+        for absurd in [
+            "queryNode=2147483648",
+            "queryNode=4294967295",
+            "queryNode=+99999999999999999999",
+            "queryNode=-4294967296",
+        ] {
+            match parse_request(absurd) {
+                Err(Rejection::Invalid(m)) => assert!(m.contains("at most 2147483647"), "{m}"),
+                other => panic!("{absurd}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse_request("queryNode=+"), Err(Rejection::Invalid(_))));
+        assert!(matches!(
+            parse_request("queryNode=+-1"),
+            Err(Rejection::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn huge_targets_are_bounded_and_summarised() {
+        // Relative targets past the int32 bound are refused in the plan.
+        match plan_for(&["queryNode=+2147483646"], &[], false) {
+            Err(Rejection::Invalid(m)) => assert!(m.contains("would reach 2147483649"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let p = plan_for(&["queryNode=2147483647"], &[], false).expect("plan");
+        let new = p.pods.iter().filter(|x| x.fate == PodFate::New).count() as u64;
+        assert_eq!(new, u64::from(NEW_POD_ROWS));
+        assert_eq!(new + p.new_pods_not_shown, u64::from(MAX_REPLICAS));
+        let text = crate::render::plan::table(&p);
+        assert!(text.contains("… and 2,147,483,637 more new pods"), "{text}");
+        assert!(text.lines().count() < 60, "{text}");
     }
 
     #[test]
     fn steps_out_at_once_in_one_by_one() {
-        assert_eq!(steps(1, 3), vec![3]);
-        assert_eq!(steps(3, 1), vec![2, 1]);
-        assert_eq!(steps(5, 2), vec![4, 3, 2]);
-        assert!(steps(2, 2).is_empty());
+        let list = |s: Steps| s.iter().collect::<Vec<_>>();
+        assert_eq!(list(steps(1, 3)), vec![3]);
+        assert_eq!(list(steps(3, 1)), vec![2, 1]);
+        assert_eq!(list(steps(5, 2)), vec![4, 3, 2]);
+        assert!(steps(2, 2).is_empty() && list(steps(2, 2)).is_empty());
+        assert_eq!((steps(1, 3).len(), steps(5, 2).len()), (1, 3));
+        // Lazy: the most a Deployment holds costs nothing to describe.
+        let huge = steps(MAX_REPLICAS, 1);
+        assert_eq!(huge.len(), MAX_REPLICAS - 1);
+        assert_eq!(
+            huge.iter().take(2).collect::<Vec<_>>(),
+            [MAX_REPLICAS - 1, MAX_REPLICAS - 2]
+        );
     }
 
     /// A querynode pod: `ready` and created `minute` minutes past noon.
@@ -689,7 +796,7 @@ mod tests {
             pod("qn-not-ready", "Running", false, 2),
         ];
         let p = plan_for(&["queryNode=1"], &pods, false).expect("plan");
-        assert_eq!(p.changes[0].steps, [2, 1]);
+        assert_eq!(p.changes[0].steps.iter().collect::<Vec<_>>(), [2, 1]);
         let fates: Vec<(&str, PodFate, Option<usize>)> = p
             .pods
             .iter()
@@ -722,7 +829,10 @@ mod tests {
         assert!(invalid(plan_for(&["dataNode=-3"], &[], false)));
         assert!(invalid(plan_for(&["proxy=2", "PROXY=3"], &[], false)));
         let p = plan_for(&["querynode=+2", "dataNode=2"], &[], false).expect("plan");
-        assert_eq!((p.changes[0].target, p.changes[0].steps.clone()), (5, vec![5]));
+        assert_eq!(
+            (p.changes[0].target, p.changes[0].steps.iter().collect()),
+            (5, vec![5])
+        );
         assert!(p.changes[1].is_noop() && !p.nothing_to_do());
     }
 

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use indicatif::HumanCount;
+
 use crate::core::plan::{Plan, PodFate};
 use crate::core::status::ManagedBy;
 use crate::render::status::trim_lines;
@@ -32,12 +34,20 @@ pub fn table(plan: &Plan) -> String {
                 } else {
                     "record values only".to_string()
                 }
-            } else {
+            } else if c.steps.len() <= 8 {
                 std::iter::once(c.current)
-                    .chain(c.steps.iter().copied())
+                    .chain(c.steps.iter())
                     .map(|n| n.to_string())
                     .collect::<Vec<_>>()
                     .join(" → ")
+            } else {
+                format!(
+                    "{} → {} → … → {} ({} steps of one replica)",
+                    c.current,
+                    c.current - 1,
+                    c.target,
+                    HumanCount(u64::from(c.steps.len()))
+                )
             };
             vec![
                 match &c.group {
@@ -98,6 +108,9 @@ pub fn table(plan: &Plan) -> String {
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "PLAN"],
             &rows,
         )));
+        if plan.new_pods_not_shown > 0 {
+            let _ = writeln!(out, "… and {} more new pods", HumanCount(plan.new_pods_not_shown));
+        }
     }
     let _ = match plan.managed_by {
         ManagedBy::Helm => write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command),

@@ -50,7 +50,7 @@ pub async fn resolve(cluster: &Cluster, name: &str, flag: Option<ManagerFlag>) -
         (None, _) => Ok(Resolved::Helm),
         (Some(cr), _) => {
             let records = releases::current_records(cluster, Some(&namespace), Some(name)).await?;
-            if records.iter().any(|r| r.release.is_milvus()) {
+            if records.records.iter().any(|r| r.release.is_milvus()) {
                 return Err(InvalidInput(format!(
                     "{name:?} in namespace {namespace:?} is both a Helm release of the milvus chart and a Milvus resource of the Milvus Operator; say which with --managed-by helm or --managed-by milvus-operator"
                 ))
@@ -102,12 +102,12 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
     let mut namespaces: Vec<&str> = crs.iter().map(MilvusResource::namespace).collect();
     namespaces.sort_unstable();
     namespaces.dedup();
-    let cached = Cluster::cached_list();
     let (records, lives) = tokio::join!(
         helm::list_both(cluster, namespace, None, Revisions::Current),
-        try_join_all(namespaces.iter().map(|ns| live(cluster, ns, &cached)))
+        try_join_all(namespaces.iter().map(|ns| live(cluster, ns)))
     );
-    let grouped = releases::group(records?);
+    // Unreadable records are the Helm path's to report.
+    let grouped = releases::group(records?.records);
     let lives = lives?;
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();
@@ -160,15 +160,16 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
     })
 }
 
-/// The operator's Deployments of a namespace, and its HPAs and pods.
+/// The operator's Deployments of a namespace, and its HPAs and pods
+/// (consistent reads, as `status` makes them).
 pub async fn live(
     cluster: &Cluster,
     namespace: &str,
-    params: &kube::api::ListParams,
 ) -> Result<(Vec<operator::OperatorDeployment>, status::Live)> {
+    let params = kube::api::ListParams::default();
     let (deployments, live) = tokio::join!(
-        api::deployments(cluster, Some(namespace), params),
-        status::fetch_live_with(cluster, namespace, params)
+        api::deployments(cluster, Some(namespace), &params),
+        status::fetch_live(cluster, namespace)
     );
     Ok((deployments?, live?))
 }
@@ -176,7 +177,7 @@ pub async fn live(
 /// `plan` for a `Milvus` resource: reads only.
 pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, None)?;
-    let (deployments, live) = live(cluster, cr.namespace(), &Cluster::cached_list()).await?;
+    let (deployments, live) = live(cluster, cr.namespace()).await?;
     let plan = make(cr, &deployments, &live, &requests, args.force)?;
     plan_cmd::output(&plan, args.output)
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use futures::StreamExt;
-use kube::api::ListParams;
 use tokio::sync::watch;
 
 use crate::cli::ScaleArgs;
@@ -19,11 +18,15 @@ use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
 use crate::cluster::operator as api;
 use crate::commands::plan as plan_cmd;
+use crate::commands::scale::interrupted;
 use crate::commands::scale::steps::{Progress, wait_step};
-use crate::commands::scale::{Stop, interrupted};
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::{ComponentChange, Plan};
 use crate::render;
+
+/// Why a run stopped early, as one sentence.
+#[derive(Debug)]
+struct Stop(String);
 
 /// How [`foreign_change`] starts its sentence.
 const FOREIGN: &str = "another writer";
@@ -48,9 +51,7 @@ struct Run<'a> {
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
-    // Fresh reads (not the watch cache): the plan must start from current truth.
-    let fresh = ListParams::default();
-    let (deployments, live) = super::live(cluster, cr.namespace(), &fresh).await?;
+    let (deployments, live) = super::live(cluster, cr.namespace()).await?;
     let plan = super::make(&cr, &deployments, &live, &requests, args.force)?;
     if args.dry_run {
         return Ok(render::plan::table(&plan));
@@ -66,9 +67,9 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
                     tx.send_replace(seen);
                 }
                 // Retrying cannot mend a refusal; other errors are retried.
-                Err(e) if e.to_lowercase().contains("forbidden") => {
+                Err(api::WatchError::Forbidden(message)) => {
                     return Stop(format!(
-                        "forbidden: you cannot watch {} in namespace {:?} ({e}); ask for the Role in the README's RBAC section",
+                        "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
                         crate::core::operator::RESOURCE,
                         cr.namespace()
                     ));
@@ -185,8 +186,7 @@ async fn execute(
         (plan, waiting)
     } else {
         wait_observed(run, first.generation()).await?;
-        let fresh = ListParams::default();
-        let (deployments, live) = super::live(run.cluster, first.namespace(), &fresh)
+        let (deployments, live) = super::live(run.cluster, first.namespace())
             .await
             .map_err(|e| Stop(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
@@ -196,7 +196,9 @@ async fn execute(
         (plan, waiting)
     };
     for (d, n) in &waiting {
-        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress).await?;
+        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress)
+            .await
+            .map_err(Stop)?;
     }
     if plan.nothing_to_do() {
         return Ok(format!(
@@ -223,7 +225,7 @@ async fn execute(
     // In, one replica at a time.
     for c in plan.changes.iter().filter(|c| c.target < c.current) {
         let mut at = c.current;
-        for &n in &c.steps {
+        for n in c.steps.iter() {
             run.progress.line(&format!("{}: {at} → {n}", name(c)));
             step(run, first, &[Write::of(c, n)], &[c]).await?;
             at = n;
@@ -285,7 +287,8 @@ async fn step(
                 run.timeout,
                 &run.progress,
             )
-            .await?;
+            .await
+            .map_err(Stop)?;
         }
     }
     Ok(())

@@ -1,225 +1,218 @@
 //! `kubectl milvus scale RELEASE COMPONENT=N …`: Helm-consistent scaling.
 //!
-//! Mirrors `helm upgrade`'s bookkeeping: revision N+1 is created
-//! `pending-upgrade` first (the lock), the Deployments are stepped (out at
-//! once, in one replica at a time, each step watched until ready), then N+1
-//! becomes `deployed` and N `superseded`. Whatever stops the run, N+1 ends
-//! up recording the replicas actually reached; if even that is impossible
-//! (the process was killed, the API server went away), the next `scale`
-//! recognises its own pending revision and repairs it.
+//! A run reads top to bottom: **acquire** the release's Lease (one run at a
+//! time) → **load** the history and live state and make the plan → **open**
+//! revision N+1 `pending-upgrade` (as `helm upgrade` does; it keeps Helm
+//! out) → **step** the Deployments (out at once, in one replica at a time,
+//! each step watched until ready) while renewing the Lease and watching for
+//! other writers → **record** N+1 `deployed` at what was reached and N
+//! `superseded` → **report**.
+//!
+//! Whatever stops the run, N+1 ends up recording the replicas reached; if
+//! even that is impossible (killed, API server gone), the next run finds
+//! its own pending revision and repairs it. If someone else writes the
+//! release meanwhile (`helm rollback`, `helm upgrade`), the run stops at
+//! once and writes over nothing of theirs.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::ListParams;
-use serde_json::json;
 
 use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
-use crate::cluster::api::ApiError;
-use crate::commands::releases::PendingWork;
+use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
 use crate::commands::{plan as plan_cmd, releases, status};
-use crate::core::lock;
-use crate::core::plan::{ComponentChange, Plan, carry_on};
-use crate::core::release::{DEPLOYED, PENDING_UPGRADE, is_pending};
+use crate::core::lock::{self, PendingWork};
+use crate::core::plan::{ComponentChange, Plan, Request, carry_on};
+use crate::core::release::{DEPLOYED, is_pending};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::Refused;
-use crate::helm;
+use crate::helm::{self, StoredRelease};
 use crate::render;
 
+mod guard;
 mod record;
 pub(crate) mod steps;
 
-use self::record::{Unfinished, finish, now_rfc3339, rewrite, still_ours, supersede, update_with_retry};
-use self::steps::{Progress, deployment_op, execute, hand_back_replicas};
+use self::record::{Finish, OtherWriter, Unfinished};
+use self::steps::{Progress, deployment_op, hand_back_deployment_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
-    let me = releases::this_process();
-    let namespace = cluster.namespace().to_string();
-
-    // Fresh reads (not the watch cache): we are about to write, and the
-    // plan must start from current truth.
-    let fresh = ListParams::default();
-    let (history, live) = tokio::join!(
-        helm::history(cluster, &namespace, &args.release),
-        status::fetch_live_with(cluster, &namespace, &fresh)
-    );
-    let history = history?;
-    let live = live?;
-    let Some(last) = history.last() else {
-        return Err(releases::not_found(cluster, &namespace, &args.release).await);
-    };
-    releases::check_milvus_record(last)?;
-    // Every revision `deployed` now: the newest is the base; older ones an
-    // earlier failure left deployed are superseded when this run finishes.
-    let deployed_before: Vec<_> = history
-        .iter()
-        .filter(|r| r.release.status() == DEPLOYED)
-        .cloned()
-        .collect();
-    let Some(base) = deployed_before.last().cloned() else {
-        return Err(Refused(format!(
-            "release {} has no deployed revision (last is {} {}); fix it with helm first",
-            args.release,
-            last.release.version(),
-            last.release.status()
-        ))
-        .into());
-    };
-    let ours = match is_pending(last.release.status()).then(|| releases::pending_work(last)) {
-        None => None,
-        Some(PendingWork::Interrupted) => Some(last.clone()),
-        Some(PendingWork::Helm) => {
-            return Err(Refused(format!(
-                "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
-                last.release.version(),
-                args.release,
-                last.release.status(),
-                last.release.description()
-            ))
-            .into());
-        }
-        Some(PendingWork::Scaling { holder, age }) => {
-            return Err(Refused(format!(
-                "revision {} of {} is being scaled right now by kubectl milvus scale on {holder} (last heartbeat {}s ago); wait for it to finish, or if that run is gone, retry in {}s",
-                last.release.version(),
-                args.release,
-                age.as_secs(),
-                (lock::TTL - age).as_secs().max(1)
-            ))
-            .into());
-        }
-    };
-
-    // A repair carries on the whole killed run, not only what is named now.
-    let requests = match &ours {
-        Some(p) => carry_on(&p.release, &base.release, &requests),
-        None => requests,
-    };
-    let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
     if args.dry_run {
-        return Ok(render::plan::table(&plan));
+        let loaded = Loaded::read(cluster, args, &requests).await?;
+        return Ok(render::plan::table(&loaded.plan));
     }
-    if plan.nothing_to_do() && ours.is_none() {
-        let now: Vec<String> = plan
-            .changes
-            .iter()
-            .map(|c| format!("{}={}", c.component, c.target))
-            .collect();
-        // Older revisions an earlier failure left `deployed` are tidied even so.
-        let stale = &deployed_before[..deployed_before.len() - 1];
-        supersede(cluster, stale).await?;
-        let tidied = match stale {
-            [] => String::new(),
-            revisions => format!(
-                " (older revisions left deployed, now superseded: {})",
-                revisions
-                    .iter()
-                    .map(|r| r.release.version().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        return Ok(format!(
-            "nothing to do: {} already at {}{tidied}\n",
+    let progress = Progress::new();
+    let lease = acquire(cluster, args, &progress).await?;
+    let result = scale_holding(cluster, args, &requests, &lease, &progress).await;
+    progress.finish();
+    // The Lease goes whatever happened; a failure to delete it only makes
+    // the next run wait out its duration.
+    let _ = lease.release(cluster).await;
+    result
+}
+
+/// Takes the release's Lease, or says who holds it.
+async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
+    let me = this_run();
+    let namespace = cluster.namespace();
+    let waiting = |holder: &str, within: std::time::Duration| {
+        progress.line(&format!(
+            "{} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
             args.release,
-            now.join(", ")
+            within.as_secs()
         ));
+    };
+    lease::acquire(cluster, namespace, &args.release, &me, waiting)
+        .await
+        .map_err(|e| match e {
+            NotAcquired::Busy { holder } => Refused(format!(
+                "{} is being scaled right now by kubectl milvus scale on {}; wait for it to finish (`kubectl milvus status {} -n {namespace}` shows it)",
+                args.release,
+                lock::readable(&holder),
+                args.release
+            ))
+            .into(),
+            NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
+        })
+}
+
+/// This run's identity on the Lease: `host/pid/random`.
+fn this_run() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    // A per-process random value: std seeds every RandomState randomly.
+    let nonce = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    lock::identity(&host, std::process::id(), nonce)
+}
+
+/// What a run starts from, read under the Lease.
+struct Loaded {
+    /// Every revision `deployed` now; the newest is the base.
+    deployed_before: Vec<StoredRelease>,
+    base: StoredRelease,
+    last: StoredRelease,
+    /// The pending revision a killed run left, to repair.
+    abandoned: Option<StoredRelease>,
+    plan: Plan,
+}
+
+impl Loaded {
+    /// Reads the history and the live state (fresh) and makes the plan.
+    async fn read(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<Loaded> {
+        let namespace = cluster.namespace();
+        let (history, live) = tokio::join!(
+            helm::history(cluster, namespace, &args.release),
+            status::fetch_live(cluster, namespace)
+        );
+        let history = history?;
+        let live = live?;
+        let Some(last) = history.last().cloned() else {
+            return Err(releases::not_found(cluster, namespace, &args.release).await);
+        };
+        releases::check_milvus_record(&last)?;
+        let deployed_before: Vec<_> = history
+            .iter()
+            .filter(|r| r.release.status() == DEPLOYED)
+            .cloned()
+            .collect();
+        let Some(base) = deployed_before.last().cloned() else {
+            return Err(Refused(format!(
+                "release {} has no deployed revision (last is {} {}); fix it with helm first",
+                args.release,
+                last.release.version(),
+                last.release.status()
+            ))
+            .into());
+        };
+        // The Lease is ours, so a pending revision of ours has no run.
+        let abandoned = if is_pending(last.release.status()) {
+            match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, None) {
+                PendingWork::Helm => {
+                    return Err(Refused(format!(
+                        "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
+                        last.release.version(),
+                        args.release,
+                        last.release.status(),
+                        last.release.description()
+                    ))
+                    .into());
+                }
+                PendingWork::Scaling { .. } | PendingWork::Interrupted => Some(last.clone()),
+            }
+        } else {
+            None
+        };
+        // A repair carries on the whole killed run, not only what is named now.
+        let requests = match &abandoned {
+            Some(p) => carry_on(&p.release, &base.release, requests),
+            None => requests.to_vec(),
+        };
+        let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+        Ok(Loaded {
+            deployed_before,
+            base,
+            last,
+            abandoned,
+            plan,
+        })
+    }
+}
+
+async fn scale_holding(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
+) -> Result<String> {
+    let namespace = cluster.namespace().to_string();
+    let loaded = Loaded::read(cluster, args, requests).await?;
+    let plan = &loaded.plan;
+    if plan.nothing_to_do() && loaded.abandoned.is_none() {
+        return nothing_to_do(cluster, args, &loaded).await;
     }
 
-    let progress = Progress::new();
-    let repairing = ours.is_some();
-    if let Some(p) = &ours {
+    // Open N+1 (or take the killed run's revision over) at the target.
+    let repairing = loaded.abandoned.is_some();
+    if let Some(p) = &loaded.abandoned {
         progress.line(&format!(
             "repairing revision {} left {} by an interrupted kubectl milvus scale; continuing from what runs",
             p.release.version(),
             p.release.status()
         ));
     }
-    // 1. Lock: write N+1 as pending-upgrade, values and manifest at the target.
     let targets: Vec<(&ComponentChange, u32)> = plan.changes.iter().map(|c| (c, c.target)).collect();
-    let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(&plan, None));
-    let mut pending = match ours {
-        Some(mut p) => {
-            // Take the abandoned revision over; if another run took it over
-            // first (our write conflicts and the fresh read names it), stop.
-            let mut first = true;
-            update_with_retry(cluster, &mut p, |s| {
-                if !std::mem::take(&mut first) {
-                    still_ours(s, &me)?;
-                }
-                s.annotations.extend(lock::annotations(&me, Timestamp::now()));
-                rewrite(
-                    &mut s.release,
-                    &base.release,
-                    &targets,
-                    PENDING_UPGRADE,
-                    &description,
-                )
-            })
-            .await?;
-            p
-        }
-        None => {
-            let mut next = base
-                .release
-                .next_revision(PENDING_UPGRADE, &description, &now_rfc3339());
-            next.0["version"] = json!(last.release.version() + 1);
-            rewrite(&mut next, &base.release, &targets, PENDING_UPGRADE, &description)?;
-            let held = lock::annotations(&me, Timestamp::now()).into_iter().collect();
-            helm::create(cluster, base.driver, &namespace, &next, &last.labels, held).await.map_err(|e| match e {
-                ApiError::Conflict { .. } => anyhow::Error::new(Refused(format!(
-                    "revision {} of {} was just created by someone else (a concurrent helm or scale); nothing was changed, retry",
-                    next.version(),
-                    args.release
-                ))),
-                other => other.into(),
-            })?
-        }
-    };
+    let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(plan, None));
+    let mut pending = record::open(
+        cluster,
+        lease.identity(),
+        &loaded.base,
+        &loaded.last,
+        loaded.abandoned.clone(),
+        &targets,
+        &description,
+    )
+    .await?;
 
-    // 2. Step the Deployments.
+    // Step, renewing the Lease and watching for other writers.
     let outcome = tokio::select! {
-        r = execute(cluster, &namespace, &plan, args.timeout, &progress, repairing) => r,
-        () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
-        () = keep_alive(cluster, &pending) => Err(Stop("the heartbeat stopped".to_string())),
-    };
-    progress.finish();
-
-    // 3. Record what was reached, whatever happened.
-    let reached = reached_replicas(cluster, &namespace, &plan).await;
-    let record = match &reached {
-        Err(e) => Err(Unfinished::Record(anyhow::anyhow!(
-            "cannot read the Deployments back or hand their spec.replicas back to Helm: {e}"
-        ))),
-        Ok(reached) => {
-            let description = match &outcome {
-                Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(&plan, None)),
-                Err(stop) => format!(
-                    "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({})",
-                    describe(&plan, Some(reached)),
-                    stop.0
-                ),
-            };
-            finish(
-                cluster,
-                &base,
-                &deployed_before,
-                &mut pending,
-                &plan,
-                reached,
-                &description,
-                args.history_max,
-                &me,
-            )
-            .await
-        }
+        r = steps::execute(cluster, &namespace, plan, args.timeout, progress, repairing) => r.map_err(Stop::Step),
+        () = interrupted() => Err(Stop::Signal),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
+        what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
     };
 
+    // Record what was reached, and hand spec.replicas back to Helm.
+    let reached = reached_replicas(cluster, &namespace, plan).await;
     let continue_cmd = format!(
         "kubectl milvus scale {} {} -n {namespace}",
         args.release,
@@ -229,57 +222,161 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    match (outcome, record) {
-        (Ok(()), Ok(())) => {
-            let mut out = format!(
-                "release {} scaled: {} (revision {})\n\n",
-                args.release,
-                describe(&plan, None),
-                pending.release.version()
+    let at = |reached: &Result<BTreeMap<String, u32>>| {
+        reached
+            .as_ref()
+            .map(|r| describe(plan, Some(r)))
+            .unwrap_or_else(|_| describe(plan, None))
+    };
+    let history_hint = format!("check `helm history {} -n {namespace}`", args.release);
+    let reached = match (outcome, reached) {
+        (Err(Stop::OtherWriter(what)), reached) => {
+            let note = format!(
+                "{PLUGIN_DESCRIPTION_PREFIX} stopped scaling {}: {what}",
+                at(&reached)
             );
-            let statuses = status::collect(cluster, Some(&args.release), false).await?;
-            if let Some(s) = statuses.first() {
-                let rows: Vec<_> = s.pods.iter().map(|p| p.row.clone()).collect();
-                out.push_str(&render::table::pod_table(&rows, false, None));
-            }
-            Ok(out)
+            let ours = match record::fail(cluster, lease.identity(), &mut pending, &note).await {
+                Ok(()) => format!("revision {} is marked failed", pending.release.version()),
+                Err(_) => format!(
+                    "revision {} is theirs now and was left as they wrote it",
+                    pending.release.version()
+                ),
+            };
+            return Err(anyhow::anyhow!(
+                "stopped: {what}; scaling stopped at {}; their change stands, nothing of it was written over, and {ours}; {history_hint}",
+                at(&reached)
+            ));
         }
+        (Err(Stop::LockLost(lost)), reached) => {
+            return Err(anyhow::anyhow!(
+                "stopped: {lost}; scaling stopped at {}; revision {} is left pending for the next run to repair: {continue_cmd}",
+                at(&reached),
+                pending.release.version()
+            ));
+        }
+        (outcome, Err(e)) => {
+            return Err(anyhow::anyhow!(
+                "{}could not read the Deployments back or hand their spec.replicas back to Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
+                outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
+                crate::error::one_line(&e),
+                pending.release.version()
+            ));
+        }
+        (outcome, Ok(reached)) => (outcome, reached),
+    };
+    let (outcome, reached) = reached;
+    let description = match &outcome {
+        Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(plan, None)),
+        Err(stop) => format!(
+            "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({stop})",
+            describe(plan, Some(&reached)),
+        ),
+    };
+    let finish = Finish {
+        base: &loaded.base,
+        deployed_before: &loaded.deployed_before,
+        changes: &plan.changes,
+        reached: &reached,
+        description: &description,
+        history_max: args.history_max,
+    };
+    let recorded = record::finish(cluster, lease.identity(), &finish, &mut pending).await;
+
+    match (outcome, recorded) {
+        (_, Err(Unfinished::Record(e))) if e.downcast_ref::<OtherWriter>().is_some() => Err(anyhow::anyhow!(
+            "stopped: {}; scaling stopped at {}; their change stands and nothing of it was written over; {history_hint}",
+            crate::error::one_line(&e),
+            describe_reached(&reached)
+        )),
+        (Ok(()), Ok(())) => report(cluster, args, plan, &pending).await,
         (Err(stop), Ok(())) => Err(anyhow::anyhow!(
-            "{}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
-            stop.0,
-            reached.map(|r| describe_reached(&r)).unwrap_or_default(),
+            "{stop}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
+            describe_reached(&reached),
             pending.release.version()
         )),
         (outcome, Err(Unfinished::Tidy(e))) => Err(anyhow::anyhow!(
             "{}revision {} is deployed and records {}, but Helm's history is not tidy ({}); the next kubectl milvus scale tidies it",
-            outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
+            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
             pending.release.version(),
-            reached.map(|r| describe_reached(&r)).unwrap_or_default(),
+            describe_reached(&reached),
             crate::error::one_line(&e),
         )),
         (outcome, Err(Unfinished::Record(e))) => Err(anyhow::anyhow!(
             "{}could not record the result in Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
-            outcome.err().map(|s| format!("{}; ", s.0)).unwrap_or_default(),
+            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
             crate::error::one_line(&e),
             pending.release.version()
         )),
     }
 }
 
-/// Renews the heartbeat on the pending revision while the run works; never
-/// returns. A failed renewal is left to the next one (the TTL allows three).
-async fn keep_alive(cluster: &Cluster, pending: &helm::StoredRelease) {
-    let mut tick = tokio::time::interval(lock::RENEW_EVERY.unsigned_abs());
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let _ = helm::heartbeat(cluster, pending, &Timestamp::now().to_string()).await;
+/// Nothing to change: older revisions an earlier failure left `deployed`
+/// are tidied even so.
+async fn nothing_to_do(cluster: &Cluster, args: &ScaleArgs, loaded: &Loaded) -> Result<String> {
+    let now: Vec<String> = loaded
+        .plan
+        .changes
+        .iter()
+        .map(|c| format!("{}={}", c.component, c.target))
+        .collect();
+    let stale = &loaded.deployed_before[..loaded.deployed_before.len() - 1];
+    record::supersede(cluster, stale).await?;
+    let tidied = match stale {
+        [] => String::new(),
+        revisions => format!(
+            " (older revisions left deployed, now superseded: {})",
+            revisions
+                .iter()
+                .map(|r| r.release.version().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Ok(format!(
+        "nothing to do: {} already at {}{tidied}\n",
+        args.release,
+        now.join(", ")
+    ))
+}
+
+/// The success report: what changed, and the release's pods now.
+async fn report(cluster: &Cluster, args: &ScaleArgs, plan: &Plan, pending: &StoredRelease) -> Result<String> {
+    let mut out = format!(
+        "release {} scaled: {} (revision {})\n\n",
+        args.release,
+        describe(plan, None),
+        pending.release.version()
+    );
+    let statuses = status::collect(cluster, Some(&args.release), false).await?;
+    if let Some(s) = statuses.first() {
+        let rows: Vec<_> = s.pods.iter().map(|p| p.row.clone()).collect();
+        out.push_str(&render::table::pod_table(&rows, false, None));
     }
+    Ok(out)
 }
 
 /// Why stepping stopped early.
 #[derive(Debug)]
-pub(crate) struct Stop(pub(crate) String);
+enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// A step failed (not ready in time, an API error, a forbidden watch).
+    Step(String),
+    /// Someone else wrote the release's Helm records.
+    OtherWriter(String),
+    /// The Lease was lost.
+    LockLost(Lost),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal => f.write_str("interrupted by a signal"),
+            Stop::Step(why) | Stop::OtherWriter(why) => f.write_str(why),
+            Stop::LockLost(lost) => write!(f, "{lost}"),
+        }
+    }
+}
 
 pub(crate) async fn interrupted() {
     #[cfg(unix)]
@@ -330,7 +427,7 @@ async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Re
                 .call(deployment_op("get", namespace, d), api.get(d))
                 .await?;
             n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
-            hand_back_replicas(cluster, namespace, dep).await?;
+            hand_back_deployment_replicas(cluster, namespace, dep).await?;
         }
         out.insert(c.component.clone(), n);
     }

@@ -1,5 +1,5 @@
-//! Helm bookkeeping of a scale: the pending revision's values and manifest,
-//! finishing like `helm upgrade`, conflict retries and history pruning.
+//! Helm bookkeeping of a scale: opening the pending revision, finishing it
+//! like `helm upgrade`, and never writing over another writer's record.
 
 use std::collections::BTreeMap;
 
@@ -8,20 +8,29 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
-use crate::core::lock::{self, Holder};
 use crate::core::manifest;
-use crate::core::plan::{ComponentChange, Plan};
-use crate::core::release::{DEPLOYED, Release, SUPERSEDED};
+use crate::core::plan::ComponentChange;
+use crate::core::release::{DEPLOYED, PENDING_UPGRADE, Release, SUPERSEDED};
 use crate::core::values;
+use crate::error::Refused;
 use crate::helm::{self, StoredRelease};
 
-pub(super) fn now_rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
-}
+/// The run that last wrote a record (so a re-read after a lost answer can
+/// tell our own write from someone else's; Helm's own writes drop it).
+pub(super) const WRITTEN_BY: &str = "kubectl-milvus.io/written-by";
+
+/// Helm's status for a revision whose operation failed.
+const FAILED: &str = "failed";
+
+/// Someone else (Helm, a person, another tool) wrote a record this run was
+/// about to write. Nothing of theirs is written over.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct OtherWriter(pub String);
 
 /// Sets values and manifest of `release` to the given replica counts,
 /// starting from `base` (the deployed revision).
-pub(super) fn rewrite(
+fn rewrite(
     release: &mut Release,
     base: &Release,
     targets: &[(&ComponentChange, u32)],
@@ -39,8 +48,102 @@ pub(super) fn rewrite(
     release.set_config(config);
     release.set_manifest(manifest);
     release.set_status(status, Some(description));
-    release.0["info"]["last_deployed"] = json!(now_rfc3339());
+    release.0["info"]["last_deployed"] = json!(jiff::Timestamp::now().to_string());
     Ok(())
+}
+
+/// Opens the run's pending revision: N+1 created `pending-upgrade` (the
+/// lock that keeps Helm out; creating fails if N+1 appeared meanwhile), or
+/// the revision a killed run left pending, taken over.
+pub(super) async fn open(
+    cluster: &Cluster,
+    me: &str,
+    base: &StoredRelease,
+    last: &StoredRelease,
+    abandoned: Option<StoredRelease>,
+    targets: &[(&ComponentChange, u32)],
+    description: &str,
+) -> Result<StoredRelease> {
+    match abandoned {
+        Some(mut pending) => {
+            write_guarded(cluster, me, &mut pending, |s| {
+                rewrite(
+                    &mut s.release,
+                    &base.release,
+                    targets,
+                    PENDING_UPGRADE,
+                    description,
+                )
+            })
+            .await?;
+            Ok(pending)
+        }
+        None => {
+            let mut next = base.release.clone();
+            next.0["version"] = json!(last.release.version() + 1);
+            rewrite(&mut next, &base.release, targets, PENDING_UPGRADE, description)?;
+            let ours = BTreeMap::from([(WRITTEN_BY.to_string(), me.to_string())]);
+            helm::create(cluster, base.driver, &base.namespace, &next, &last.labels, ours)
+                .await
+                .map_err(|e| match e {
+                    ApiError::Conflict { .. } => anyhow::Error::new(Refused(format!(
+                        "revision {} of {} was just created by someone else (a concurrent helm or scale); nothing was changed, retry",
+                        next.version(),
+                        next.name()
+                    ))),
+                    other => other.into(),
+                })
+        }
+    }
+}
+
+/// Finishes like Helm: N+1 `deployed` at what was reached (first, so a
+/// crash in between leaves a deployed revision), every revision deployed
+/// before the run `superseded`, then history pruned.
+pub(super) async fn finish(
+    cluster: &Cluster,
+    me: &str,
+    run: &Finish<'_>,
+    pending: &mut StoredRelease,
+) -> Result<(), Unfinished> {
+    let targets: Vec<(&ComponentChange, u32)> = run
+        .changes
+        .iter()
+        .map(|c| (c, run.reached.get(&c.component).copied().unwrap_or(c.target)))
+        .collect();
+    no_newer_revision(cluster, pending)
+        .await
+        .map_err(Unfinished::Record)?;
+    write_guarded(cluster, me, pending, |s| {
+        rewrite(
+            &mut s.release,
+            &run.base.release,
+            &targets,
+            DEPLOYED,
+            run.description,
+        )
+    })
+    .await
+    .map_err(Unfinished::Record)?;
+    async {
+        supersede(cluster, run.deployed_before).await?;
+        prune(cluster, pending, run.history_max)
+            .await
+            .context("pruning history beyond --history-max")
+    }
+    .await
+    .map_err(Unfinished::Tidy)
+}
+
+/// What finishing needs to know about the run.
+pub(super) struct Finish<'a> {
+    pub base: &'a StoredRelease,
+    /// Every revision `deployed` when the run began (Helm keeps one).
+    pub deployed_before: &'a [StoredRelease],
+    pub changes: &'a [ComponentChange],
+    pub reached: &'a BTreeMap<String, u32>,
+    pub description: &'a str,
+    pub history_max: usize,
 }
 
 /// Where finishing a run stopped short.
@@ -51,117 +154,119 @@ pub(super) enum Unfinished {
     Tidy(anyhow::Error),
 }
 
-/// Finishes like Helm: N+1 deployed (first, so a crash in between leaves a
-/// deployed revision), the revisions deployed before it superseded, then
-/// history pruned. `deployed_before` is every revision `deployed` when the
-/// run began: the base, and any an earlier failure left deployed — Helm
-/// keeps one deployed revision, so all of them become `superseded`.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn finish(
+/// Marks the run's own pending revision `failed` (what Helm does with an
+/// upgrade that did not complete), unless someone else has written it.
+pub(super) async fn fail(
     cluster: &Cluster,
-    base: &StoredRelease,
-    deployed_before: &[StoredRelease],
+    me: &str,
     pending: &mut StoredRelease,
-    plan: &Plan,
-    reached: &BTreeMap<String, u32>,
     description: &str,
-    history_max: usize,
-    me: &Holder,
-) -> Result<(), Unfinished> {
-    let targets: Vec<(&ComponentChange, u32)> = plan
-        .changes
-        .iter()
-        .map(|c| (c, reached.get(&c.component).copied().unwrap_or(c.target)))
-        .collect();
-    update_with_retry(cluster, pending, |s| {
-        still_ours(s, me)?;
-        rewrite(&mut s.release, &base.release, &targets, DEPLOYED, description)
+) -> Result<()> {
+    write_guarded(cluster, me, pending, |s| {
+        s.release.set_status(FAILED, Some(description));
+        Ok(())
     })
     .await
-    .map_err(Unfinished::Record)?;
-    tidy(cluster, deployed_before, pending, history_max)
-        .await
-        .map_err(Unfinished::Tidy)
 }
 
-async fn tidy(
-    cluster: &Cluster,
-    deployed_before: &[StoredRelease],
-    pending: &StoredRelease,
-    history_max: usize,
-) -> Result<()> {
-    supersede(cluster, deployed_before).await?;
-    prune(cluster, &pending.namespace, pending.release.name(), history_max)
-        .await
-        .context("pruning history beyond --history-max")
-}
-
-/// Refuses to write a pending revision another run has taken over (seen
-/// when a write is retried from a fresh read).
-pub(super) fn still_ours(stored: &StoredRelease, me: &Holder) -> Result<()> {
-    match stored.annotations.get(lock::HOLDER) {
-        Some(holder) if *holder != me.to_string() => anyhow::bail!(
-            "revision {} was taken over by another kubectl milvus scale ({holder}); check `kubectl milvus status`",
-            stored.release.version()
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// Marks each revision `superseded`.
-pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) -> Result<()> {
-    for revision in revisions {
-        let mut revision = revision.clone();
-        let version = revision.release.version();
-        update_with_retry(cluster, &mut revision, |s| {
-            s.release.set_status(SUPERSEDED, None);
-            Ok(())
-        })
-        .await
-        .with_context(|| format!("marking revision {version} superseded"))?;
+/// Refuses to finish when a revision newer than ours exists: writing ours
+/// `deployed` would leave two deployed revisions, or undo theirs.
+async fn no_newer_revision(cluster: &Cluster, ours: &StoredRelease) -> Result<()> {
+    let history = helm::history(cluster, &ours.namespace, ours.release.name()).await?;
+    if let Some(newer) = history
+        .iter()
+        .find(|r| r.release.version() > ours.release.version())
+    {
+        return Err(OtherWriter(format!(
+            "revision {} ({}: {:?}) was written by another Helm operation while scaling",
+            newer.release.version(),
+            newer.release.status(),
+            newer.release.description()
+        ))
+        .into());
     }
     Ok(())
 }
 
-/// Applies `change` to a record and writes it; on a conflict re-reads the
-/// record and applies the change again.
-pub(super) async fn update_with_retry(
+/// Applies `change` to a record and writes it, guarded by the
+/// resourceVersion it was read at. On a conflict the record is re-read:
+/// if it already holds exactly this write (ours, whose answer was lost),
+/// that is success; anything else is someone else's write, and nothing is
+/// written over it ([`OtherWriter`]).
+async fn write_guarded(
     cluster: &Cluster,
+    me: &str,
     stored: &mut StoredRelease,
-    mut change: impl FnMut(&mut StoredRelease) -> Result<()>,
+    change: impl FnOnce(&mut StoredRelease) -> Result<()>,
 ) -> Result<()> {
-    change(stored)?;
-    for _ in 0..5 {
-        match helm::update(cluster, stored).await {
-            Ok(()) => return Ok(()),
-            Err(ApiError::Conflict { .. }) => {
-                let fresh = helm::history(cluster, &stored.namespace, stored.release.name()).await?;
-                let version = stored.release.version();
-                let Some(mut again) = fresh.into_iter().find(|r| r.release.version() == version) else {
-                    anyhow::bail!(
-                        "revision {version} of {} was deleted while being written (helm uninstall, or history pruned by another run?); check `helm history {}`",
-                        stored.release.name(),
-                        stored.release.name()
-                    );
-                };
-                change(&mut again)?;
-                *stored = again;
-            }
-            Err(e) => return Err(e.into()),
+    let version = stored.release.version();
+    let name = stored.release.name().to_string();
+    let mut next = stored.clone();
+    change(&mut next)?;
+    next.annotations.insert(WRITTEN_BY.to_string(), me.to_string());
+    match helm::update(cluster, &mut next).await {
+        Ok(()) => {
+            *stored = next;
+            Ok(())
         }
+        Err(ApiError::Conflict { .. }) => {
+            let fresh = helm::history(cluster, &stored.namespace, &name).await?;
+            let Some(again) = fresh.into_iter().find(|r| r.release.version() == version) else {
+                return Err(OtherWriter(format!(
+                    "revision {version} of {name} was deleted by someone else while being written"
+                ))
+                .into());
+            };
+            let landed = again.annotations.get(WRITTEN_BY).map(String::as_str) == Some(me)
+                && again.release.status() == next.release.status()
+                && again.release.description() == next.release.description()
+                && again.release.config() == next.release.config();
+            if !landed {
+                return Err(OtherWriter(format!(
+                    "revision {version} of {name} was changed by someone else (now {}: {:?})",
+                    again.release.status(),
+                    again.release.description()
+                ))
+                .into());
+            }
+            *stored = again;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
-    anyhow::bail!(
-        "revision {} kept changing under us; retry",
-        stored.release.version()
-    )
 }
 
-/// Keeps at most `max` revisions (0 = all), never the deployed one.
-async fn prune(cluster: &Cluster, namespace: &str, name: &str, max: usize) -> Result<()> {
+/// Marks each revision `superseded`. One someone else changed meanwhile
+/// is written only if it is still `deployed` (the one thing to fix).
+pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) -> Result<()> {
+    for revision in revisions {
+        let mut revision = revision.clone();
+        let version = revision.release.version();
+        for _ in 0..5 {
+            revision.release.set_status(SUPERSEDED, None);
+            match helm::update(cluster, &mut revision).await {
+                Ok(()) => break,
+                Err(ApiError::Conflict { .. }) => {
+                    let fresh = helm::history(cluster, &revision.namespace, revision.release.name()).await?;
+                    match fresh.into_iter().find(|r| r.release.version() == version) {
+                        Some(again) if again.release.status() == DEPLOYED => revision = again,
+                        _ => break,
+                    }
+                }
+                Err(e) => return Err(e).with_context(|| format!("marking revision {version} superseded")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps at most `max` revisions (0 = all), never a deployed one; each
+/// deleted only as it was read.
+async fn prune(cluster: &Cluster, newest: &StoredRelease, max: usize) -> Result<()> {
     if max == 0 {
         return Ok(());
     }
-    let history = helm::history(cluster, namespace, name).await?;
+    let history = helm::history(cluster, &newest.namespace, newest.release.name()).await?;
     let excess = history.len().saturating_sub(max);
     for old in history
         .iter()
@@ -169,7 +274,7 @@ async fn prune(cluster: &Cluster, namespace: &str, name: &str, max: usize) -> Re
         .take(excess)
     {
         match helm::delete(cluster, old).await {
-            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Ok(()) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -12,9 +12,8 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 
-use super::Stop;
 use crate::cluster::Cluster;
-use crate::cluster::api::{ApiError, Op, live_deployment};
+use crate::cluster::api::{ApiError, Op, forbidden_watch, live_deployment};
 use crate::core::ownership;
 use crate::core::plan::{ComponentChange, Plan};
 
@@ -42,19 +41,12 @@ impl Seen {
 /// dropped connection, an expired resourceVersion) are retried by the
 /// watcher's backoff.
 fn refusal(e: &watcher::Error, resource: &str, namespace: &str) -> Option<String> {
-    let status = match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s))
-        | watcher::Error::WatchError(s) => s,
-        _ => return None,
-    };
-    status.is_forbidden().then(|| {
+    forbidden_watch(e).map(|message| {
         ApiError::Forbidden {
             verb: "watch".to_string(),
             resource: resource.to_string(),
             scope: format!("namespace {namespace:?}"),
-            message: status.message.clone(),
+            message,
         }
         .to_string()
     })
@@ -71,7 +63,7 @@ pub(super) async fn execute(
     timeout: Duration,
     progress: &Progress,
     repairing: bool,
-) -> Result<(), Stop> {
+) -> Result<(), String> {
     if repairing {
         for c in plan.changes.iter().filter(|c| c.target == c.current) {
             for d in &c.deployments {
@@ -82,7 +74,7 @@ pub(super) async fn execute(
     let outs: Vec<&ComponentChange> = plan.changes.iter().filter(|c| c.target > c.current).collect();
     for c in &outs {
         for d in &c.deployments {
-            set_replicas(cluster, namespace, d, c.target).await?;
+            write_deployment_replicas(cluster, namespace, d, c.target).await?;
         }
         progress.line(&format!("{}: {} → {}", c.component, c.current, c.target));
     }
@@ -93,10 +85,10 @@ pub(super) async fn execute(
     }
     for c in plan.changes.iter().filter(|c| c.target < c.current) {
         let mut at = c.current;
-        for &step in &c.steps {
+        for step in c.steps.iter() {
             progress.line(&format!("{}: {at} → {step}", c.component));
             for d in &c.deployments {
-                set_replicas(cluster, namespace, d, step).await?;
+                write_deployment_replicas(cluster, namespace, d, step).await?;
             }
             for d in &c.deployments {
                 wait_step(cluster, namespace, d, step, timeout, progress).await?;
@@ -107,7 +99,12 @@ pub(super) async fn execute(
     Ok(())
 }
 
-async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) -> Result<(), Stop> {
+async fn write_deployment_replicas(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    n: u32,
+) -> Result<(), String> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let op = deployment_op("patch", namespace, name);
     // The main resource, not /scale: servers before v1.22 record no field
@@ -119,7 +116,7 @@ async fn set_replicas(cluster: &Cluster, namespace: &str, name: &str, n: u32) ->
         .call(op, api.patch(name, &write_params(), &replicas))
         .await
         .map(|_| ())
-        .map_err(|e| Stop(e.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `verb` on one Deployment, for error messages.
@@ -142,7 +139,7 @@ fn write_params() -> PatchParams {
 /// Gives `spec.replicas` back to the Deployment's server-side applier (see
 /// [`ownership`]); a no-op unless we hold it. Retried from a fresh read when
 /// the Deployment changed in between (the controller writes its status).
-pub(super) async fn hand_back_replicas(
+pub(super) async fn hand_back_deployment_replicas(
     cluster: &Cluster,
     namespace: &str,
     mut deployment: Deployment,
@@ -182,13 +179,13 @@ pub(crate) async fn wait_step(
     n: u32,
     timeout: Duration,
     progress: &Progress,
-) -> Result<(), Stop> {
+) -> Result<(), String> {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
     let dep = cluster
         .call(deployment_op("get", namespace, name), deployments.get(name))
         .await
-        .map_err(|e| Stop(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let selector = dep
         .spec
         .as_ref()
@@ -249,7 +246,7 @@ pub(crate) async fn wait_step(
             match events.next().await {
                 Some(Seen::Deployment(d)) => latest = Some(*d),
                 Some(Seen::Retrying) => {}
-                Some(Seen::Refused(forbidden)) => return Err(Stop(forbidden)),
+                Some(Seen::Refused(forbidden)) => return Err(forbidden),
                 Some(Seen::Pods(init_done)) => pods_synced |= init_done,
                 None => return Ok(()),
             }
@@ -269,11 +266,11 @@ pub(crate) async fn wait_step(
         }
         Err(_) => {
             let ready = latest.as_ref().map(|d| live_deployment(d).ready).unwrap_or(0);
-            Err(Stop(format!(
+            Err(format!(
                 "{name} did not reach {n} ready replicas within {} ({ready}/{n} ready, {} pods)",
                 humanize(timeout),
                 live_pods(&pod_store.state())
-            )))
+            ))
         }
     }
 }

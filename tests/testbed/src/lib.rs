@@ -44,6 +44,9 @@ pub struct TestBed {
     /// Runs the simulator, proxies and cleanup, independent of whatever
     /// runtime (or none) a test uses.
     rt: tokio::runtime::Runtime,
+    /// The simulator's own runtime: tests' futures (seeding, watches) run on
+    /// `rt`, and whatever they do there never slows the "kubelet" down.
+    _sim_rt: tokio::runtime::Runtime,
     sim: sim::Simulator,
     /// Per-process scratch: helm homes, generated kubeconfigs.
     scratch: tempfile::TempDir,
@@ -77,7 +80,15 @@ impl TestBed {
             .enable_all()
             .build()
             .context("build test bed runtime")?;
-        let setup = run_on(rt.handle(), async {
+        let sim_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("testbed-sim")
+            .enable_all()
+            .build()
+            .context("build simulator runtime")?;
+        let sim_handle = sim_rt.handle().clone();
+        let setup = run_on(rt.handle(), async move {
+            let sim_rt = sim_handle;
             let layout = plane::Layout::from_env();
             let (admin, plane) = match std::env::var_os(KUBECONFIG_ENV) {
                 Some(kc) if !kc.is_empty() => {
@@ -106,7 +117,16 @@ impl TestBed {
                 .apiserver_version()
                 .await
                 .with_context(|| format!("reach the API server of {}", admin.display()))?;
-            let sim = sim::Simulator::start(client, sim::SimConfig::from_env()).await?;
+            // The simulator's client is made on its own runtime too: a kube
+            // client runs its connection tasks where it was built.
+            let sim_admin = admin.clone();
+            let sim = sim_rt
+                .spawn(async move {
+                    let client = kubeconfig::client_for(&sim_admin).await?;
+                    sim::Simulator::start(client, sim::SimConfig::from_env()).await
+                })
+                .await
+                .context("simulator start task")??;
             Ok::<_, anyhow::Error>((admin, plane, version, sim))
         })??;
         let (admin_kubeconfig, plane, version, sim) = setup;
@@ -130,6 +150,7 @@ impl TestBed {
             version,
             minor,
             rt,
+            _sim_rt: sim_rt,
             sim,
             scratch,
         })

@@ -468,7 +468,15 @@ async fn rules_watch(ctx: Arc<Ctx>, ns: String, tx: watch::Sender<Rules>) {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let cfg = watcher::Config::default().fields(&format!("metadata.name={FAULTS_CONFIGMAP}"));
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
+    loop {
+        // Ends with its namespace's task (every receiver gone), not at the
+        // next event: a deleted namespace sends none, and a lingering watch
+        // per finished test would pile up over a long run.
+        let ev = tokio::select! {
+            ev = stream.next() => ev,
+            () = tx.closed() => return,
+        };
+        let Some(ev) = ev else { return };
         match ev {
             Ok(Event::Apply(cm)) | Ok(Event::InitApply(cm)) => {
                 let _ = tx.send(Arc::new(parse_rules(&cm)));
@@ -477,9 +485,6 @@ async fn rules_watch(ctx: Arc<Ctx>, ns: String, tx: watch::Sender<Rules>) {
                 let _ = tx.send(Arc::new(Vec::new()));
             }
             _ => {}
-        }
-        if tx.is_closed() {
-            return;
         }
     }
 }

@@ -1,0 +1,451 @@
+//! `scale` is never the only writer: real Helm 3 and Helm 4 (client- and
+//! server-side) roll back or upgrade the release while a scale is under
+//! way. The run must notice within seconds, stop, write over nothing of
+//! theirs and never leave two `deployed` revisions.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use testbed::sim::{Fault, FaultRule};
+
+/// Which Helm client, and how it applies.
+#[derive(Clone, Copy, Debug)]
+enum Helm {
+    /// Helm 4 with `--server-side=false` (what Helm 3 users get too).
+    V4ClientSide,
+    /// Helm 4's default: server-side apply.
+    V4ServerSide,
+    /// Helm 3, ConfigMap driver.
+    V3ConfigMaps,
+}
+
+impl Helm {
+    fn command(self) -> Command {
+        match self {
+            Helm::V4ClientSide | Helm::V4ServerSide => bed().helm(),
+            Helm::V3ConfigMaps => {
+                let mut c = bed().helm3();
+                c.env("HELM_DRIVER", "configmap");
+                c
+            }
+        }
+    }
+    fn apply_flag(self) -> &'static [&'static str] {
+        match self {
+            Helm::V4ClientSide => &["--server-side=false"],
+            Helm::V4ServerSide => &["--server-side=true"],
+            Helm::V3ConfigMaps => &[],
+        }
+    }
+    /// Runs helm; returns (success, stdout + stderr).
+    fn run(self, args: &[&str]) -> (bool, String) {
+        let out = self.command().args(args).output().expect("run helm");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+    fn ok(self, args: &[&str]) -> String {
+        let (ok, out) = self.run(args);
+        assert!(ok, "helm {args:?}: {out}");
+        out
+    }
+    /// (revision, status) of every revision, as Helm itself reads them.
+    fn history(self, ns: &str) -> Vec<(u64, String)> {
+        let out = self.ok(&["history", "my-release", "-n", ns, "-o", "json"]);
+        let list: Vec<Value> = serde_json::from_str(&out).expect("history json");
+        list.iter()
+            .map(|r| {
+                (
+                    r["revision"].as_u64().expect("revision"),
+                    r["status"].as_str().expect("status").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn replicas(ns: &str) -> String {
+    kubectl(&[
+        "get",
+        "deploy",
+        "my-release-milvus-querynode",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Installs the test chart with `helm` at queryNode=3, pods slow to leave
+/// and slow to start, and starts `scale queryNode=<target>` in the
+/// background, returned once its first step is written.
+fn scale_under_way(ns: &str, helm: Helm, target: u32) -> Child {
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "component=querynode",
+            Fault::TerminatingGrace { grace_ms: 4000 },
+        )],
+    );
+    let chart = testbed::seed::test_chart_dir();
+    let mut args = vec!["install", "my-release", chart.to_str().expect("path"), "-n", ns];
+    args.extend_from_slice(helm.apply_flag());
+    args.extend_from_slice(&["--set", "queryNode.replicas=3", "--wait"]);
+    helm.ok(&args);
+    if target > 3 {
+        // New pods take a while to start: the scale-out waits on them.
+        faults(
+            ns,
+            vec![FaultRule::new(
+                "component=querynode",
+                Fault::SlowStart { delay_ms: 6000 },
+            )],
+        );
+    }
+    let mut cmd = plugin();
+    if let Helm::V3ConfigMaps = helm {
+        cmd.env("HELM_DRIVER", "configmap");
+    }
+    let child = cmd
+        .args(["scale", "my-release", &format!("queryNode={target}"), "-n", ns])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scale");
+    // Out: straight to the target; in: one replica at a time.
+    let first = if target > 3 { target } else { 2 };
+    wait_until("the first step", Duration::from_secs(30), || {
+        replicas(ns) == first.to_string()
+    });
+    child
+}
+
+/// Waits for the scale run; asserts it stopped non-zero within `within`
+/// and returns its one-line error.
+fn stopped_within(child: Child, since: Instant, within: Duration) -> String {
+    let out = child.wait_with_output().expect("wait for scale");
+    let took = since.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        took < within,
+        "scale noticed the other writer only after {took:?}: {stderr}"
+    );
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"))
+        .to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    error
+}
+
+fn deployed_count(history: &[(u64, String)]) -> usize {
+    history.iter().filter(|(_, s)| s == "deployed").count()
+}
+
+/// The case seen on a real cluster: `helm rollback` (which does not look at
+/// pending revisions) mid scale-in, client-side. The rollback's revision
+/// stands, the run's own revision is marked failed, one revision deployed.
+#[test]
+fn client_side_rollback_mid_scale_in_stops_the_run_and_stands() {
+    let ns = namespace("wr-rb-csa");
+    let ns = ns.name();
+    let helm = Helm::V4ClientSide;
+    let child = scale_under_way(ns, helm, 1);
+    let (rolled_back, out) = helm.run(&["rollback", "my-release", "1", "-n", ns, "--server-side=false"]);
+    assert!(
+        rolled_back,
+        "client-side rollback over a pending revision succeeds: {out}"
+    );
+    let err = stopped_within(child, Instant::now(), Duration::from_secs(10));
+    assert!(
+        err.contains("another Helm operation wrote revision 3 of my-release"),
+        "{err}"
+    );
+    assert!(err.contains("helm history my-release"), "{err}");
+    let h = helm.history(ns);
+    assert_eq!(
+        h,
+        [
+            (1, "superseded".to_string()),
+            (2, "failed".to_string()),
+            (3, "deployed".to_string())
+        ],
+        "{err}"
+    );
+    // The rollback's count stands: nobody scales it back in.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(replicas(ns), "3");
+    // And the next scale starts from it, cleanly.
+    let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert!(out.contains("queryNode 3→2 (revision 4)"), "{out}");
+    assert_eq!(deployed_count(&helm.history(ns)), 1);
+}
+
+/// Helm 4's default, server-side: the rollback fails on our field
+/// ownership mid-run and Helm records that (2 superseded, 3 failed). The
+/// run stops and never flips Helm's records back; once it has handed
+/// `spec.replicas` back, the same rollback goes through.
+#[test]
+fn server_side_rollback_mid_scale_in_is_not_written_over() {
+    let ns = namespace("wr-rb-ssa");
+    let ns = ns.name();
+    let helm = Helm::V4ServerSide;
+    let child = scale_under_way(ns, helm, 1);
+    let since = Instant::now();
+    let (_, rollback) = helm.run(&["rollback", "my-release", "1", "-n", ns]);
+    let err = stopped_within(child, since, Duration::from_secs(15));
+    assert!(
+        err.contains("another Helm operation wrote revision 3 of my-release"),
+        "{err} (rollback said: {rollback})"
+    );
+    let h = helm.history(ns);
+    assert!(deployed_count(&h) <= 1, "{h:?}");
+    let status_of = |rev: u64| h.iter().find(|(r, _)| *r == rev).map(|(_, s)| s.clone());
+    // Whatever Helm wrote for revisions 2 and 3 stands.
+    if status_of(3).as_deref() == Some("failed") {
+        assert_eq!(status_of(2).as_deref(), Some("superseded"), "{h:?}");
+    }
+    assert!(err.contains("nothing of it was written over"), "{err}");
+    // Our claim on spec.replicas is gone: Helm can roll back now.
+    helm.ok(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
+    assert_eq!(replicas(ns), "3");
+    assert_eq!(deployed_count(&helm.history(ns)), 1);
+}
+
+/// Helm 3 with the ConfigMap driver rolls back mid scale-out: the watch on
+/// ConfigMap records sees it as well.
+#[test]
+fn helm3_rollback_mid_scale_out_stops_the_run() {
+    let ns = namespace("wr-rb-h3");
+    let ns = ns.name();
+    let helm = Helm::V3ConfigMaps;
+    let child = scale_under_way(ns, helm, 5);
+    let since = Instant::now();
+    helm.ok(&["rollback", "my-release", "1", "-n", ns]);
+    let err = stopped_within(child, since, Duration::from_secs(10));
+    assert!(
+        err.contains("another Helm operation wrote revision 3 of my-release ("),
+        "{err}"
+    );
+    let h = helm.history(ns);
+    assert_eq!(deployed_count(&h), 1, "{h:?}");
+    assert_eq!(
+        h.last().map(|r| (r.0, r.1.as_str())),
+        Some((3, "deployed")),
+        "{h:?}"
+    );
+    assert_eq!(replicas(ns), "3", "the rollback's count stands");
+}
+
+/// `helm upgrade` (Helm 4 and Helm 3) mid-run is kept out by the pending
+/// revision, as Helm keeps itself out, and the run finishes undisturbed.
+#[test]
+fn helm_upgrade_mid_run_is_kept_out_and_the_run_finishes() {
+    for (helm, target) in [(Helm::V4ClientSide, 1), (Helm::V3ConfigMaps, 5)] {
+        let ns = namespace("wr-up");
+        let ns = ns.name();
+        let child = scale_under_way(ns, helm, target);
+        let chart = testbed::seed::test_chart_dir();
+        let mut args = vec!["upgrade", "my-release", chart.to_str().expect("path"), "-n", ns];
+        args.extend_from_slice(helm.apply_flag());
+        args.extend_from_slice(&["--reuse-values", "--set", "dataNode.replicas=2"]);
+        let (ok, out) = helm.run(&args);
+        assert!(
+            !ok,
+            "{helm:?}: upgrade must be refused while the scale runs: {out}"
+        );
+        assert!(out.contains("another operation"), "{helm:?}: {out}");
+        let done = child.wait_with_output().expect("wait for scale");
+        assert!(
+            done.status.success(),
+            "{helm:?}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert_eq!(replicas(ns), target.to_string());
+        let h = helm.history(ns);
+        assert_eq!(
+            h,
+            [(1, "superseded".to_string()), (2, "deployed".to_string())],
+            "{helm:?}"
+        );
+        // Helm goes on from what scale recorded.
+        helm.ok(&args);
+        assert_eq!(
+            replicas(ns),
+            target.to_string(),
+            "{helm:?}: --reuse-values keeps the count"
+        );
+    }
+}
+
+/// Someone rewrites the run's own pending record (here: an annotation
+/// through kubectl): the run stops rather than write over it.
+#[test]
+fn a_change_to_the_runs_own_record_stops_it() {
+    let ns = namespace("wr-own");
+    let ns = ns.name();
+    let helm = Helm::V4ClientSide;
+    let child = scale_under_way(ns, helm, 1);
+    let since = Instant::now();
+    kubectl(&[
+        "annotate",
+        "secret",
+        "sh.helm.release.v1.my-release.v2",
+        "-n",
+        ns,
+        "example.com/touched=yes",
+    ]);
+    let err = stopped_within(child, since, Duration::from_secs(10));
+    assert!(
+        err.contains("revision 2 of my-release was changed by someone else"),
+        "{err}"
+    );
+    // Left exactly as they wrote it: still pending, their annotation kept.
+    let h = helm.history(ns);
+    assert_eq!(
+        h.last().map(|r| (r.0, r.1.as_str())),
+        Some((2, "pending-upgrade")),
+        "{h:?}"
+    );
+}
+
+fn lease_yaml(ns: &str, holder: &str, renew_time: &str) -> String {
+    format!(
+        "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: kubectl-milvus.scale.my-release
+  namespace: {ns}
+spec:
+  holderIdentity: {holder}
+  leaseDurationSeconds: 15
+  acquireTime: \"{renew_time}\"
+  renewTime: \"{renew_time}\"
+  leaseTransitions: 0
+"
+    )
+}
+
+/// A Lease time as the API server takes it (RFC 3339, microseconds).
+fn micro(t: jiff::Timestamp) -> String {
+    format!(
+        "{}.{:06}Z",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_microsecond()
+    )
+}
+
+fn apply(yaml: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lease.yaml");
+    write_file(&path, yaml);
+    kubectl(&["apply", "-f", path.to_str().expect("path")]);
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Liveness is judged by watching the Lease with our own clock, never by
+/// the holder's timestamps or host name: a holder on this very host name
+/// whose clock runs an hour ahead, silent, is taken over after the lease
+/// duration; one whose clock runs a day behind but renews is left alone.
+#[test]
+fn the_lock_trusts_no_clock_and_no_host_name() {
+    let ns = namespace("wr-clock");
+    let ns = ns.name();
+    seed_ready(ns, testbed::seed::Scenario::QueryNode3DataNode2);
+
+    // Silent holder, same host name, a pid that is surely not ours, clock
+    // ahead: gone after 15 s of silence by our clock.
+    let ahead = micro(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1));
+    apply(&lease_yaml(ns, &format!("{}/1/deadbeef", this_host()), &ahead));
+    let since = Instant::now();
+    let r = run(plugin().args(["scale", "my-release", "queryNode=4", "-n", ns]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        since.elapsed() >= Duration::from_secs(14),
+        "took it over too early"
+    );
+    assert!(r.stderr.contains("waiting up to 15s"), "{}", r.stderr);
+    let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);
+    assert!(leases.trim().is_empty(), "given up after the run: {leases}");
+
+    // A live holder whose clock is a day behind: refused within seconds.
+    let behind = micro(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24));
+    apply(&lease_yaml(ns, "elsewhere/7/cafe", &behind));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = {
+        let (stop, ns) = (stop.clone(), ns.to_string());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                kubectl(&[
+                    "annotate",
+                    "lease",
+                    "kubectl-milvus.scale.my-release",
+                    "-n",
+                    &ns,
+                    "--overwrite",
+                    &format!("renewals={n}"),
+                ]);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let since = Instant::now();
+    let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    renewer.join().expect("renewer");
+    assert!(since.elapsed() < Duration::from_secs(10), "{:?}", since.elapsed());
+    assert!(
+        err.contains("being scaled right now by kubectl milvus scale on elsewhere/7"),
+        "{err}"
+    );
+    assert_eq!(replicas(ns), "4", "the refused run changed nothing");
+}
+
+/// A run that finds its Lease taken stops stepping at once, and leaves the
+/// revision for the new holder (it writes no record after losing the lock).
+#[test]
+fn a_run_whose_lock_is_taken_stops() {
+    let ns = namespace("wr-taken");
+    let ns = ns.name();
+    let child = scale_under_way(ns, Helm::V4ClientSide, 1);
+    let since = Instant::now();
+    apply(&lease_yaml(ns, "intruder/9/beef", &micro(jiff::Timestamp::now())));
+    let err = stopped_within(child, since, Duration::from_secs(8));
+    assert!(
+        err.contains("taken over by another kubectl milvus scale (intruder/9)"),
+        "{err}"
+    );
+    let h = Helm::V4ClientSide.history(ns);
+    assert_eq!(
+        h.last().map(|r| (r.0, r.1.as_str())),
+        Some((2, "pending-upgrade")),
+        "{h:?}"
+    );
+    assert_eq!(replicas(ns), "2", "no further step after the lock was lost");
+}
