@@ -112,9 +112,19 @@ pub enum PlanOutput {
     Yaml,
 }
 
+/// Which manager's instance a name means, when it names both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManagerFlag {
+    /// The Helm release of the `milvus` chart
+    Helm,
+    /// The `Milvus` resource of the Milvus Operator
+    #[value(name = "milvus-operator", alias = "operator")]
+    MilvusOperator,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The Helm release (default: every Milvus release in the namespace)
+    /// The Helm release or `Milvus` resource (default: every Milvus instance in the namespace)
     pub release: Option<String>,
     /// Every namespace
     #[arg(short = 'A', long)]
@@ -126,7 +136,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The Helm release
+    /// The Helm release, or the Milvus Operator's `Milvus` resource
     pub release: String,
     /// Changes: COMPONENT=N, COMPONENT=+N or COMPONENT=-N (values key or pod label)
     #[arg(required = true, value_name = "COMPONENT=N")]
@@ -137,11 +147,14 @@ pub struct PlanArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: PlanOutput,
+    /// Which instance RELEASE means when a Helm release and a `Milvus` resource share the name
+    #[arg(long, value_enum, value_name = "MANAGER")]
+    pub managed_by: Option<ManagerFlag>,
 }
 
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
-    /// The Helm release
+    /// The Helm release, or the Milvus Operator's `Milvus` resource
     pub release: String,
     /// Changes: COMPONENT=N, COMPONENT=+N, COMPONENT=-N, or COMPONENT with --replicas
     #[arg(required = true, value_name = "COMPONENT=N")]
@@ -165,4 +178,7 @@ pub struct ScaleArgs {
     /// Revisions of Helm history to keep (Helm's default is 10; 0 = no limit)
     #[arg(long, value_name = "N", default_value_t = 10, env = "HELM_MAX_HISTORY")]
     pub history_max: usize,
+    /// Which instance RELEASE means when a Helm release and a `Milvus` resource share the name
+    #[arg(long, value_enum, value_name = "MANAGER")]
+    pub managed_by: Option<ManagerFlag>,
 }

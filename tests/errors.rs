@@ -220,8 +220,6 @@ fn bad_flags_are_usage_errors() {
 
 /// The Roles the README documents are exactly enough: `status` works with
 /// the first, `scale` with both, and `scale` fails cleanly without the second.
-/// The README's two RBAC blocks: the `status` Role's rules, and those with
-/// `scale`'s additions.
 #[test]
 fn the_readme_rbac_is_sufficient() {
     let (status_rules, scale_rules) = readme_rules();

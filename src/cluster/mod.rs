@@ -5,6 +5,7 @@ pub mod api;
 pub mod connect;
 pub mod gitops;
 pub mod lease;
+pub mod operator;
 
 pub use api::{ApiError, Cluster};
 pub use connect::{ConnectOptions, Connection, connect};

@@ -1,7 +1,7 @@
 //! `kubectl milvus status [RELEASE] [-A] [-o table|wide|json|yaml]`.
 //! Reads only: one concurrent round of list calls per namespace.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
@@ -11,30 +11,103 @@ use crate::cluster::Cluster;
 use crate::cluster::api::live_deployment;
 use crate::cluster::gitops::deployment_object;
 use crate::commands::gitops;
+use crate::commands::operator;
 use crate::commands::releases::{self, CurrentRelease};
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
+use crate::core::operator::Instance;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
 use crate::error::InvalidInput;
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
-    let statuses = collect(cluster, args.release.as_deref(), args.all_namespaces).await?;
+    let statuses = instances(cluster, args.release.as_deref(), args.all_namespaces).await?;
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusStatusList",
         items: &statuses,
     };
     match args.output {
-        StatusOutput::Table => Ok(render::status::table(&statuses, false, args.all_namespaces)),
-        StatusOutput::Wide => Ok(render::status::table(&statuses, true, args.all_namespaces)),
+        StatusOutput::Table => Ok(render::status::instances(&statuses, false, args.all_namespaces)),
+        StatusOutput::Wide => Ok(render::status::instances(&statuses, true, args.all_namespaces)),
         StatusOutput::Json => render::document::json(&doc),
         StatusOutput::Yaml => render::document::yaml(&doc),
     }
 }
 
-/// Gathers the status of the selected releases.
+/// Helm releases and `Milvus` resources, read at once, in one list by
+/// namespace and name (a Helm release first where both share a name).
+pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bool) -> Result<Vec<Instance>> {
+    let scope = (!all_namespaces).then(|| cluster.namespace().to_string());
+    let (helm, operator) = tokio::join!(
+        helm_statuses(cluster, name, all_namespaces),
+        operator::statuses(cluster, scope.as_deref(), name)
+    );
+    let operator = operator?;
+    let mut items: Vec<Instance> = helm?
+        .into_iter()
+        .map(Instance::Helm)
+        .chain(operator.items.into_iter().map(Instance::Operator))
+        .collect();
+    items.sort_by(|a, b| a.key().cmp(&b.key()));
+    if items.is_empty() {
+        return Err(nothing_found(cluster, name, all_namespaces).await);
+    }
+    if let Some(warning) = operator.warning {
+        eprintln!("warning: {warning}");
+    }
+    Ok(items)
+}
+
+/// Gathers the status of the selected Helm releases; fails when there is none.
 pub async fn collect(
+    cluster: &Cluster,
+    release: Option<&str>,
+    all_namespaces: bool,
+) -> Result<Vec<ReleaseStatus>> {
+    let found = helm_statuses(cluster, release, all_namespaces).await?;
+    if found.is_empty() {
+        return Err(nothing_found(cluster, release, all_namespaces).await);
+    }
+    Ok(found)
+}
+
+/// Why `status` has nothing to show, naming what is there instead.
+async fn nothing_found(cluster: &Cluster, name: Option<&str>, all_namespaces: bool) -> anyhow::Error {
+    let namespace = cluster.namespace();
+    match (name, all_namespaces) {
+        (Some(name), true) => InvalidInput(format!(
+            "Helm release {name:?} not found in any namespace, nor a Milvus resource of that name"
+        ))
+        .into(),
+        (Some(name), false) => {
+            let err = releases::not_found(cluster, namespace, name).await;
+            match operator::names(cluster, namespace).await.as_slice() {
+                [] => err,
+                crs => InvalidInput(format!(
+                    "{err}; Milvus resources (Milvus Operator) here: {}",
+                    crs.join(", ")
+                ))
+                .into(),
+            }
+        }
+        (None, _) => {
+            let scope = if all_namespaces {
+                "any namespace".to_string()
+            } else {
+                format!("namespace {namespace:?}")
+            };
+            InvalidInput(format!(
+                "no Milvus Helm releases found in {scope} (and no Milvus Operator clusters); look elsewhere with -n NAMESPACE or -A (all namespaces)"
+            ))
+            .into()
+        }
+    }
+}
+
+/// The status of the selected Helm releases of the `milvus` chart; none
+/// when there are none (a named non-Milvus release is an error).
+async fn helm_statuses(
     cluster: &Cluster,
     release: Option<&str>,
     all_namespaces: bool,
@@ -67,18 +140,7 @@ pub async fn collect(
     } else {
         Vec::new()
     };
-    if let Some(name) = release {
-        if grouped.is_empty() {
-            if !rendered.is_empty() {
-                return Ok(rendered);
-            }
-            if all_namespaces {
-                bail!(InvalidInput(format!(
-                    "Helm release {name:?} not found in any namespace"
-                )));
-            }
-            return Err(releases::not_found(cluster, &namespace, name).await);
-        }
+    if release.is_some() {
         for cur in grouped.values() {
             releases::check_milvus(cur)?;
         }
@@ -88,17 +150,7 @@ pub async fn collect(
         .filter(|c| c.record().is_some_and(|r| r.release.is_milvus()))
         .collect();
     if milvus.is_empty() {
-        if !rendered.is_empty() {
-            return Ok(rendered);
-        }
-        let scope = if all_namespaces {
-            "any namespace".to_string()
-        } else {
-            format!("namespace {namespace:?}")
-        };
-        bail!(InvalidInput(format!(
-            "no Milvus Helm releases found in {scope}; look elsewhere with -n NAMESPACE or -A (all namespaces)"
-        )));
+        return Ok(rendered);
     }
 
     // One round of live lists per namespace that holds a release.

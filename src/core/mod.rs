@@ -5,6 +5,7 @@ pub mod duration;
 pub mod gitops;
 pub mod lock;
 pub mod manifest;
+pub mod operator;
 pub mod ownership;
 pub mod plan;
 pub mod pods;

@@ -12,7 +12,7 @@ use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::pods::{PodRow, pod_row};
 use crate::core::release::Release;
-use crate::core::status::{LiveWorkload, component_workloads, desired_replicas, owner_workload};
+use crate::core::status::{LiveWorkload, ManagedBy, component_workloads, desired_replicas, owner_workload};
 use crate::core::values::{self, Replicas};
 
 /// A target as typed: absolute or relative.
@@ -108,9 +108,12 @@ pub struct PlanInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentChange {
-    /// Values key (`queryNode`).
+    /// Values key (`queryNode`), or the `Milvus` resource's spec key.
     pub component: String,
     pub label: String,
+    /// The operator's deployment group (`spec.components.<c>.groups[].name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Every Deployment the value drives (one per resource group).
     pub deployments: Vec<String>,
     /// What runs now (the live `spec.replicas`).
@@ -156,8 +159,12 @@ pub struct PredictedPod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
+    pub managed_by: ManagedBy,
+    /// The Helm release, or the `Milvus` resource's name.
     pub release: String,
     pub namespace: String,
+    /// Helm only: the release's chart version.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub chart_version: String,
     pub changes: Vec<ComponentChange>,
     pub warnings: Vec<String>,
@@ -166,7 +173,12 @@ pub struct Plan {
     /// the plan's size must not grow with the target.
     #[serde(skip_serializing_if = "is_zero")]
     pub new_pods_not_shown: u64,
+    /// Helm only.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub helm_command: String,
+    /// Operator only: the `kubectl patch milvus …` that writes the targets.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kubectl_command: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -253,7 +265,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         {
             return Err(Rejection::Invalid(format!("{} is given twice", component.key)));
         }
-        check_role(component)?;
+        check_role(component, component.key)?;
         let deployments: Vec<&ManifestObject> = workloads
             .iter()
             .filter(|w| w.component == component && w.object.kind == "Deployment")
@@ -266,7 +278,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                 input.release.name()
             )));
         }
-        if let Some(h) = managing_hpa(input.hpas, &deployments) {
+        if let Some(h) = managing_hpa(input.hpas, deployments.iter().map(|d| d.name.as_str())) {
             let spec = h.spec.clone().unwrap_or_default();
             return Err(Rejection::Refused(format!(
                 "{} is managed by HorizontalPodAutoscaler {} ({}-{} replicas); change its bounds instead: helm upgrade {} milvus/milvus --namespace {} --version {} --reset-then-reuse-values --set {k}.hpa.minReplicas=N --set {k}.hpa.maxReplicas=M",
@@ -295,77 +307,31 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                 component.key
             )));
         }
-        // With resource groups every group gets the value; plan from the largest.
-        let current = live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
-        let target = match req.target {
-            Target::Absolute(n) => i64::from(n),
-            Target::Relative(d) => i64::from(current) + d,
-        };
-        if target < 0 {
-            return Err(Rejection::Invalid(format!(
-                "{} would go below zero ({current} {:+})",
-                component.key,
-                target - i64::from(current)
-            )));
-        }
-        let target = u32::try_from(target)
-            .ok()
-            .filter(|t| *t <= MAX_REPLICAS)
-            .ok_or_else(|| {
-                Rejection::Invalid(format!(
-                    "{} would reach {target} replicas; a Deployment holds at most {MAX_REPLICAS}",
-                    component.key
-                ))
-            })?;
-        if target == 0 && !input.force {
-            return Err(Rejection::Refused(format!(
-                "scaling {} to 0 stops it serving; pass --force if that is what you want",
-                component.key
-            )));
-        }
-        let desired = desired_replicas(&values, component);
-        if let Replicas::Count(v) = desired
-            && v != current
-        {
-            warnings.push(format!(
-                "{}: values say {v} but {current} run (scaled outside Helm); the plan starts from what runs",
-                component.key
-            ));
-        }
-        if component.key == "streamingNode" && target < current {
-            let groups = values::get(&values, "replicaResourceGroups")
-                .and_then(|v| v.as_array())
-                .map_or(0, Vec::len);
-            warnings.push(if groups as u32 > target {
-                format!(
-                    "streamingNode: {target} is fewer than the {groups} replicas the resource groups load; collections would lose replicas"
-                )
-            } else {
-                format!(
-                    "streamingNode: keep at least as many streaming nodes as the largest collection replica number in use; {target} must cover it"
-                )
-            });
-        }
-        if target < current {
-            warnings.push(format!(
-                "{}: scale-in removes one pod at a time and waits for readiness; Milvus rebalances segments after each step",
-                component.key
-            ));
-        }
-        changes.push(ComponentChange {
-            component: component.key.to_string(),
-            label: component.label.to_string(),
-            deployments: deployments.iter().map(|d| d.name.clone()).collect(),
-            current,
-            values: desired,
-            target,
-            steps: steps(current, target),
-        });
+        let groups = values::get(&values, "replicaResourceGroups")
+            .and_then(|v| v.as_array())
+            .map_or(0, Vec::len);
+        changes.push(component_change(
+            &Candidate {
+                component,
+                key: component.key,
+                group: None,
+                deployments: deployments.iter().map(|d| d.name.clone()).collect(),
+                live: &live,
+                desired: desired_replicas(&values, component),
+                record: "values",
+                outside: "Helm",
+                streaming_groups: groups,
+            },
+            req.target,
+            input.force,
+            &mut warnings,
+        )?);
     }
 
-    let (pods, new_pods_not_shown) = predicted_pods(input, &changes);
+    let (pods, new_pods_not_shown) = predicted_pods(input.objects, input.pods, input.now, &changes);
     let helm_command = helm_command(input.release, input.namespace, &changes);
     Ok(Plan {
+        managed_by: ManagedBy::Helm,
         release: input.release.name().to_string(),
         namespace: input.namespace.to_string(),
         chart_version: input.release.chart_version().to_string(),
@@ -374,34 +340,133 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         pods,
         new_pods_not_shown,
         helm_command,
+        kubectl_command: String::new(),
     })
 }
 
-fn check_role(component: &Component) -> Result<(), Rejection> {
+/// One component (or deployment group) a request names, as found by either
+/// manager's lookup: what the rules below need.
+pub struct Candidate<'a> {
+    pub component: &'static Component,
+    /// The name to print: the values key, or the resource's spec key.
+    pub key: &'a str,
+    pub group: Option<&'a str>,
+    pub deployments: Vec<String>,
+    /// The live Deployments, one per entry of `deployments`.
+    pub live: &'a [&'a LiveWorkload],
+    pub desired: Replicas,
+    /// Where the desired count lives, for messages: `values` or `spec`.
+    pub record: &'a str,
+    /// Who a drift bypassed, for messages: `Helm` or `the Milvus resource`.
+    pub outside: &'a str,
+    /// Resource groups whose replicas streaming nodes carry (Helm's
+    /// `replicaResourceGroups`).
+    pub streaming_groups: usize,
+}
+
+/// The rules every manager shares: the target from what runs, below zero,
+/// the largest count a Deployment holds, zero without --force, drift and
+/// scale-in warnings, and the steps.
+pub fn component_change(
+    c: &Candidate<'_>,
+    target: Target,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<ComponentChange, Rejection> {
+    let name = match c.group {
+        Some(g) => format!("{}/{g}", c.key),
+        None => c.key.to_string(),
+    };
+    // With resource groups every group gets the value; plan from the largest.
+    let current = c.live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
+    let target = match target {
+        Target::Absolute(n) => i64::from(n),
+        Target::Relative(d) => i64::from(current) + d,
+    };
+    if target < 0 {
+        return Err(Rejection::Invalid(format!(
+            "{name} would go below zero ({current} {:+})",
+            target - i64::from(current)
+        )));
+    }
+    let target = u32::try_from(target)
+        .ok()
+        .filter(|t| *t <= MAX_REPLICAS)
+        .ok_or_else(|| {
+            Rejection::Invalid(format!(
+                "{name} would reach {target} replicas; a Deployment holds at most {MAX_REPLICAS}"
+            ))
+        })?;
+    if target == 0 && !force {
+        return Err(Rejection::Refused(format!(
+            "scaling {name} to 0 stops it serving; pass --force if that is what you want"
+        )));
+    }
+    if let Replicas::Count(v) = c.desired
+        && v != current
+    {
+        warnings.push(format!(
+            "{name}: {} say {v} but {current} run (scaled outside {}); the plan starts from what runs",
+            c.record, c.outside
+        ));
+    }
+    if c.component.key == "streamingNode" && target < current {
+        let groups = c.streaming_groups;
+        warnings.push(if groups as u32 > target {
+            format!(
+                "{name}: {target} is fewer than the {groups} replicas the resource groups load; collections would lose replicas"
+            )
+        } else {
+            format!(
+                "{name}: keep at least as many streaming nodes as the largest collection replica number in use; {target} must cover it"
+            )
+        });
+    }
+    if target < current {
+        warnings.push(format!(
+            "{name}: scale-in removes one pod at a time and waits for readiness; Milvus rebalances segments after each step"
+        ));
+    }
+    Ok(ComponentChange {
+        component: c.key.to_string(),
+        label: c.component.label.to_string(),
+        group: c.group.map(str::to_string),
+        deployments: c.deployments.clone(),
+        current,
+        values: c.desired.clone(),
+        target,
+        steps: steps(current, target),
+    })
+}
+
+/// Workers only. `name` is the component as the instance's manager calls it.
+pub fn check_role(component: &Component, name: &str) -> Result<(), Rejection> {
     match component.role {
         Role::Worker => Ok(()),
         Role::Coordinator => Err(Rejection::Refused(format!(
-            "{} is a coordinator: Milvus adds worker nodes only (proxy, queryNode, dataNode, indexNode, streamingNode); coordinators are not scaled out",
-            component.key
+            "{name} is a coordinator: Milvus adds worker nodes only (proxy, queryNode, dataNode, indexNode, streamingNode); coordinators are not scaled out"
         ))),
         Role::Standalone => Err(Rejection::Refused(
             "standalone is a single-pod Milvus; it has no workers to scale".to_string(),
         )),
         Role::Auxiliary => Err(Rejection::Refused(format!(
-            "{} is not a Milvus worker; `scale` changes worker components only",
-            component.key
+            "{name} is not a Milvus worker; `scale` changes worker components only"
         ))),
     }
 }
 
-fn managing_hpa<'a>(
+/// The HPA scaling one of `deployments`, if any.
+pub fn managing_hpa<'a, 'n>(
     hpas: &'a [HorizontalPodAutoscaler],
-    deployments: &[&ManifestObject],
+    deployments: impl IntoIterator<Item = &'n str> + Clone,
 ) -> Option<&'a HorizontalPodAutoscaler> {
     hpas.iter().find(|h| {
         h.spec.as_ref().is_some_and(|s| {
             s.scale_target_ref.kind == "Deployment"
-                && deployments.iter().any(|d| d.name == s.scale_target_ref.name)
+                && deployments
+                    .clone()
+                    .into_iter()
+                    .any(|d| d == s.scale_target_ref.name)
         })
     })
 }
@@ -504,17 +569,22 @@ fn victim_order(pod: &Pod) -> impl Ord {
 /// The pods after the change: who stays, who is removed at which step, and
 /// the first [`NEW_POD_ROWS`] new ones of each Deployment (plus how many
 /// more there are).
-fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> (Vec<PredictedPod>, u64) {
+/// `objects` names the Deployments pods are owned through.
+pub fn predicted_pods(
+    objects: &[ManifestObject],
+    all_pods: &[Pod],
+    now: jiff::Timestamp,
+    changes: &[ComponentChange],
+) -> (Vec<PredictedPod>, u64) {
     let mut out = Vec::new();
     let mut not_shown = 0u64;
     for change in changes {
         for deployment in &change.deployments {
-            let mut pods: Vec<&Pod> = input
-                .pods
+            let mut pods: Vec<&Pod> = all_pods
                 .iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .filter(|p| {
-                    owner_workload(input.objects, p)
+                    owner_workload(objects, p)
                         .is_some_and(|w| w.kind == "Deployment" && &w.name == deployment)
                 })
                 .collect();
@@ -525,7 +595,7 @@ fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> (Vec<Pr
                 .iter()
                 .enumerate()
                 .map(|(i, p)| PredictedPod {
-                    row: pod_row(p, input.now),
+                    row: pod_row(p, now),
                     fate: if i < removed {
                         PodFate::Removed
                     } else {

@@ -13,6 +13,24 @@ use crate::core::pods::{PodRow, pod_row};
 use crate::core::release::Release;
 use crate::core::values::{self, Replicas};
 
+/// Who owns a Milvus instance: a Helm release of the `milvus` chart, or a
+/// `Milvus` resource the Milvus Operator reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagedBy {
+    Helm,
+    MilvusOperator,
+}
+
+impl ManagedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedBy::Helm => "helm",
+            ManagedBy::MilvusOperator => "milvus-operator",
+        }
+    }
+}
+
 /// A Deployment's or StatefulSet's live replica counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +67,9 @@ pub struct ComponentStatus {
     /// The resource group, for `replicaResourceGroups` workloads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_group: Option<String>,
+    /// The Milvus Operator's deployment group (`spec.components.<c>.groups[]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_group: Option<String>,
     pub kind: String,
     pub workload: String,
     /// What the release's values ask for.
@@ -106,6 +127,7 @@ pub struct ReleasePod {
 pub struct ReleaseStatus {
     pub release: String,
     pub namespace: String,
+    pub managed_by: ManagedBy,
     pub chart: String,
     pub chart_version: String,
     pub app_version: String,
@@ -229,6 +251,7 @@ pub fn build(
             label: cw.component.label.to_string(),
             role: cw.component.role,
             resource_group: cw.resource_group,
+            deployment_group: None,
             kind: cw.object.kind.clone(),
             workload: cw.object.name.clone(),
             desired,
@@ -257,6 +280,7 @@ pub fn build(
     ReleaseStatus {
         release: release.name().to_string(),
         namespace,
+        managed_by: ManagedBy::Helm,
         chart: release.chart_name().to_string(),
         chart_version: release.chart_version().to_string(),
         app_version: release.app_version().to_string(),
@@ -281,7 +305,7 @@ pub fn build(
     }
 }
 
-fn hpa_status(h: &HorizontalPodAutoscaler) -> HpaStatus {
+pub fn hpa_status(h: &HorizontalPodAutoscaler) -> HpaStatus {
     let spec = h.spec.as_ref();
     let status = h.status.as_ref();
     HpaStatus {
@@ -326,7 +350,7 @@ fn component_notes(
 /// The pods a release owns, through ownerReferences of the workloads in its
 /// manifest (label selectors alone also match other releases' pods, e.g.
 /// Pulsar's `component=proxy`).
-fn release_pods(objects: &[ManifestObject], pods: &[Pod], now: jiff::Timestamp) -> Vec<ReleasePod> {
+pub fn release_pods(objects: &[ManifestObject], pods: &[Pod], now: jiff::Timestamp) -> Vec<ReleasePod> {
     let mut out: Vec<ReleasePod> = pods
         .iter()
         .filter_map(|pod| {
@@ -378,10 +402,19 @@ fn dependency_status(
         .iter()
         .map(|c| c.object.name.as_str())
         .collect();
+    dependency_rows(
+        objects.iter().filter(|o| !milvus.contains(&o.name.as_str())),
+        pods,
+    )
+}
+
+/// One row per Deployment or StatefulSet among `objects`, with its pods ready.
+pub fn dependency_rows<'a>(
+    objects: impl Iterator<Item = &'a ManifestObject>,
+    pods: &[ReleasePod],
+) -> Vec<DependencyStatus> {
     objects
-        .iter()
         .filter(|o| matches!(o.kind.as_str(), "Deployment" | "StatefulSet"))
-        .filter(|o| !milvus.contains(&o.name.as_str()))
         .map(|o| {
             let key = format!("{}/{}", o.kind, o.name);
             let mine: Vec<&ReleasePod> = pods.iter().filter(|p| p.workload == key).collect();

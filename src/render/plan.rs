@@ -5,16 +5,24 @@ use std::fmt::Write;
 use indicatif::HumanCount;
 
 use crate::core::plan::{Plan, PodFate};
+use crate::core::status::ManagedBy;
 use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
 
 pub fn table(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Plan for release {} (namespace {}, chart milvus-{}):",
-        plan.release, plan.namespace, plan.chart_version
-    );
+    let _ = match plan.managed_by {
+        ManagedBy::Helm => writeln!(
+            out,
+            "Plan for release {} (namespace {}, chart milvus-{}):",
+            plan.release, plan.namespace, plan.chart_version
+        ),
+        ManagedBy::MilvusOperator => writeln!(
+            out,
+            "Plan for Milvus {} (namespace {}, managed by milvus-operator):",
+            plan.release, plan.namespace
+        ),
+    };
     out.push('\n');
     let rows: Vec<Vec<String>> = plan
         .changes
@@ -42,7 +50,10 @@ pub fn table(plan: &Plan) -> String {
                 )
             };
             vec![
-                c.component.clone(),
+                match &c.group {
+                    Some(g) => format!("{}/{g}", c.component),
+                    None => c.component.clone(),
+                },
                 c.values.to_string(),
                 c.current.to_string(),
                 c.target.to_string(),
@@ -52,7 +63,17 @@ pub fn table(plan: &Plan) -> String {
         })
         .collect();
     out.push_str(&kubectl_table(
-        &["COMPONENT", "VALUES", "CURRENT", "TARGET", "STEPS", "DEPLOYMENTS"],
+        &[
+            "COMPONENT",
+            match plan.managed_by {
+                ManagedBy::Helm => "VALUES",
+                ManagedBy::MilvusOperator => "SPEC",
+            },
+            "CURRENT",
+            "TARGET",
+            "STEPS",
+            "DEPLOYMENTS",
+        ],
         &rows,
     ));
     if !plan.warnings.is_empty() {
@@ -91,6 +112,13 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "… and {} more new pods", HumanCount(plan.new_pods_not_shown));
         }
     }
-    let _ = write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command);
+    let _ = match plan.managed_by {
+        ManagedBy::Helm => write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command),
+        ManagedBy::MilvusOperator => write!(
+            out,
+            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {}\n",
+            plan.kubectl_command
+        ),
+    };
     out
 }

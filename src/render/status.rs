@@ -3,19 +3,81 @@
 
 use std::fmt::Write;
 
-use crate::core::status::{ComponentStatus, ReleaseStatus};
+use crate::core::operator::{Instance, OperatorStatus};
+use crate::core::status::{ComponentStatus, DependencyStatus, ReleasePod, ReleaseStatus};
 use crate::core::values::Replicas;
 use crate::render::table::{kubectl_table, pod_table};
 
-/// Renders every release, separated by a blank line.
-pub fn table(releases: &[ReleaseStatus], wide: bool, all_namespaces: bool) -> String {
+/// Renders Helm releases and `Milvus` resources alike, separated by a blank line.
+pub fn instances(items: &[Instance], wide: bool, all_namespaces: bool) -> String {
     let mut out = String::new();
-    for (i, r) in releases.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&release(r, wide, all_namespaces));
+        out.push_str(&match item {
+            Instance::Helm(r) => release(r, wide, all_namespaces),
+            Instance::Operator(o) => operator(o, wide, all_namespaces),
+        });
     }
+    out
+}
+
+fn operator(o: &OperatorStatus, wide: bool, all_namespaces: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Milvus:      {} (namespace {}, managed by milvus-operator)",
+        o.release, o.namespace
+    );
+    let observed = o
+        .observed_generation
+        .map_or_else(|| "not observed yet".to_string(), |g| format!("observed {g}"));
+    let _ = writeln!(
+        out,
+        "Status:      {} (generation {}, {observed})",
+        o.milvus_status, o.generation
+    );
+    match o.message_queue.as_str() {
+        "" => writeln!(out, "Mode:        {}", o.mode),
+        mq => writeln!(out, "Mode:        {}, message queue {mq}", o.mode),
+    }
+    .unwrap_or_default();
+    if !o.conditions.is_empty() {
+        let all: Vec<String> = o
+            .conditions
+            .iter()
+            .map(|c| format!("{}={}", c.type_, c.status))
+            .collect();
+        let _ = writeln!(out, "Conditions:  {}", all.join(", "));
+        for c in o.conditions.iter().filter(|c| c.status != "True") {
+            let why: Vec<&str> = [c.reason.as_deref(), c.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !why.is_empty() {
+                let _ = writeln!(out, "             {}: {}", c.type_, why.join(": "));
+            }
+        }
+    }
+    if !o.dependency_releases.is_empty() {
+        let deps: Vec<String> = o
+            .dependency_releases
+            .iter()
+            .map(|d| format!("{} ({}-{}, {})", d.release, d.chart, d.chart_version, d.status))
+            .collect();
+        let _ = writeln!(out, "Helm deps:   {}", deps.join(", "));
+    }
+    out.push_str(&body(
+        &o.warnings,
+        &o.components,
+        &o.dependencies,
+        &o.pods,
+        (&o.release, &o.namespace),
+        wide,
+        all_namespaces,
+    ));
     out
 }
 
@@ -67,15 +129,37 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
             p.revision, p.status
         );
     }
-    for w in &r.warnings {
+    out.push_str(&body(
+        &r.warnings,
+        &r.components,
+        &r.dependencies,
+        &r.pods,
+        (&r.release, &r.namespace),
+        wide,
+        all_namespaces,
+    ));
+    out
+}
+
+/// The summary's warnings, then the tables: components, dependencies, pods.
+fn body(
+    warnings: &[String],
+    components_: &[ComponentStatus],
+    dependencies: &[DependencyStatus],
+    pods: &[ReleasePod],
+    (name, namespace): (&str, &str),
+    wide: bool,
+    all_namespaces: bool,
+) -> String {
+    let mut out = String::new();
+    for w in warnings {
         let _ = writeln!(out, "Warning:     {w}");
     }
     out.push('\n');
-    out.push_str(&components(&r.components, wide));
-    if !r.dependencies.is_empty() {
+    out.push_str(&components(components_, wide));
+    if !dependencies.is_empty() {
         out.push('\n');
-        let rows: Vec<Vec<String>> = r
-            .dependencies
+        let rows: Vec<Vec<String>> = dependencies
             .iter()
             .map(|d| {
                 vec![
@@ -87,15 +171,11 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
         out.push_str(&kubectl_table(&["DEPENDENCY", "PODS READY"], &rows));
     }
     out.push('\n');
-    if r.pods.is_empty() {
-        let _ = writeln!(
-            out,
-            "No pods found for release {} in namespace {}.",
-            r.release, r.namespace
-        );
+    if pods.is_empty() {
+        let _ = writeln!(out, "No pods found for release {name} in namespace {namespace}.");
     } else {
-        let rows: Vec<_> = r.pods.iter().map(|p| p.row.clone()).collect();
-        let namespaces: Vec<String> = r.pods.iter().map(|p| p.namespace.clone()).collect();
+        let rows: Vec<_> = pods.iter().map(|p| p.row.clone()).collect();
+        let namespaces: Vec<String> = pods.iter().map(|p| p.namespace.clone()).collect();
         out.push_str(&pod_table(
             &rows,
             wide,
@@ -167,11 +247,13 @@ pub fn trim_lines(table: &str) -> String {
     table.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
-/// `queryNode` or `queryNode[rg1]` for a resource group's Deployment.
+/// `queryNode`, `queryNode[rg1]` for a resource group's Deployment, or
+/// `queryNode/g1` for an operator deployment group's.
 pub fn component_name(c: &ComponentStatus) -> String {
-    match &c.resource_group {
-        Some(rg) => format!("{}[{rg}]", c.component),
-        None => c.component.clone(),
+    match (&c.resource_group, &c.deployment_group) {
+        (Some(rg), _) => format!("{}[{rg}]", c.component),
+        (None, Some(g)) => format!("{}/{g}", c.component),
+        (None, None) => c.component.clone(),
     }
 }
 

@@ -36,7 +36,7 @@ use crate::render;
 
 mod guard;
 mod record;
-mod steps;
+pub(crate) mod steps;
 
 use self::record::{Finish, OtherWriter, Unfinished};
 use self::steps::{Progress, deployment_op, hand_back_deployment_replicas};
@@ -397,7 +397,7 @@ impl std::fmt::Display for Stop {
     }
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -172,7 +172,7 @@ pub(super) async fn hand_back_deployment_replicas(
 
 /// Waits, by watching, until the Deployment has exactly `n` ready, available,
 /// up-to-date replicas and exactly `n` pods exist (removed ones are gone).
-async fn wait_step(
+pub(crate) async fn wait_step(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -292,12 +292,12 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Progress on stderr: a live spinner line on a terminal, plain lines otherwise.
-pub(super) struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -305,18 +305,18 @@ impl Progress {
         });
         Self { bar }
     }
-    pub(super) fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
         }
     }
-    pub(super) fn set(&self, text: &str) {
+    pub(crate) fn set(&self, text: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(text.to_string());
         }
     }
-    pub(super) fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

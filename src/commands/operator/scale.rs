@@ -1,0 +1,391 @@
+//! `scale` for a `Milvus` resource. The resource is the record: each step
+//! is a JSON patch of `spec.components.<c>.replicas` (or a group's), guarded
+//! by `test` operations; the operator does the rest. Each step is waited for
+//! on the resource (`status.observedGeneration` reaches the generation the
+//! patch made) and on the Deployment the operator serves from (ready at
+//! the count, removed pods gone). Nothing else is written, so a re-run
+//! after any interruption reads where the last run stopped and carries on.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::cli::ScaleArgs;
+use crate::cluster::Cluster;
+use crate::cluster::api::ApiError;
+use crate::cluster::operator as api;
+use crate::commands::plan as plan_cmd;
+use crate::commands::scale::interrupted;
+use crate::commands::scale::steps::{Progress, wait_step};
+use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
+use crate::core::plan::{ComponentChange, Plan};
+use crate::render;
+
+/// Why a run stopped early, as one sentence.
+#[derive(Debug)]
+struct Stop(String);
+
+/// How [`foreign_change`] starts its sentence.
+const FOREIGN: &str = "another writer";
+
+/// What the run last knew of the replica fields it scales.
+struct Watched {
+    /// What each field holds, as found or last written by this run.
+    expected: Vec<Expected>,
+    /// What a patch in flight writes (its events may arrive before it returns).
+    writing: Option<Vec<Expected>>,
+    /// Views older than our last write are stale, not someone else's.
+    from_generation: i64,
+}
+
+struct Run<'a> {
+    cluster: &'a Cluster,
+    cr: watch::Receiver<MilvusResource>,
+    watched: Mutex<Watched>,
+    timeout: Duration,
+    progress: Progress,
+}
+
+pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Result<String> {
+    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
+    let (deployments, live) = super::live(cluster, cr.namespace()).await?;
+    let plan = super::make(&cr, &deployments, &live, &requests, args.force)?;
+    if args.dry_run {
+        return Ok(render::plan::table(&plan));
+    }
+
+    let changes = plan.changes.clone();
+    let (tx, rx) = watch::channel(cr.clone());
+    let follow = async {
+        let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(seen) => {
+                    tx.send_replace(seen);
+                }
+                // Retrying cannot mend a refusal; other errors are retried.
+                Err(api::WatchError::Forbidden(message)) => {
+                    return Stop(format!(
+                        "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
+                        crate::core::operator::RESOURCE,
+                        cr.namespace()
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        Stop("the watch on the Milvus resource ended".to_string())
+    };
+    let run = Run {
+        cluster,
+        cr: rx,
+        watched: Mutex::new(Watched {
+            expected: plan.changes.iter().map(|c| Expected::read(&cr, c)).collect(),
+            writing: None,
+            from_generation: cr.generation(),
+        }),
+        timeout: args.timeout,
+        progress: Progress::new(),
+    };
+    let outcome = tokio::select! {
+        r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args.force) => r,
+        () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
+        stop = guard(&run) => Err(stop),
+        stop = follow => Err(stop),
+    };
+    run.progress.finish();
+    match outcome {
+        Ok(done) => Ok(done),
+        // Someone else's value stands: no "continue with" that would undo it.
+        Err(Stop(why)) if why.starts_with(FOREIGN) => Err(anyhow::anyhow!(
+            "{why}; this run wrote nothing over it; find out who else scales Milvus {} before scaling it again",
+            cr.name()
+        )),
+        Err(Stop(why)) => {
+            let continue_cmd = format!(
+                "kubectl milvus scale {} {} -n {}",
+                cr.name(),
+                args.changes.join(" "),
+                cr.namespace()
+            );
+            let continue_cmd = match &args.replicas {
+                Some(n) => format!("{continue_cmd} --replicas {n}"),
+                None => continue_cmd,
+            };
+            let at = reached(&run);
+            Err(anyhow::anyhow!(
+                "{why}; stopped with Milvus {} at {at} (the resource records it, nothing else to repair); continue with: {continue_cmd}",
+                cr.name()
+            ))
+        }
+    }
+}
+
+/// Stops the run the moment a replica field it scales takes a value it did
+/// not write.
+async fn guard(run: &Run<'_>) -> Stop {
+    let mut cr = run.cr.clone();
+    loop {
+        if cr.changed().await.is_err() {
+            return Stop("the watch on the Milvus resource ended".to_string());
+        }
+        let seen = cr.borrow_and_update().clone();
+        let Ok(w) = run.watched.lock() else {
+            return Stop("internal error: the run's state is poisoned".to_string());
+        };
+        if seen.generation() < w.from_generation {
+            continue;
+        }
+        if let Some(change) = foreign_change(&seen, &w.expected)
+            && w.writing
+                .as_ref()
+                .is_none_or(|ours| foreign_change(&seen, ours).is_some())
+        {
+            return Stop(change);
+        }
+    }
+}
+
+/// `queryNode=2, dataNode/g1=3`: what the resource holds for the scaled fields.
+fn reached(run: &Run<'_>) -> String {
+    let Ok(w) = run.watched.lock() else {
+        return "an unknown point".to_string();
+    };
+    w.expected
+        .iter()
+        .map(|e| {
+            let name = match &e.group {
+                Some(g) => format!("{}/{g}", e.spec_key),
+                None => e.spec_key.clone(),
+            };
+            let value = e
+                .value
+                .as_ref()
+                .map_or_else(|| "unset".to_string(), ToString::to_string);
+            format!("{name}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the plan; `waiting` are the Deployments to see settled first.
+async fn execute(
+    run: &Run<'_>,
+    first: &MilvusResource,
+    (plan, waiting): (Plan, Vec<(String, u32)>),
+    requests: &[crate::core::plan::Request],
+    force: bool,
+) -> Result<String, Stop> {
+    // Carry on: the operator must have applied what the resource asks (a
+    // killed run may have written a step it never saw done) before the plan
+    // is made from what runs.
+    let (plan, waiting) = if first.observed(first.generation()) {
+        (plan, waiting)
+    } else {
+        wait_observed(run, first.generation()).await?;
+        let (deployments, live) = super::live(run.cluster, first.namespace())
+            .await
+            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        let now = run.cr.borrow().clone();
+        let plan = super::make(&now, &deployments, &live, requests, force)
+            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+        (plan, waiting)
+    };
+    for (d, n) in &waiting {
+        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress)
+            .await
+            .map_err(Stop)?;
+    }
+    if plan.nothing_to_do() {
+        return Ok(format!(
+            "nothing to do: Milvus {} already at {}\n",
+            first.name(),
+            targets(&plan)
+        ));
+    }
+
+    // Out (and counts only the resource lacks) at once, in one patch.
+    let outs: Vec<&ComponentChange> = plan
+        .changes
+        .iter()
+        .filter(|c| c.target > c.current || (c.steps.is_empty() && !c.is_noop()))
+        .collect();
+    if !outs.is_empty() {
+        for c in &outs {
+            run.progress
+                .line(&format!("{}: {} → {}", name(c), c.current, c.target));
+        }
+        let writes: Vec<Write> = outs.iter().map(|c| Write::of(c, c.target)).collect();
+        step(run, first, &writes, &outs).await?;
+    }
+    // In, one replica at a time.
+    for c in plan.changes.iter().filter(|c| c.target < c.current) {
+        let mut at = c.current;
+        for n in c.steps.iter() {
+            run.progress.line(&format!("{}: {at} → {n}", name(c)));
+            step(run, first, &[Write::of(c, n)], &[c]).await?;
+            at = n;
+        }
+    }
+
+    let done = format!(
+        "Milvus {} scaled: {}\n\n",
+        first.name(),
+        plan.changes
+            .iter()
+            .map(|c| format!("{} {}→{}", name(c), c.current, c.target))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let pods = super::statuses(run.cluster, Some(first.namespace()), Some(first.name()))
+        .await
+        .map_err(|e| Stop(crate::error::one_line(&e)))?;
+    let rows: Vec<_> = pods
+        .items
+        .first()
+        .map(|s| s.pods.iter().map(|p| p.row.clone()).collect())
+        .unwrap_or_default();
+    Ok(done + &render::table::pod_table(&rows, false, None))
+}
+
+fn name(c: &ComponentChange) -> String {
+    match &c.group {
+        Some(g) => format!("{}/{g}", c.component),
+        None => c.component.clone(),
+    }
+}
+
+fn targets(plan: &Plan) -> String {
+    plan.changes
+        .iter()
+        .map(|c| format!("{}={}", name(c), c.target))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes one step and waits until the operator applied it and every
+/// Deployment it touches is ready at its count.
+async fn step(
+    run: &Run<'_>,
+    first: &MilvusResource,
+    writes: &[Write],
+    changes: &[&ComponentChange],
+) -> Result<(), Stop> {
+    let generation = write(run, first, writes).await?;
+    wait_observed(run, generation).await?;
+    for (c, w) in changes.iter().zip(writes) {
+        for d in &c.deployments {
+            wait_step(
+                run.cluster,
+                first.namespace(),
+                d,
+                w.replicas,
+                run.timeout,
+                &run.progress,
+            )
+            .await
+            .map_err(Stop)?;
+        }
+    }
+    Ok(())
+}
+
+/// Patches the resource from a fresh read; a failed `test` (HTTP 422: a
+/// field moved between the read and the patch) is retried from a fresh
+/// read, which names another writer if it was one. Returns the generation
+/// the patch made.
+async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Result<i64, Stop> {
+    let stop = |e: ApiError| Stop(e.to_string());
+    for _ in 0..5 {
+        let Some(cr) = api::get(run.cluster, first.namespace(), first.name())
+            .await
+            .map_err(stop)?
+        else {
+            return Err(Stop(format!("Milvus {} was deleted", first.name())));
+        };
+        let ops = {
+            let mut w = run
+                .watched
+                .lock()
+                .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+            if let Some(change) = foreign_change(&cr, &w.expected) {
+                return Err(Stop(change));
+            }
+            w.writing = Some(
+                w.expected
+                    .iter()
+                    .map(|e| {
+                        let new = writes
+                            .iter()
+                            .find(|x| x.spec_key == e.spec_key && x.group == e.group)
+                            .map_or_else(|| e.value.clone(), |x| Some(serde_json::json!(x.replicas)));
+                        Expected {
+                            value: new,
+                            ..e.clone()
+                        }
+                    })
+                    .collect(),
+            );
+            json_patch(&cr, writes).map_err(Stop)?
+        };
+        match api::patch(run.cluster, &cr, ops).await {
+            Ok(patched) => {
+                let mut w = run
+                    .watched
+                    .lock()
+                    .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+                if let Some(written) = w.writing.take() {
+                    w.expected = written;
+                }
+                w.from_generation = patched.generation();
+                return Ok(patched.generation());
+            }
+            Err(e) => {
+                if let Ok(mut w) = run.watched.lock() {
+                    w.writing = None;
+                }
+                if !matches!(e, ApiError::Server { code: 422, .. } | ApiError::Conflict { .. }) {
+                    return Err(stop(e));
+                }
+            }
+        }
+    }
+    Err(Stop(format!(
+        "Milvus {} kept changing under this run's patches",
+        first.name()
+    )))
+}
+
+/// Waits until the operator reports it reconciled `generation`.
+async fn wait_observed(run: &Run<'_>, generation: i64) -> Result<(), Stop> {
+    let mut cr = run.cr.clone();
+    let wait = async {
+        loop {
+            if cr.borrow_and_update().observed(generation) {
+                return Ok(());
+            }
+            if cr.changed().await.is_err() {
+                return Err(Stop("the watch on the Milvus resource ended".to_string()));
+            }
+        }
+    };
+    let within = if run.timeout.is_zero() {
+        Ok(wait.await)
+    } else {
+        tokio::time::timeout(run.timeout, wait).await
+    };
+    within.unwrap_or_else(|_| {
+        let now = run.cr.borrow().clone();
+        Err(Stop(format!(
+            "the Milvus Operator did not observe generation {generation} of Milvus {} within {:?} (status.observedGeneration {}); is the operator running?",
+            now.name(),
+            run.timeout,
+            now.observed_generation()
+                .map_or_else(|| "unset".to_string(), |g| g.to_string())
+        )))
+    })
+}

@@ -1,0 +1,613 @@
+//! Milvus Operator clusters end to end: the real binary against `Milvus`
+//! resources seeded from the operator's samples on the test bed, whose
+//! stand-in plays the operator (Deployments, status, reverting hand edits).
+//! Everything is checked from the outside with kubectl.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use testbed::operator::{OperatorSample, OperatorSeedOptions, SeededOperatorCluster, seed_operator_cluster};
+use testbed::seed::Scenario;
+use testbed::sim::{Fault, FaultRule};
+
+const QN: &str = "my-release-milvus-querynode-0";
+
+fn seed_op(ns: &str, sample: OperatorSample, name: Option<&str>) -> SeededOperatorCluster {
+    seed_op_with(
+        ns,
+        sample,
+        OperatorSeedOptions {
+            name: name.map(str::to_string),
+            ..Default::default()
+        },
+    )
+}
+
+fn seed_op_with(ns: &str, sample: OperatorSample, opts: OperatorSeedOptions) -> SeededOperatorCluster {
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { seed_operator_cluster(bed(), &ns, sample, opts).await })
+        .expect("runtime")
+        .expect("seed operator cluster")
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&kubectl(args)).expect("kubectl json")
+}
+
+fn milvus(ns: &str, name: &str) -> Value {
+    json(&["get", "milvus", name, "-n", ns, "-o", "json"])
+}
+
+fn cr_replicas(ns: &str, name: &str, component: &str) -> Value {
+    milvus(ns, name)["spec"]["components"][component]["replicas"].clone()
+}
+
+fn deployment(ns: &str, name: &str) -> Value {
+    json(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ])
+}
+
+/// Polls `f` every 100 ms until it holds.
+fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return;
+        }
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn background(args: &[&str]) -> Child {
+    Command::new(PLUGIN)
+        .args(args)
+        .env("KUBECONFIG", bed().admin_kubeconfig())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the plugin")
+}
+
+/// No field manager of ours on a Deployment: the operator's are never written.
+fn untouched_by_us(ns: &str, name: &str) {
+    let d = deployment(ns, name);
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(!managers.is_empty(), "{name}: managedFields were read");
+    assert!(!managers.contains(&"kubectl-milvus"), "{name}: {managers:?}");
+}
+
+#[test]
+fn status_shows_the_resource_its_deployments_dependencies_and_pods() {
+    let ns = namespace("op-status");
+    let ns = ns.name();
+    let seeded = seed_op(ns, OperatorSample::ClusterDefault, None);
+    assert!(!seeded.dependency_releases.is_empty(), "{seeded:?}");
+
+    let out = ok(&["status", "my-release", "-n", ns]);
+    assert!(out.starts_with(&format!(
+        "Milvus:      my-release (namespace {ns}, managed by milvus-operator)\nStatus:      Healthy (generation "
+    )), "{out}");
+    assert!(
+        out.contains("Conditions:  ") && out.contains("MilvusReady=True"),
+        "{out}"
+    );
+    for dep in &seeded.dependency_releases {
+        assert!(out.contains(dep.as_str()), "dependency {dep} missing:\n{out}");
+    }
+    // The serving slot of the query node, and every worker and coordinator.
+    let line = |c: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{c} ")))
+            .map(str::to_string)
+    };
+    let qn = line("queryNode").expect("queryNode row");
+    assert!(
+        qn.split_whitespace().collect::<Vec<_>>()[..4] == ["queryNode", "worker", "1", "1"],
+        "{qn}"
+    );
+    assert!(
+        line("mixCoord").is_some_and(|l| l.contains("coordinator")),
+        "{out}"
+    );
+    let wide = ok(&["status", "my-release", "-n", ns, "-o", "wide"]);
+    assert!(wide.contains(&format!("Deployment/{QN}")), "{wide}");
+
+    // The pod table is `kubectl get pods` of the namespace, byte for byte:
+    // the resource's pods and its dependencies' (nothing else runs there).
+    eventually_equal(|| {
+        let mine = pod_table(&ok(&["status", "my-release", "-n", ns]));
+        (mine, kubectl(&["get", "pods", "-n", ns]))
+    });
+
+    let doc: Value = serde_json::from_str(&ok(&["status", "-n", ns, "-o", "json"])).expect("json");
+    let item = &doc["items"][0];
+    assert_eq!(
+        doc["items"].as_array().map(Vec::len),
+        Some(1),
+        "dependencies are not Milvus releases"
+    );
+    assert_eq!(item["managedBy"], "milvus-operator");
+    assert_eq!(item["release"], "my-release");
+    assert_eq!(item["milvusStatus"], "Healthy");
+    assert_eq!(item["observedGeneration"], item["generation"]);
+    let qn = item["components"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["component"] == "queryNode"))
+        .expect("queryNode");
+    assert_eq!(qn["workload"], QN);
+    assert_eq!(qn["desired"], serde_json::json!({"kind": "count", "value": 1}));
+    assert_eq!(qn["live"]["ready"], 1);
+    let yaml = ok(&["status", "-n", ns, "-o", "yaml"]);
+    assert!(yaml.contains("managedBy: milvus-operator"), "{yaml}");
+
+    let all = ok(&["status", "-A", "-o", "json"]);
+    let all: Value = serde_json::from_str(&all).expect("json");
+    assert!(
+        all["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["namespace"] == ns && i["managedBy"] == "milvus-operator"),
+        "-A lists the resource"
+    );
+}
+
+#[test]
+fn helm_releases_and_resources_show_side_by_side() {
+    let ns = namespace("op-mixed");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    seed_op(ns, OperatorSample::ClusterMixcoord, Some("op"));
+    let doc: Value = serde_json::from_str(&ok(&["status", "-n", ns, "-o", "json"])).expect("json");
+    let items: Vec<(String, String)> = doc["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| (i["release"].to_string(), i["managedBy"].to_string()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("\"my-release\"".to_string(), "\"helm\"".to_string()),
+            ("\"op\"".to_string(), "\"milvus-operator\"".to_string())
+        ]
+    );
+    let table = ok(&["status", "-n", ns]);
+    assert!(
+        table.contains("Release:     my-release") && table.contains("Milvus:      op "),
+        "{table}"
+    );
+    // Each keeps its own pods: the resource's pods are not the release's.
+    let helm_pods = pod_table(&ok(&["status", "my-release", "-n", ns]));
+    assert!(!helm_pods.contains("op-milvus-"), "{helm_pods}");
+    let op = ok(&["status", "op", "-n", ns]);
+    assert!(!pod_table(&op).contains("my-release-"), "{op}");
+    let err = fails(&["status", "nope", "-n", ns], 2);
+    assert!(
+        err.contains("Milvus releases here: my-release") && err.contains("here: op"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_shows_steps_and_the_kubectl_patch_and_changes_nothing() {
+    let ns = namespace("op-plan");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let before = milvus(ns, "my-release")["metadata"]["generation"].clone();
+    let out = ok(&["plan", "my-release", "queryNode=3", "dataNode=+1", "-n", ns]);
+    assert!(
+        out.starts_with(&format!(
+            "Plan for Milvus my-release (namespace {ns}, managed by milvus-operator):"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["queryNode", "1", "1", "3", "1", "→", "3", QN]),
+        "{out}"
+    );
+    assert!(out.contains(&format!(
+        "kubectl patch milvus my-release -n {ns} --type merge -p '{{\"spec\":{{\"components\":{{\"queryNode\":{{\"replicas\":3}},\"dataNode\":{{\"replicas\":2}}}}}}}}'"
+    )), "{out}");
+    assert!(out.contains(&format!("{QN}-")) && out.contains("+ new"), "{out}");
+    let doc: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode=3",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .expect("json");
+    assert_eq!(doc["items"][0]["managedBy"], "milvus-operator");
+    assert!(doc["items"][0].get("helmCommand").is_none());
+    assert_eq!(
+        milvus(ns, "my-release")["metadata"]["generation"],
+        before,
+        "plan wrote nothing"
+    );
+}
+
+#[test]
+fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
+    let ns = namespace("op-scale");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let r = run(plugin().args(["scale", "my-release", "queryNode=3", "-n", ns]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("Milvus my-release scaled: queryNode 1→3\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("queryNode: 1 → 3") && r.stderr.contains(&format!("{QN}: 3/3 ready")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 3);
+    let d = deployment(ns, QN);
+    assert_eq!(
+        (
+            d["spec"]["replicas"].as_i64(),
+            d["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+    // The final pod table is kubectl's, and shows the three query nodes.
+    let table = pod_table(&r.stdout);
+    assert_eq!(
+        table.matches("my-release-milvus-querynode-0-").count(),
+        3,
+        "{table}"
+    );
+
+    let r = run(plugin().args(["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let steps: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("queryNode: "))
+        .collect();
+    assert_eq!(steps, ["queryNode: 3 → 2", "queryNode: 2 → 1"], "{}", r.stderr);
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    let d = deployment(ns, QN);
+    assert_eq!(
+        (
+            d["spec"]["replicas"].as_i64(),
+            d["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let pods = kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        "app.kubernetes.io/component=querynode",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(pods.lines().count(), 1, "{pods}");
+    untouched_by_us(ns, QN);
+    assert_eq!(
+        deployment(ns, "my-release-milvus-querynode-1")["spec"]["replicas"],
+        0
+    );
+
+    let again = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    assert_eq!(again, "nothing to do: Milvus my-release already at queryNode=1\n");
+}
+
+#[test]
+fn deployment_groups_each_take_the_value() {
+    let ns = namespace("op-groups");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::DeploymentGroups, None);
+    let out = ok(&["scale", "my-release", "dataNode=1", "-n", ns]);
+    assert!(out.contains("dataNode/g1 2→1, dataNode/g2 2→1"), "{out}");
+    let groups = &milvus(ns, "my-release")["spec"]["components"]["dataNode"]["groups"];
+    assert_eq!(
+        (groups[0]["replicas"].clone(), groups[1]["replicas"].clone()),
+        (1.into(), 1.into())
+    );
+    for g in ["g1", "g2"] {
+        let name = format!("my-release-milvus-datanode-{g}");
+        assert_eq!(deployment(ns, &name)["status"]["readyReplicas"], 1);
+        untouched_by_us(ns, &name);
+    }
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let ns = namespace("op-refuse");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::Hpa, None);
+    let generation = milvus(ns, "my-release")["metadata"]["generation"].clone();
+    let e = fails(&["scale", "my-release", "mixCoord=2", "-n", ns], 3);
+    assert!(e.contains("coordinator"), "{e}");
+    let e = fails(&["scale", "my-release", "proxy=3", "-n", ns], 3);
+    assert!(e.contains("HorizontalPodAutoscaler") || e.contains("-1"), "{e}");
+    let e = fails(&["scale", "grouped", "dataNode=3", "-n", ns], 3);
+    assert!(e.contains("dataNode/zone-a"), "{e}");
+    let e = fails(&["scale", "my-release", "queryNode=0", "-n", ns], 3);
+    assert!(e.contains("--force"), "{e}");
+    let e = fails(&["scale", "my-release", "queryNode=-5", "-n", ns], 2);
+    assert!(e.contains("below zero"), "{e}");
+    let e = fails(&["plan", "my-release", "etcd=2", "-n", ns], 2);
+    assert!(
+        e.contains("scalable components of Milvus my-release: proxy, queryNode, dataNode, streamingNode"),
+        "{e}"
+    );
+    assert_eq!(milvus(ns, "my-release")["metadata"]["generation"], generation);
+
+    let standalone = namespace("op-standalone");
+    let standalone = standalone.name();
+    seed_op(standalone, OperatorSample::Default, None);
+    let e = fails(&["scale", "my-release", "queryNode=2", "-n", standalone], 3);
+    assert!(e.contains("standalone"), "{e}");
+}
+
+#[test]
+fn a_name_both_helm_and_operator_use_needs_managed_by() {
+    let ns = namespace("op-both");
+    let ns = ns.name();
+    // Names that do not collide: the resource's dependencies left out, the
+    // release's Deployments renamed by fullnameOverride.
+    seed_op_with(
+        ns,
+        OperatorSample::ClusterMixcoord,
+        OperatorSeedOptions {
+            name: Some("twin".into()),
+            dependencies: false,
+            ..Default::default()
+        },
+    );
+    seed(
+        ns,
+        Scenario::FullnameOverride,
+        testbed::seed::SeedOptions {
+            release: Some("twin".into()),
+            ..Default::default()
+        },
+    );
+    let e = fails(&["plan", "twin", "queryNode=2", "-n", ns], 2);
+    assert!(
+        e.contains("--managed-by helm or --managed-by milvus-operator"),
+        "{e}"
+    );
+    let op = ok(&[
+        "plan",
+        "twin",
+        "queryNode=2",
+        "-n",
+        ns,
+        "--managed-by",
+        "milvus-operator",
+    ]);
+    assert!(op.contains("kubectl patch milvus twin"), "{op}");
+    let helm = ok(&["plan", "twin", "queryNode=2", "-n", ns, "--managed-by", "helm"]);
+    assert!(helm.contains("helm upgrade twin"), "{helm}");
+}
+
+/// A scale-in of 3 query nodes to 1 whose removed pods take 3 s to go,
+/// returned once its first step (3 → 2) is in the resource.
+fn slow_scale_in(ns: &str) -> Child {
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    faults(
+        ns,
+        vec![FaultRule::new(
+            "app.kubernetes.io/component=querynode",
+            Fault::TerminatingGrace { grace_ms: 3000 },
+        )],
+    );
+    let child = background(&["scale", "my-release", "queryNode=1", "-n", ns]);
+    eventually("the first step in the resource", Duration::from_secs(30), || {
+        cr_replicas(ns, "my-release", "queryNode") == 2
+    });
+    child
+}
+
+#[test]
+fn killed_mid_scale_in_a_rerun_carries_on() {
+    let ns = namespace("op-kill");
+    let ns = ns.name();
+    let mut child = slow_scale_in(ns);
+    child.kill().expect("SIGKILL"); // no chance to clean up
+    child.wait().expect("reaped");
+    assert_eq!(
+        cr_replicas(ns, "my-release", "queryNode"),
+        2,
+        "the resource records the step"
+    );
+    let r = run(plugin().args(["scale", "my-release", "queryNode=1", "-n", ns]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("Milvus my-release scaled: queryNode 2→1"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&format!("{QN}: 2/2 ready")),
+        "waits for the killed run's step first: {}",
+        r.stderr
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    assert_eq!(deployment(ns, QN)["status"]["readyReplicas"], 1);
+    untouched_by_us(ns, QN);
+}
+
+#[test]
+fn another_writer_mid_run_stops_it_at_once() {
+    let ns = namespace("op-writer");
+    let ns = ns.name();
+    let child = slow_scale_in(ns);
+    kubectl(&[
+        "patch",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"components":{"queryNode":{"replicas":5}}}}"#,
+    ]);
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped at once, not after the step"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: another writer changed spec.components.queryNode.replicas of Milvus my-release to 5 (this run expected 2)"),
+        "{stderr}"
+    );
+    // Nothing of ours over it, then or later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 5);
+}
+
+#[test]
+fn without_the_right_to_read_milvuses_helm_releases_still_show() {
+    let ns = namespace("op-rbac");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterMixcoord, Some("op")); // installs the CRD
+    seed_ready(ns, Scenario::Defaults);
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| k8s_openapi::api::rbac::v1::PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let kc = restricted(
+        ns,
+        "no-milvuses",
+        vec![
+            rule(&[""], &["secrets", "configmaps", "pods"], &["list"]),
+            rule(&["apps"], &["deployments", "statefulsets"], &["list"]),
+            rule(&["autoscaling"], &["horizontalpodautoscalers"], &["list"]),
+        ],
+    );
+    let r = run(plugin().args(["status", "-n", ns]).env("KUBECONFIG", &kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Release:     my-release") && !r.stdout.contains("Milvus:      op"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("warning: forbidden: you cannot list milvuses.milvus.io"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The README's Roles are enough for Operator clusters too: `status` and
+/// `plan` with the first, `scale` with both, and `scale` without the second
+/// refused before anything is written.
+#[test]
+fn the_readme_rbac_is_sufficient_for_operator_clusters() {
+    let (status_rules, scale_rules) = readme_rules();
+    let ns = namespace("op-readme-rbac");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let status_kc = restricted(ns, "status", status_rules);
+    let scale_kc = restricted(ns, "scale", scale_rules);
+    let generation = milvus(ns, "my-release")["metadata"]["generation"].clone();
+    let r = run(plugin()
+        .args(["status", "my-release", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    assert!(r.stdout.starts_with("Milvus:      my-release"), "{}", r.stdout);
+    let r = run(plugin()
+        .args(["plan", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &status_kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert_eq!(
+        milvus(ns, "my-release")["metadata"]["generation"],
+        generation,
+        "a refused scale wrote nothing"
+    );
+    let r = run(plugin()
+        .args(["scale", "my-release", "queryNode=2", "-n", ns])
+        .env("KUBECONFIG", &scale_kc));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+}
+
+/// A cluster without the operator's CRD (every `milvus.io` request answered
+/// 404, as such a server does) works as before: Helm releases shown,
+/// planned and scaled, nothing printed about the operator.
+#[test]
+fn without_the_crd_helm_releases_work_as_before() {
+    use testbed::proxy::{FaultProxy, Mode, Rule};
+    let ns = namespace("op-nocrd");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::Defaults);
+    let proxy = FaultProxy::start(bed()).expect("proxy");
+    proxy.push_rule(Rule {
+        path_contains: Some("/apis/milvus.io/".into()),
+        method: None,
+        mode: Mode::Status(404),
+        times: None,
+    });
+    let through = |args: &[&str]| run(plugin().args(args).env("KUBECONFIG", proxy.kubeconfig()));
+    let r = through(&["status", "-n", ns]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    assert!(r.stdout.starts_with("Release:     my-release"), "{}", r.stdout);
+    let r = through(&["plan", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    let r = through(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("release my-release scaled: queryNode 1→2"),
+        "{}",
+        r.stdout
+    );
+    let asked = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.path.contains("/apis/milvus.io/"))
+        .count();
+    assert!(
+        asked >= 3,
+        "each command looked for Milvus resources ({asked} requests)"
+    );
+    let e = fails(&["status", "nope", "-n", ns], 2);
+    assert!(e.contains("Milvus releases here: my-release"), "{e}");
+}
