@@ -46,8 +46,13 @@ pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bo
     let operator = operator?;
     let mut items: Vec<Instance> = helm?
         .into_iter()
-        .map(Instance::Helm)
-        .chain(operator.items.into_iter().map(Instance::Operator))
+        .map(|r| Instance::Helm(Box::new(r)))
+        .chain(
+            operator
+                .items
+                .into_iter()
+                .map(|o| Instance::Operator(Box::new(o))),
+        )
         .collect();
     items.sort_by(|a, b| a.key().cmp(&b.key()));
     if items.is_empty() {

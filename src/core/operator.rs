@@ -406,8 +406,8 @@ pub struct OperatorStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Instance {
-    Helm(ReleaseStatus),
-    Operator(OperatorStatus),
+    Helm(Box<ReleaseStatus>),
+    Operator(Box<OperatorStatus>),
 }
 
 impl Instance {
