@@ -257,13 +257,16 @@ impl HeldLease {
     /// renewed within [`lock::RENEW_DEADLINE`] — the run must then stop.
     pub async fn keep(&self, cluster: &Cluster) -> Lost {
         let mut last_renewed = Instant::now();
-        let mut cause = String::new();
+        let mut cause = "no answer".to_string();
         loop {
             tokio::time::sleep(lock::RENEW_EVERY).await;
-            match self.renew(cluster).await {
-                Ok(()) => last_renewed = Instant::now(),
-                Err(lost @ Lost::Taken { .. }) => return lost,
-                Err(Lost::NotRenewed { cause: why }) => cause = why,
+            // An attempt that hangs must not carry the run past the deadline.
+            let deadline = last_renewed + lock::RENEW_DEADLINE;
+            match tokio::time::timeout_at(deadline, self.renew(cluster)).await {
+                Ok(Ok(())) => last_renewed = Instant::now(),
+                Ok(Err(lost @ Lost::Taken { .. })) => return lost,
+                Ok(Err(Lost::NotRenewed { cause: why })) => cause = why,
+                Err(_) => cause = "the API server did not answer".to_string(),
             }
             if last_renewed.elapsed() >= lock::RENEW_DEADLINE {
                 return Lost::NotRenewed { cause };

@@ -129,18 +129,81 @@ pub fn pod_table(status_output: &str) -> String {
     status_output[start..].to_string()
 }
 
-/// Retries a comparison whose two sides are read at slightly different
-/// instants (AGE can tick over a second boundary in between).
+/// Compares two pod tables read at slightly different instants (the
+/// plugin's, then kubectl's). Equal text is the aim, and is retried a few
+/// times; on a loaded machine the two reads can be seconds apart, so what
+/// finally counts is: the same rows and every column the same, except AGE,
+/// which may be at most the time between the two reads (+1 s) older on
+/// the later side. Nothing here depends on how fast the machine is.
 pub fn eventually_equal(mut sides: impl FnMut() -> (String, String)) {
     let mut last = (String::new(), String::new());
     for _ in 0..5 {
+        let started = std::time::Instant::now();
         last = sides();
         if last.0 == last.1 {
+            return;
+        }
+        if same_but_age(&last.0, &last.1, started.elapsed() + Duration::from_secs(1)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(300));
     }
     pretty_assertions::assert_eq!(last.0, last.1);
+}
+
+/// kubectl's AGE (`45s`, `2m3s`, `5h`, `3d4h`, `2y`) in seconds.
+fn age_secs(text: &str) -> Option<u64> {
+    let mut total = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = std::mem::take(&mut digits).parse().ok()?;
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'y' => 365 * 86_400,
+            _ => return None,
+        };
+    }
+    digits.is_empty().then_some(total)
+}
+
+/// Rows and columns equal but AGE, which the later table may show up to
+/// `gap` older (kubectl rounds ages down to its unit: compare generously
+/// at coarse units).
+fn same_but_age(first: &str, later: &str, gap: Duration) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (first.lines().collect(), later.lines().collect());
+    if a.len() != b.len() || a.first() != b.first() {
+        return false;
+    }
+    // AGE is the last column, or the fifth from the end in the wide layout.
+    let from_end = if a.first().is_some_and(|h| h.contains(" IP ")) {
+        4
+    } else {
+        0
+    };
+    a.iter().zip(&b).skip(1).all(|(x, y)| {
+        let (x, y): (Vec<&str>, Vec<&str>) = (x.split_whitespace().collect(), y.split_whitespace().collect());
+        if x.len() != y.len() || x.len() <= from_end {
+            return false;
+        }
+        let age = x.len() - 1 - from_end;
+        let others_equal = x.iter().zip(&y).enumerate().all(|(i, (p, q))| i == age || p == q);
+        let ages = (age_secs(x[age]), age_secs(y[age]));
+        let age_ok = match ages {
+            (Some(p), Some(q)) => {
+                let unit = if q >= 600 { 60 } else { 1 };
+                q + unit >= p && q <= p + gap.as_secs() + unit
+            }
+            _ => x[age] == y[age],
+        };
+        others_equal && age_ok
+    })
 }
 
 pub fn write_file(path: &Path, text: &str) {

@@ -56,7 +56,38 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
     if args.dry_run {
         return Ok(render::plan::table(&plan));
     }
+    // One run at a time per resource, as for Helm releases (the same Lease
+    // name: a Helm release and a resource of one name would share Deployments).
+    let progress = Progress::new();
+    let lease = crate::commands::scale::acquire(cluster, args, &progress).await?;
+    let result = run_holding(
+        cluster,
+        args,
+        cr,
+        plan,
+        deployments,
+        live,
+        requests,
+        &lease,
+        progress,
+    )
+    .await;
+    let _ = lease.release(cluster).await;
+    result
+}
 
+#[allow(clippy::too_many_arguments)]
+async fn run_holding(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    cr: MilvusResource,
+    plan: Plan,
+    deployments: Vec<crate::core::operator::OperatorDeployment>,
+    live: crate::commands::status::Live,
+    requests: Vec<crate::core::plan::Request>,
+    lease: &crate::cluster::lease::HeldLease,
+    progress: Progress,
+) -> Result<String> {
     let changes = plan.changes.clone();
     let (tx, rx) = watch::channel(cr.clone());
     let follow = async {
@@ -88,13 +119,14 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
             from_generation: cr.generation(),
         }),
         timeout: args.timeout,
-        progress: Progress::new(),
+        progress,
     };
     let outcome = tokio::select! {
         r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args.force) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),
+        lost = lease.keep(cluster) => Err(Stop(lost.to_string())),
     };
     run.progress.finish();
     match outcome {

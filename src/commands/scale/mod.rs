@@ -58,8 +58,8 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     result
 }
 
-/// Takes the release's Lease, or says who holds it.
-async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
+/// Takes the release's (or Milvus resource's) Lease, or says who holds it.
+pub(crate) async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
     let me = this_run();
     let namespace = cluster.namespace();
     let waiting = |holder: &str, within: std::time::Duration| {
