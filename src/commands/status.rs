@@ -151,6 +151,8 @@ pub async fn collect(
 /// The live objects of one namespace.
 pub struct Live {
     pub workloads: Vec<status::LiveWorkload>,
+    /// Each Deployment's pod `terminationGracePeriodSeconds`, where set.
+    pub grace: std::collections::BTreeMap<String, i64>,
     pub hpas: Vec<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
@@ -162,13 +164,30 @@ pub struct Live {
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
     let params = ListParams::default();
     let params = &params;
-    let (workloads, hpas, pods) = tokio::try_join!(
-        cluster.list_deployments(namespace, params),
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<k8s_openapi::api::apps::v1::Deployment>(namespace, params),
         cluster.list_hpas(namespace, params),
         cluster.list_pods(namespace, params)
     )?;
+    let grace = deployments
+        .iter()
+        .filter_map(|d| {
+            let seconds = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .termination_grace_period_seconds?;
+            Some((d.metadata.name.clone()?, seconds))
+        })
+        .collect();
     Ok(Live {
-        workloads,
+        workloads: deployments
+            .iter()
+            .map(crate::cluster::api::live_deployment)
+            .collect(),
+        grace,
         hpas,
         pods,
     })

@@ -25,7 +25,7 @@ use crate::cluster::Cluster;
 use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
 use crate::commands::{plan as plan_cmd, releases, status};
 use crate::core::lock::{self, PendingWork};
-use crate::core::plan::{ComponentChange, Plan, Request, carry_on};
+use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::Refused;
@@ -109,12 +109,14 @@ impl Loaded {
     /// Reads the history and the live state (fresh) and makes the plan.
     async fn read(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<Loaded> {
         let namespace = cluster.namespace();
-        let (history, live) = tokio::join!(
+        let (history, live, rules) = tokio::join!(
             helm::history(cluster, namespace, &args.release),
-            status::fetch_live(cluster, namespace)
+            status::fetch_live(cluster, namespace),
+            cluster.controller_rules()
         );
         let history = history?;
         let live = live?;
+        let rules = rules?;
         let Some(last) = history.last().cloned() else {
             return Err(releases::not_found(cluster, namespace, &args.release).await);
         };
@@ -156,7 +158,20 @@ impl Loaded {
             Some(p) => carry_on(&p.release, &base.release, requests),
             None => requests.to_vec(),
         };
-        let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+        let scale_in = ScaleInInput {
+            rules,
+            grace: live.grace.clone(),
+            remove: args.scale_in.remove.clone(),
+            accept_short_grace: args.scale_in.accept_short_grace,
+        };
+        let plan = plan_cmd::make(&base, &live, &requests, args.force, &scale_in)?;
+        if !args.scale_in.remove.is_empty() && !rules.deletion_cost && !args.dry_run {
+            return Err(Refused(format!(
+                "--remove needs Kubernetes v1.22+ (controller.kubernetes.io/pod-deletion-cost); this server's ReplicaSet controller chooses the pod itself, so {} cannot be guaranteed to go; run without --remove (`kubectl milvus plan` shows the pods it will remove)",
+                args.scale_in.remove.join(", ")
+            ))
+            .into());
+        }
         Ok(Loaded {
             deployed_before,
             base,
