@@ -573,11 +573,7 @@ fn predicted_pods(input: &PlanInput<'_>, changes: &[ComponentChange]) -> (Vec<Pr
             let pods: Vec<&Pod> = input
                 .pods
                 .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| {
-                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                    !matches!(phase, Some("Succeeded" | "Failed"))
-                })
+                .filter(|p| scale_in::is_active(p))
                 .filter(|p| {
                     owner_workload(input.objects, p)
                         .is_some_and(|w| w.kind == "Deployment" && &w.name == deployment)

@@ -177,13 +177,15 @@ pub fn grace_check(
 
 /// The one-line account of a shortfall, with what to do about it.
 pub fn grace_warning(check: &GraceCheck, release: &str) -> String {
-    let grace = if check.pod_grace_set {
-        format!("terminationGracePeriodSeconds {}s", check.pod_grace_seconds)
-    } else {
+    // The API server fills an unset grace period in as 30 s: a live 30 is
+    // the chart's (it sets none) as often as anyone's.
+    let grace = if check.pod_grace_seconds == KUBERNETES_DEFAULT_GRACE {
         format!(
-            "no terminationGracePeriodSeconds (Kubernetes' {}s; the Milvus chart sets none and has no value for it)",
+            "terminationGracePeriodSeconds {}s, Kubernetes' default: the Milvus chart sets none and has no value for it",
             check.pod_grace_seconds
         )
+    } else {
+        format!("terminationGracePeriodSeconds {}s", check.pod_grace_seconds)
     };
     format!(
         "{c}: pods get {grace} but Milvus's graceful stop may take {m}s ({src}): {risk}. Give the pods more time (a post-renderer or `kubectl patch deployment` setting spec.template.spec.terminationGracePeriodSeconds, the Milvus Operator uses 30 days) or lower the timeout in extraConfigFiles (helm upgrade {release} … --set-file extraConfigFiles.user\\.yaml=…)",
@@ -236,6 +238,13 @@ fn facts(pod: &Pod) -> Facts<'_> {
         cost: deletion_cost(pod),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
     }
+}
+
+/// Go's `IsPodActive`: not finished and not being deleted. Only active
+/// pods count for the ReplicaSet controller's scale-down.
+pub fn is_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// The pod's deletion cost as the controller parses it (0 when absent or invalid).
@@ -670,7 +679,7 @@ mod tests {
         let none: ConfigLayers = vec![];
         let chart_default = grace_check("queryNode", None, &none, "2.6.15");
         assert!(chart_default.short() && !chart_default.needs_flag);
-        assert!(grace_warning(&chart_default, "r").contains("Kubernetes' 30s"));
+        assert!(grace_warning(&chart_default, "r").contains("30s, Kubernetes' default"));
         assert!(grace_check("queryNode", Some(5), &none, "2.6.15").needs_flag);
         assert!(grace_check("streamingNode", Some(5), &none, "2.6.15").needs_flag);
         assert!(!grace_check("dataNode", Some(5), &none, "2.6.15").needs_flag);

@@ -27,6 +27,7 @@ use crate::commands::{plan as plan_cmd, releases, status};
 use crate::core::lock::{self, PendingWork};
 use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
+use crate::core::scale_in::{self, ControllerRules};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::Refused;
 use crate::helm::{self, StoredRelease};
@@ -37,7 +38,7 @@ mod record;
 mod steps;
 
 use self::record::{Finish, OtherWriter, Unfinished};
-use self::steps::{Progress, deployment_op, hand_back_deployment_replicas};
+use self::steps::{Progress, StepOptions, deployment_op, hand_back_deployment_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
@@ -103,6 +104,8 @@ struct Loaded {
     /// The pending revision a killed run left, to repair.
     abandoned: Option<StoredRelease>,
     plan: Plan,
+    /// The server's ReplicaSet scale-down rules.
+    rules: ControllerRules,
 }
 
 impl Loaded {
@@ -178,6 +181,7 @@ impl Loaded {
             last,
             abandoned,
             plan,
+            rules,
         })
     }
 }
@@ -194,6 +198,20 @@ async fn scale_holding(
     let plan = &loaded.plan;
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
         return nothing_to_do(cluster, args, &loaded).await;
+    }
+
+    // A killed run may have left a pod marked: take that mark off first.
+    steps::unmark_pods(cluster, &namespace, &args.release)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    for g in &plan.grace {
+        progress.line(&format!(
+            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
+            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
+        ));
+        if g.short() {
+            progress.line(&format!("Warning: {}", scale_in::grace_warning(g, &args.release)));
+        }
     }
 
     // Open N+1 (or take the killed run's revision over) at the target.
@@ -219,13 +237,24 @@ async fn scale_holding(
     .await?;
 
     // Step, renewing the Lease and watching for other writers.
+    let step_options = StepOptions {
+        release: &args.release,
+        timeout: args.timeout,
+        pause: args.pause,
+        check: args.check.as_deref(),
+        rules: loaded.rules,
+        remove: &args.scale_in.remove,
+    };
     let outcome = tokio::select! {
-        r = steps::execute(cluster, &namespace, plan, args.timeout, progress, repairing) => r.map_err(Stop::Step),
+        r = steps::execute(cluster, &namespace, plan, &step_options, progress, repairing) => r.map_err(Stop::Step),
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
         what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
     };
 
+    // No survivor keeps a mark, whatever stopped the run (a failure here
+    // is repeated by the next run's start).
+    let unmarked = steps::unmark_pods(cluster, &namespace, &args.release).await;
     // Record what was reached, and hand spec.replicas back to Helm.
     let reached = reached_replicas(cluster, &namespace, plan).await;
     let continue_cmd = format!(
@@ -303,7 +332,14 @@ async fn scale_holding(
             crate::error::one_line(&e),
             describe_reached(&reached)
         )),
-        (Ok(()), Ok(())) => report(cluster, args, plan, &pending).await,
+        (Ok(()), Ok(())) => match unmarked {
+            Ok(_) => report(cluster, args, plan, &pending).await,
+            Err(e) => Err(anyhow::anyhow!(
+                "release {} scaled (revision {}), but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off",
+                args.release,
+                pending.release.version()
+            )),
+        },
         (Err(stop), Ok(())) => Err(anyhow::anyhow!(
             "{stop}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
             describe_reached(&reached),
