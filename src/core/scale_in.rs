@@ -188,7 +188,7 @@ pub fn grace_warning(check: &GraceCheck, release: &str) -> String {
         format!("terminationGracePeriodSeconds {}s", check.pod_grace_seconds)
     };
     format!(
-        "{c}: pods get {grace} but Milvus's graceful stop may take {m}s ({src}): {risk}. Give the pods more time (a post-renderer or `kubectl patch deployment` setting spec.template.spec.terminationGracePeriodSeconds, the Milvus Operator uses 30 days) or lower the timeout in extraConfigFiles (helm upgrade {release} … --set-file extraConfigFiles.user\\.yaml=…)",
+        "{c}: pods get {grace}; Milvus's graceful stop may take {m}s ({src}): {risk}. Give the pods more time (a post-renderer or `kubectl patch deployment` setting spec.template.spec.terminationGracePeriodSeconds, the Milvus Operator uses 30 days) or lower the timeout in extraConfigFiles (helm upgrade {release} … --set-file extraConfigFiles.user\\.yaml=…)",
         c = check.component,
         m = check.milvus_stop_seconds,
         src = check.milvus_stop_source,

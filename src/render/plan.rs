@@ -84,7 +84,7 @@ pub fn table(plan: &Plan) -> String {
         let removes = plan.pods.iter().any(|p| p.fate == PodFate::Removed);
         out.push_str(match (removes, plan.victims_chosen) {
             (true, true) => "\nPods (removed ones are chosen; `scale` marks each with controller.kubernetes.io/pod-deletion-cost so the ReplicaSet removes exactly it):\n",
-            (true, false) => "\nPredicted pods (removed ones are the ReplicaSet controller's choice by this server's rules; a prediction, this server ignores pod-deletion-cost):\n",
+            (true, false) => "\nPredicted pods (removed ones are the ReplicaSet controller's choice by this server's rules; a prediction, this server ignores pod-deletion-cost and removes pods it ranks equal in any order):\n",
             _ => "\nPredicted pods:\n",
         });
         let rows: Vec<Vec<String>> = plan
