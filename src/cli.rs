@@ -144,12 +144,25 @@ pub struct PlanArgs {
     /// Allow scaling a serving component to 0
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub scale_in: ScaleInFlags,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: PlanOutput,
     /// Which instance RELEASE means when a Helm release and a `Milvus` resource share the name
     #[arg(long, value_enum, value_name = "MANAGER")]
     pub managed_by: Option<ManagerFlag>,
+}
+
+/// How pods leave on the way in (plan and scale).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScaleInFlags {
+    /// Remove this pod first (repeatable; needs Kubernetes v1.22+, which honours pod-deletion-cost)
+    #[arg(long = "remove", value_name = "POD")]
+    pub remove: Vec<String>,
+    /// Scale in even when pods get less than 30s to stop while Milvus's graceful stop needs more
+    #[arg(long)]
+    pub accept_short_grace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +188,14 @@ pub struct ScaleArgs {
     /// How long to wait for each step to become ready (e.g. 5m, 90s; 0 = no limit)
     #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "10m")]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub scale_in: ScaleInFlags,
+    /// Wait this long after each scale-in step has settled before the next (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "0")]
+    pub pause: Duration,
+    /// Shell command run after each scale-in step has settled; a non-zero exit stops the run (resumable)
+    #[arg(long, value_name = "COMMAND")]
+    pub check: Option<String>,
     /// Revisions of Helm history to keep (Helm's default is 10; 0 = no limit)
     #[arg(long, value_name = "N", default_value_t = 10, env = "HELM_MAX_HISTORY")]
     pub history_max: usize,

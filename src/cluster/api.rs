@@ -175,6 +175,22 @@ impl Cluster {
         }
     }
 
+    /// The scale-down rules of the server's ReplicaSet controller, from its
+    /// version (`/version`).
+    pub async fn controller_rules(&self) -> Result<crate::core::scale_in::ControllerRules, ApiError> {
+        let op = Op {
+            verb: "get",
+            resource: "the server version",
+            namespace: None,
+            name: None,
+        };
+        let info = self.call(op, self.client().apiserver_version()).await?;
+        Ok(crate::core::scale_in::ControllerRules::for_server(
+            &info.major,
+            &info.minor,
+        ))
+    }
+
     /// Lists one kind in a namespace; the error names `<plural>.<group>`.
     pub async fn list<K>(&self, namespace: &str, params: &ListParams) -> Result<Vec<K>, ApiError>
     where

@@ -254,6 +254,12 @@ pub async fn plan_rendered(
         return Err(not_found);
     };
     let release = gitops::rendered_release(&r, &hpa_targets(live));
+    let scale_in = plan::ScaleInInput {
+        rules: cluster.controller_rules().await?,
+        grace: live.grace.clone(),
+        remove: args.scale_in.remove.clone(),
+        accept_short_grace: args.scale_in.accept_short_grace,
+    };
     let input = PlanInput {
         release: &release,
         namespace,
@@ -263,6 +269,7 @@ pub async fn plan_rendered(
         pods: &live.pods,
         force: args.force,
         now: jiff::Timestamp::now(),
+        scale_in: &scale_in,
     };
     let mut plan = plan::plan(&input, requests).map_err(plan_cmd::rejection)?;
     enrich(cluster, &mut Apis::default(), &mut r.owner, namespace).await;

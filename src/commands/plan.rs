@@ -9,7 +9,7 @@ use crate::commands::releases;
 use crate::commands::status;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
-use crate::core::plan::{self, Plan, PlanInput, Rejection, Request};
+use crate::core::plan::{self, Plan, PlanInput, Rejection, Request, ScaleInInput};
 use crate::error::{InvalidInput, Refused};
 use crate::helm::StoredRelease;
 use crate::render;
@@ -29,7 +29,13 @@ pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
     let Some(stored) = current.deployed.as_ref() else {
         return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
     };
-    let mut plan = make(stored, &live, &requests, args.force)?;
+    let scale_in = ScaleInInput {
+        rules: cluster.controller_rules().await?,
+        grace: live.grace.clone(),
+        remove: args.scale_in.remove.clone(),
+        accept_short_grace: args.scale_in.accept_short_grace,
+    };
+    let mut plan = make(stored, &live, &requests, args.force, &scale_in)?;
     let owner = gitops::owner_of(cluster, stored, &live).await;
     let owned = owner.map(|o| gitops::plan_warning(&o, &plan));
     if let Some(p) = &current.pending {
@@ -96,7 +102,13 @@ pub fn parse_requests(changes: &[String], replicas: Option<&str>) -> Result<Vec<
 }
 
 /// Makes the plan from the deployed record and the live objects.
-pub fn make(stored: &StoredRelease, live: &status::Live, requests: &[Request], force: bool) -> Result<Plan> {
+pub fn make(
+    stored: &StoredRelease,
+    live: &status::Live,
+    requests: &[Request],
+    force: bool,
+    scale_in: &ScaleInInput,
+) -> Result<Plan> {
     let objects = manifest::parse(stored.release.manifest())?;
     let input = PlanInput {
         release: &stored.release,
@@ -107,6 +119,7 @@ pub fn make(stored: &StoredRelease, live: &status::Live, requests: &[Request], f
         pods: &live.pods,
         force,
         now: jiff::Timestamp::now(),
+        scale_in,
     };
     plan::plan(&input, requests).map_err(rejection)
 }

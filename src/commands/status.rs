@@ -234,6 +234,8 @@ pub struct Live {
     pub workloads: Vec<status::LiveWorkload>,
     /// The Deployments' identity and metadata (GitOps markers).
     pub objects: Vec<crate::core::gitops::LiveObject>,
+    /// Each Deployment's pod `terminationGracePeriodSeconds`, where set.
+    pub grace: std::collections::BTreeMap<String, i64>,
     pub hpas: Vec<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
@@ -250,9 +252,23 @@ pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
         cluster.list_hpas(namespace, params),
         cluster.list_pods(namespace, params)
     )?;
+    let grace = deployments
+        .iter()
+        .filter_map(|d| {
+            let seconds = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .termination_grace_period_seconds?;
+            Some((d.metadata.name.clone()?, seconds))
+        })
+        .collect();
     Ok(Live {
         workloads: deployments.iter().map(live_deployment).collect(),
         objects: deployments.iter().map(deployment_object).collect(),
+        grace,
         hpas,
         pods,
     })

@@ -101,6 +101,41 @@ pub fn parse(manifest: &str) -> Result<Vec<ManifestObject>> {
     Ok(out)
 }
 
+/// The Milvus configuration files the chart's ConfigMap mounts into every
+/// Milvus pod, lowest precedence first: `default.yaml` (the chart's
+/// `config.tpl`) then `user.yaml` (`extraConfigFiles`), each parsed (an
+/// all-comment file is `null`). Empty when the release renders no such
+/// ConfigMap (`customConfigMap`). Only these two keys are read: the
+/// ConfigMap holds credentials next to them.
+pub fn milvus_config_layers(manifest: &str) -> Vec<(String, serde_json::Value)> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct ConfigMap {
+        kind: Option<String>,
+        data: BTreeMap<String, String>,
+    }
+    for (text, _) in documents(manifest) {
+        if !text.contains("default.yaml") {
+            continue;
+        }
+        let Ok(doc) = serde_saphyr::from_str_with_options::<ConfigMap>(text, yaml_options()) else {
+            continue;
+        };
+        if doc.kind.as_deref() != Some("ConfigMap") || !doc.data.contains_key("default.yaml") {
+            continue;
+        }
+        return ["default.yaml", "user.yaml"]
+            .iter()
+            .filter_map(|file| {
+                let body = doc.data.get(*file)?;
+                let parsed = serde_saphyr::from_str_with_options(body, yaml_options()).unwrap_or_default();
+                Some((file.to_string(), parsed))
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
 /// Helm accepts what its Go YAML parser accepts: a repeated mapping key
 /// (user `labels` overlapping the chart's own) keeps the last value. No
 /// source excerpt in errors: a neighbouring line may be a Secret's data.
@@ -226,6 +261,20 @@ mod tests {
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/rendered/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(path).expect("fixture exists")
+    }
+
+    #[test]
+    fn reads_the_milvus_config_files_of_the_chart() {
+        let layers = milvus_config_layers(&fixture("c-querynode3-datanode2.yaml"));
+        let files: Vec<&str> = layers.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(files, ["default.yaml", "user.yaml"]);
+        assert_eq!(layers[0].1["queryNode"]["port"], 21123);
+        // The chart's user.yaml is all comments until extraConfigFiles says more.
+        assert!(layers[1].1.is_null(), "{:?}", layers[1].1);
+        let custom = "kind: ConfigMap\ndata:\n  default.yaml: |\n    common: {gracefulStopTimeout: 60}\n  user.yaml: |\n    queryNode:\n      gracefulStopTimeout: 90\n";
+        let layers = milvus_config_layers(custom);
+        assert_eq!(layers[1].1["queryNode"]["gracefulStopTimeout"], 90);
+        assert!(milvus_config_layers("kind: Secret\ndata:\n  default.yaml: eA==\n").is_empty());
     }
 
     #[test]

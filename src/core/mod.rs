@@ -10,6 +10,7 @@ pub mod ownership;
 pub mod plan;
 pub mod pods;
 pub mod release;
+pub mod scale_in;
 pub mod status;
 pub mod values;
 

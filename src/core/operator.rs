@@ -653,7 +653,15 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         }
     }
     let objects = owner_objects(cr, input.deployments);
-    let (pods, new_pods_not_shown) = plan::predicted_pods(&objects, input.pods, input.now, &changes);
+    // Operator runs do not mark pods (the operator owns the Deployments and
+    // `scale` patches only the resource): the victims are a prediction by
+    // the classic ranking, whatever the server.
+    let classic = crate::core::scale_in::ControllerRules {
+        deletion_cost: false,
+        logarithmic: false,
+    };
+    let (pods, new_pods_not_shown) =
+        plan::predicted_pods(&objects, input.pods, input.now, &changes, classic, &[]);
     Ok(Plan {
         managed_by: ManagedBy::MilvusOperator,
         release: cr.name().to_string(),
@@ -662,6 +670,9 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         kubectl_command: kubectl_command(cr, &changes),
         changes,
         warnings,
+        // The operator gives pods 30 days to stop: no shortfall to check.
+        grace: Vec::new(),
+        victims_chosen: false,
         pods,
         new_pods_not_shown,
         helm_command: String::new(),

@@ -2,7 +2,7 @@
 //! rules, the step sequence, the predicted pods and the equivalent Helm
 //! command. Pure: `plan` prints it, `scale` executes it.
 
-use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
@@ -12,6 +12,7 @@ use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::pods::{PodRow, pod_row};
 use crate::core::release::Release;
+use crate::core::scale_in::{self, ControllerRules, GraceCheck};
 use crate::core::status::{LiveWorkload, ManagedBy, component_workloads, desired_replicas, owner_workload};
 use crate::core::values::{self, Replicas};
 
@@ -102,6 +103,20 @@ pub struct PlanInput<'a> {
     pub pods: &'a [Pod],
     pub force: bool,
     pub now: jiff::Timestamp,
+    pub scale_in: &'a ScaleInInput,
+}
+
+/// What scale-in planning needs beyond the release and its objects.
+#[derive(Debug, Clone)]
+pub struct ScaleInInput {
+    /// The server's ReplicaSet scale-down rules.
+    pub rules: ControllerRules,
+    /// Each live Deployment's `terminationGracePeriodSeconds`, where set.
+    pub grace: BTreeMap<String, i64>,
+    /// Pods the user wants removed first (`--remove`).
+    pub remove: Vec<String>,
+    /// `--accept-short-grace`.
+    pub accept_short_grace: bool,
 }
 
 /// One component's change.
@@ -168,6 +183,12 @@ pub struct Plan {
     pub chart_version: String,
     pub changes: Vec<ComponentChange>,
     pub warnings: Vec<String>,
+    /// Per component scaled in: the pods' grace period against Milvus's
+    /// graceful-stop timeout.
+    pub grace: Vec<GraceCheck>,
+    /// True when the removed pods are chosen and marked (the server honours
+    /// pod-deletion-cost); false when they are the controller's, predicted.
+    pub victims_chosen: bool,
     pub pods: Vec<PredictedPod>,
     /// New pods past the first few of each Deployment, counted, not listed:
     /// the plan's size must not grow with the target.
@@ -251,6 +272,8 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
 
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
+    let mut grace = Vec::new();
+    let layers = crate::core::manifest::milvus_config_layers(input.release.manifest());
     for (i, req) in requests.iter().enumerate() {
         let Some(component) = components::by_user_name(&req.component) else {
             return Err(Rejection::Invalid(format!(
@@ -310,7 +333,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         let groups = values::get(&values, "replicaResourceGroups")
             .and_then(|v| v.as_array())
             .map_or(0, Vec::len);
-        changes.push(component_change(
+        let change = component_change(
             &Candidate {
                 component,
                 key: component.key,
@@ -325,10 +348,40 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
             req.target,
             input.force,
             &mut warnings,
-        )?);
+        )?;
+        if change.target < change.current {
+            // The shortest grace of its Deployments is what a step risks.
+            let pod_grace = deployments
+                .iter()
+                .filter_map(|d| input.scale_in.grace.get(&d.name).copied())
+                .min();
+            let check = scale_in::grace_check(component.key, pod_grace, &layers, input.release.app_version());
+            if check.short() {
+                warnings.push(scale_in::grace_warning(&check, input.release.name()));
+            }
+            if check.needs_flag && !input.scale_in.accept_short_grace {
+                return Err(Rejection::Refused(format!(
+                    "{}: pods get only {}s to stop (terminationGracePeriodSeconds) while Milvus's graceful stop may take {}s: {}; give the pods at least 30s, or pass --accept-short-grace to scale in anyway",
+                    component.key,
+                    check.pod_grace_seconds,
+                    check.milvus_stop_seconds,
+                    scale_in::shortfall_risk(component.key)
+                )));
+            }
+            grace.push(check);
+        }
+        changes.push(change);
     }
 
-    let (pods, new_pods_not_shown) = predicted_pods(input.objects, input.pods, input.now, &changes);
+    check_removals(input, &changes, &mut warnings)?;
+    let (pods, new_pods_not_shown) = predicted_pods(
+        input.objects,
+        input.pods,
+        input.now,
+        &changes,
+        input.scale_in.rules,
+        &input.scale_in.remove,
+    );
     let helm_command = helm_command(input.release, input.namespace, &changes);
     Ok(Plan {
         managed_by: ManagedBy::Helm,
@@ -337,6 +390,8 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         chart_version: input.release.chart_version().to_string(),
         changes,
         warnings,
+        grace,
+        victims_chosen: input.scale_in.rules.deletion_cost,
         pods,
         new_pods_not_shown,
         helm_command,
@@ -526,82 +581,106 @@ pub fn helm_command(release: &Release, namespace: &str, changes: &[ComponentChan
     cmd
 }
 
-/// The ReplicaSet controller's deletion preference (`getPodsToDelete` /
-/// `ActivePodsWithRanks`): unscheduled, then pending, then not ready, then
-/// the most recently ready, most restarted, newest.
-fn victim_order(pod: &Pod) -> impl Ord {
-    let status = pod.status.clone().unwrap_or_default();
-    let scheduled = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_ref())
-        .is_some_and(|n| !n.is_empty());
-    let phase_rank = match status.phase.as_deref() {
-        Some("Pending") => 0,
-        Some("Unknown") => 1,
-        Some("Running") => 2,
-        _ => 3,
-    };
-    let ready_condition = status
-        .conditions
-        .as_ref()
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .cloned();
-    let ready = ready_condition.as_ref().is_some_and(|c| c.status == "True");
-    let ready_since = ready_condition.and_then(|c| c.last_transition_time).map(|t| t.0);
-    let restarts: i32 = status
-        .container_statuses
-        .unwrap_or_default()
-        .iter()
-        .map(|c| c.restart_count)
-        .sum();
-    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    (
-        scheduled,
-        phase_rank,
-        ready,
-        Reverse(ready_since),
-        Reverse(restarts),
-        Reverse(created),
-    )
+/// `--remove` names pods of Deployments this plan scales in, no more of
+/// them than are removed; on a server that ignores pod-deletion-cost it
+/// cannot be honoured, which is said.
+fn check_removals(
+    input: &PlanInput<'_>,
+    changes: &[ComponentChange],
+    warnings: &mut Vec<String>,
+) -> Result<(), Rejection> {
+    for name in &input.scale_in.remove {
+        let pod = input
+            .pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+        let change = pod.and_then(|p| {
+            let owner = owner_workload(input.objects, p)?;
+            changes
+                .iter()
+                .find(|c| c.target < c.current && c.deployments.contains(&owner.name))
+        });
+        let Some(change) = change else {
+            return Err(Rejection::Invalid(format!(
+                "--remove {name}: not a pod of a component this change scales in"
+            )));
+        };
+        let named = input
+            .scale_in
+            .remove
+            .iter()
+            .filter(|n| {
+                input
+                    .pods
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(n.as_str()))
+                    .and_then(|p| owner_workload(input.objects, p))
+                    .is_some_and(|o| change.deployments.contains(&o.name))
+            })
+            .count() as u32;
+        if named > change.current - change.target {
+            return Err(Rejection::Invalid(format!(
+                "--remove names {named} pods of {} but scaling {}→{} removes only {}",
+                change.component,
+                change.current,
+                change.target,
+                change.current - change.target
+            )));
+        }
+    }
+    if !input.scale_in.remove.is_empty() && !input.scale_in.rules.deletion_cost {
+        warnings.push(
+            "--remove needs a server that honours controller.kubernetes.io/pod-deletion-cost (Kubernetes v1.22+); this one does not, so the ReplicaSet controller chooses: the pods marked removed below are its predicted choice, and `scale` refuses --remove here".to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// The pods after the change: who stays, who is removed at which step, and
 /// the first [`NEW_POD_ROWS`] new ones of each Deployment (plus how many
 /// more there are).
 /// `objects` names the Deployments pods are owned through.
+/// `rules` are the server's ReplicaSet rules; with deletion cost, the pods
+/// `scale` will mark (`remove` first) are chosen rather than predicted.
 pub fn predicted_pods(
     objects: &[ManifestObject],
     all_pods: &[Pod],
     now: jiff::Timestamp,
     changes: &[ComponentChange],
+    rules: ControllerRules,
+    remove: &[String],
 ) -> (Vec<PredictedPod>, u64) {
     let mut out = Vec::new();
     let mut not_shown = 0u64;
     for change in changes {
         for deployment in &change.deployments {
-            let mut pods: Vec<&Pod> = all_pods
+            // The controller ranks active pods only (`FilterActivePods`).
+            let pods: Vec<&Pod> = all_pods
                 .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| scale_in::is_active(p))
                 .filter(|p| {
                     owner_workload(objects, p)
                         .is_some_and(|w| w.kind == "Deployment" && &w.name == deployment)
                 })
                 .collect();
-            pods.sort_by_key(|p| victim_order(p));
             let live = pods.len() as u32;
             let removed = live.saturating_sub(change.target) as usize;
+            let victims = if rules.deletion_cost {
+                scale_in::chosen_victims(&pods, removed, remove)
+            } else {
+                scale_in::predicted_victims(&pods, removed, rules, now)
+            };
+            let step = |p: &Pod| victims.iter().position(|v| std::ptr::eq(*v, p)).map(|i| i + 1);
             let mut rows: Vec<PredictedPod> = pods
                 .iter()
-                .enumerate()
-                .map(|(i, p)| PredictedPod {
+                .map(|p| PredictedPod {
                     row: pod_row(p, now),
-                    fate: if i < removed {
+                    fate: if step(p).is_some() {
                         PodFate::Removed
                     } else {
                         PodFate::Stays
                     },
-                    step: (i < removed).then_some(i + 1),
+                    step: step(p),
                 })
                 .collect();
             let hash = pods
@@ -762,6 +841,24 @@ mod tests {
     }
 
     fn plan_for(requests: &[&str], pods: &[Pod], force: bool) -> Result<Plan, Rejection> {
+        plan_with(requests, pods, force, &v1_20())
+    }
+
+    fn v1_20() -> ScaleInInput {
+        ScaleInInput {
+            rules: ControllerRules::for_server("1", "20"),
+            grace: BTreeMap::new(),
+            remove: vec![],
+            accept_short_grace: false,
+        }
+    }
+
+    fn plan_with(
+        requests: &[&str],
+        pods: &[Pod],
+        force: bool,
+        scale_in: &ScaleInInput,
+    ) -> Result<Plan, Rejection> {
         let r = release();
         let objects = crate::core::manifest::parse(r.manifest()).expect("manifest");
         let workloads = [
@@ -780,6 +877,7 @@ mod tests {
             pods,
             force,
             now: "2026-01-11T13:00:00Z".parse().expect("time"),
+            scale_in,
         };
         let requests: Vec<Request> = requests
             .iter()
@@ -814,6 +912,87 @@ mod tests {
             p.helm_command,
             "helm upgrade my-release milvus/milvus --namespace milvus --version 5.0.19 --reset-then-reuse-values --set queryNode.replicas=1"
         );
+    }
+
+    #[test]
+    fn from_v1_22_the_plan_chooses_and_honours_remove() {
+        let pods = [
+            pod("qn-old-ready", "Running", true, 1),
+            pod("qn-new-ready", "Running", true, 30),
+            pod("qn-not-ready", "Running", false, 2),
+        ];
+        let v1_22 = ScaleInInput {
+            rules: ControllerRules::for_server("1", "22"),
+            remove: vec!["qn-old-ready".into()],
+            ..v1_20()
+        };
+        let p = plan_with(&["queryNode=1"], &pods, false, &v1_22).expect("plan");
+        assert!(p.victims_chosen && p.warnings.iter().all(|w| !w.contains("--remove")));
+        let removed: Vec<(&str, Option<usize>)> = p
+            .pods
+            .iter()
+            .filter(|x| x.fate == PodFate::Removed)
+            .map(|x| (x.row.name.as_str(), x.step))
+            .collect();
+        // Not ready first (no cost moves a ready pod ahead of it), then the named one.
+        assert_eq!(removed, [("qn-not-ready", Some(1)), ("qn-old-ready", Some(2))]);
+        // On v1.20 the same request is a prediction, said so.
+        let v1_20_remove = ScaleInInput {
+            remove: vec!["qn-old-ready".into()],
+            ..v1_20()
+        };
+        let p = plan_with(&["queryNode=1"], &pods, false, &v1_20_remove).expect("plan");
+        assert!(!p.victims_chosen);
+        assert!(
+            p.warnings.iter().any(|w| w.contains("predicted choice")),
+            "{:?}",
+            p.warnings
+        );
+        // Names that are not removable pods, or too many, are invalid.
+        let bad = |remove: &[&str], req: &str| {
+            let input = ScaleInInput {
+                remove: remove.iter().map(|s| s.to_string()).collect(),
+                ..v1_22.clone()
+            };
+            matches!(
+                plan_with(&[req], &pods, false, &input),
+                Err(Rejection::Invalid(_))
+            )
+        };
+        assert!(bad(&["nope"], "queryNode=1"));
+        assert!(bad(&["qn-old-ready", "qn-new-ready"], "queryNode=2"));
+        assert!(bad(&["qn-old-ready"], "queryNode=4"));
+    }
+
+    #[test]
+    fn grace_shortfalls_warn_and_below_thirty_seconds_need_the_flag() {
+        let p = plan_for(&["queryNode=2"], &[], false).expect("plan");
+        assert_eq!(
+            (p.grace[0].pod_grace_seconds, p.grace[0].milvus_stop_seconds),
+            (30, 1800)
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("Milvus's graceful stop may take 1800s")),
+            "{:?}",
+            p.warnings
+        );
+        let short = ScaleInInput {
+            grace: BTreeMap::from([("my-release-milvus-querynode".to_string(), 5)]),
+            ..v1_20()
+        };
+        match plan_with(&["queryNode=2"], &[], false, &short) {
+            Err(Rejection::Refused(m)) => assert!(m.contains("--accept-short-grace"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let accepted = ScaleInInput {
+            accept_short_grace: true,
+            ..short.clone()
+        };
+        assert!(plan_with(&["queryNode=2"], &[], false, &accepted).is_ok());
+        // Scale-out has nothing to stop.
+        assert!(plan_with(&["queryNode=4"], &[], false, &short).is_ok_and(|p| p.grace.is_empty()));
     }
 
     #[test]

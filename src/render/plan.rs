@@ -82,8 +82,32 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "Warning: {w}");
         }
     }
+    if !plan.grace.is_empty() {
+        out.push_str("\nGraceful stop (pods leaving):\n");
+        for g in &plan.grace {
+            let _ = writeln!(
+                out,
+                "  {}: pods get {}s ({}), Milvus may take {}s ({}){}",
+                g.component,
+                g.pod_grace_seconds,
+                if g.pod_grace_set {
+                    "terminationGracePeriodSeconds"
+                } else {
+                    "Kubernetes default"
+                },
+                g.milvus_stop_seconds,
+                g.milvus_stop_source,
+                if g.short() { " — short, see warning" } else { "" }
+            );
+        }
+    }
     if !plan.pods.is_empty() {
-        out.push_str("\nPredicted pods:\n");
+        let removes = plan.pods.iter().any(|p| p.fate == PodFate::Removed);
+        out.push_str(match (removes, plan.victims_chosen) {
+            (true, true) => "\nPods (removed ones are chosen; `scale` marks each with controller.kubernetes.io/pod-deletion-cost so the ReplicaSet removes exactly it):\n",
+            (true, false) => "\nPredicted pods (removed ones are the ReplicaSet controller's choice by this server's rules; a prediction, this server ignores pod-deletion-cost and removes pods it ranks equal in any order):\n",
+            _ => "\nPredicted pods:\n",
+        });
         let rows: Vec<Vec<String>> = plan
             .pods
             .iter()

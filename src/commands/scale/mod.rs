@@ -27,8 +27,9 @@ use crate::commands::gitops;
 use crate::commands::{plan as plan_cmd, releases, status};
 use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
-use crate::core::plan::{ComponentChange, Plan, Request, carry_on};
+use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
+use crate::core::scale_in::{self, ControllerRules};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::Refused;
 use crate::helm::{self, StoredRelease};
@@ -39,7 +40,7 @@ mod record;
 pub(crate) mod steps;
 
 use self::record::{Finish, OtherWriter, Unfinished};
-use self::steps::{Progress, deployment_op, hand_back_deployment_replicas};
+use self::steps::{Progress, StepOptions, deployment_op, hand_back_deployment_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
@@ -108,18 +109,22 @@ struct Loaded {
     plan: Plan,
     /// A GitOps tool that owns the release, if any.
     owner: Option<Owner>,
+    /// The server's ReplicaSet scale-down rules.
+    rules: ControllerRules,
 }
 
 impl Loaded {
     /// Reads the history and the live state (fresh) and makes the plan.
     async fn read(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<Loaded> {
         let namespace = cluster.namespace();
-        let (history, live) = tokio::join!(
+        let (history, live, rules) = tokio::join!(
             helm::history(cluster, namespace, &args.release),
-            status::fetch_live(cluster, namespace)
+            status::fetch_live(cluster, namespace),
+            cluster.controller_rules()
         );
         let history = history?;
         let live = live?;
+        let rules = rules?;
         let Some(last) = history.last().cloned() else {
             if let Some(rendered) = gitops::rendered_named(cluster, namespace, &args.release, &live).await {
                 return Err(gitops::refuse_rendered(&rendered, &gitops::requested(requests)));
@@ -164,7 +169,20 @@ impl Loaded {
             Some(p) => carry_on(&p.release, &base.release, requests),
             None => requests.to_vec(),
         };
-        let plan = plan_cmd::make(&base, &live, &requests, args.force)?;
+        let scale_in = ScaleInInput {
+            rules,
+            grace: live.grace.clone(),
+            remove: args.scale_in.remove.clone(),
+            accept_short_grace: args.scale_in.accept_short_grace,
+        };
+        let plan = plan_cmd::make(&base, &live, &requests, args.force, &scale_in)?;
+        if !args.scale_in.remove.is_empty() && !rules.deletion_cost && !args.dry_run {
+            return Err(Refused(format!(
+                "--remove needs Kubernetes v1.22+ (controller.kubernetes.io/pod-deletion-cost); this server's ReplicaSet controller chooses the pod itself, so {} cannot be guaranteed to go; run without --remove (`kubectl milvus plan` shows the pods it will remove)",
+                args.scale_in.remove.join(", ")
+            ))
+            .into());
+        }
         let owner = gitops::owner_of(cluster, &base, &live).await;
         Ok(Loaded {
             deployed_before,
@@ -173,6 +191,7 @@ impl Loaded {
             abandoned,
             plan,
             owner,
+            rules,
         })
     }
 }
@@ -200,6 +219,20 @@ async fn scale_holding(
         return nothing_to_do(cluster, args, &loaded).await;
     }
 
+    // A killed run may have left a pod marked: take that mark off first.
+    steps::unmark_pods(cluster, &namespace, &args.release)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    for g in &plan.grace {
+        progress.line(&format!(
+            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
+            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
+        ));
+        if g.short() {
+            progress.line(&format!("Warning: {}", scale_in::grace_warning(g, &args.release)));
+        }
+    }
+
     // Open N+1 (or take the killed run's revision over) at the target.
     let repairing = loaded.abandoned.is_some();
     if let Some(p) = &loaded.abandoned {
@@ -223,13 +256,24 @@ async fn scale_holding(
     .await?;
 
     // Step, renewing the Lease and watching for other writers.
+    let step_options = StepOptions {
+        release: &args.release,
+        timeout: args.timeout,
+        pause: args.pause,
+        check: args.check.as_deref(),
+        rules: loaded.rules,
+        remove: &args.scale_in.remove,
+    };
     let outcome = tokio::select! {
-        r = steps::execute(cluster, &namespace, plan, args.timeout, progress, repairing) => r.map_err(Stop::Step),
+        r = steps::execute(cluster, &namespace, plan, &step_options, progress, repairing) => r.map_err(Stop::Step),
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
         what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
     };
 
+    // No survivor keeps a mark, whatever stopped the run (a failure here
+    // is repeated by the next run's start).
+    let unmarked = steps::unmark_pods(cluster, &namespace, &args.release).await;
     // Record what was reached, and hand spec.replicas back to Helm.
     let reached = reached_replicas(cluster, &namespace, plan).await;
     let continue_cmd = format!(
@@ -307,7 +351,14 @@ async fn scale_holding(
             crate::error::one_line(&e),
             describe_reached(&reached)
         )),
-        (Ok(()), Ok(())) => report(cluster, args, plan, &pending).await,
+        (Ok(()), Ok(())) => match unmarked {
+            Ok(_) => report(cluster, args, plan, &pending).await,
+            Err(e) => Err(anyhow::anyhow!(
+                "release {} scaled (revision {}), but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off",
+                args.release,
+                pending.release.version()
+            )),
+        },
         (Err(stop), Ok(())) => Err(anyhow::anyhow!(
             "{stop}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
             describe_reached(&reached),
