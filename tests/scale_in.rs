@@ -1,7 +1,8 @@
-//! Scale-in that knows what a Milvus worker needs, on the real (v1.20)
+//! Scale-in that knows what a Milvus worker needs, on the test bed's real
 //! control plane: the grace-period account, the health gate (`--check`,
-//! `--pause`), `--remove` where the server cannot honour it, and no
-//! deletion-cost mark left on a survivor.
+//! `--pause`), `--remove` (a guarantee from v1.22, refused before), and no
+//! deletion-cost mark left on a survivor. Version-dependent assertions
+//! follow the server the suite runs against.
 
 mod common;
 
@@ -99,11 +100,14 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
         plan.contains("30s, Kubernetes' default: the Milvus chart sets none"),
         "{plan}"
     );
-    // v1.20 ignores pod-deletion-cost: the removed pod is a prediction, said so.
-    assert!(
-        plan.contains("a prediction, this server ignores pod-deletion-cost"),
-        "{plan}"
-    );
+    // Before v1.22 the removed pod is a prediction, said so; from v1.22 it is
+    // chosen and marked.
+    let said = if honours_deletion_cost() {
+        "removed ones are chosen; `scale` marks each with controller.kubernetes.io/pod-deletion-cost"
+    } else {
+        "a prediction, this server ignores pod-deletion-cost"
+    };
+    assert!(plan.contains(said), "{plan}");
     let doc: Value = serde_json::from_str(&ok(&[
         "plan",
         "my-release",
@@ -115,7 +119,7 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
     ]))
     .unwrap();
     assert_eq!(doc["items"][0]["grace"][0]["podGraceSeconds"], 30);
-    assert_eq!(doc["items"][0]["victimsChosen"], false);
+    assert_eq!(doc["items"][0]["victimsChosen"], honours_deletion_cost());
 
     // The Operator's way: a grace period past Milvus's timeout is no shortfall.
     kubectl(&[
@@ -274,22 +278,23 @@ fn a_failing_check_stops_cleanly_and_a_rerun_resumes() {
     assert_eq!(replicas(ns), "1");
 }
 
+/// The server's ReplicaSet controller honours pod-deletion-cost (v1.22+).
+fn honours_deletion_cost() -> bool {
+    bed().server_minor() >= 22
+}
+
+/// `--remove POD`: from v1.22 a guarantee — exactly that pod leaves, and no
+/// survivor keeps a mark; before, a stated prediction, and `scale` refuses
+/// to promise it.
 #[test]
-fn remove_on_a_server_without_deletion_cost_is_a_stated_prediction_and_refused() {
+fn remove_is_a_guarantee_where_deletion_cost_is_honoured_and_refused_elsewhere() {
     let ns = seeded("si-remove", 300);
     let ns = ns.name();
-    let pods = querynode_pods(ns)[0].clone();
-    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns, "--remove", &pods]);
-    assert!(
-        plan.contains("--remove needs a server that honours controller.kubernetes.io/pod-deletion-cost"),
-        "{plan}"
-    );
+    let names = querynode_pods(ns);
+    // Any pod will do: --remove makes it the one that leaves.
+    let pick = names[0].clone();
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns, "--remove", &pick]);
     assert_eq!(plan.matches("- removed (step 1)").count(), 1, "{plan}");
-    let err = fails(
-        &["scale", "my-release", "queryNode=2", "-n", ns, "--remove", &pods],
-        3,
-    );
-    assert!(err.contains("--remove needs Kubernetes v1.22+"), "{err}");
     let err = fails(
         &[
             "plan",
@@ -306,7 +311,34 @@ fn remove_on_a_server_without_deletion_cost_is_a_stated_prediction_and_refused()
         err.contains("not a pod of a component this change scales in"),
         "{err}"
     );
-    assert_eq!(replicas(ns), "3");
+    if honours_deletion_cost() {
+        let removed = plan
+            .lines()
+            .find(|l| l.contains("- removed (step 1)"))
+            .unwrap_or_default();
+        assert!(removed.starts_with(&pick), "{plan}");
+        ok(&["scale", "my-release", "queryNode=2", "-n", ns, "--remove", &pick]);
+        let left = querynode_pods(ns);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(!left.contains(&pick), "{pick} was to leave: {left:?}");
+        let annotations = querynode_annotations(ns);
+        assert!(
+            !annotations.contains("kubectl-milvus.io") && !annotations.contains("-2147483648"),
+            "{annotations}"
+        );
+        assert_eq!(replicas(ns), "2");
+    } else {
+        assert!(
+            plan.contains("--remove needs a server that honours controller.kubernetes.io/pod-deletion-cost"),
+            "{plan}"
+        );
+        let err = fails(
+            &["scale", "my-release", "queryNode=2", "-n", ns, "--remove", &pick],
+            3,
+        );
+        assert!(err.contains("--remove needs Kubernetes v1.22+"), "{err}");
+        assert_eq!(replicas(ns), "3");
+    }
 }
 
 #[test]
@@ -366,7 +398,7 @@ fn no_survivor_keeps_a_mark_after_a_run_and_other_releases_are_untouched() {
         "jsonpath={.metadata.annotations}",
     ]);
     assert!(kept.contains("kubectl-milvus.io/deletion-cost-was"), "{kept}");
-    // v1.20: a finished run writes no mark at all.
+    // A finished run leaves no mark (v1.22+: it takes its own off).
     ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
     let annotations = querynode_annotations(ns);
     assert!(
