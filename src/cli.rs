@@ -13,12 +13,14 @@ use crate::cluster::connect::parse_request_timeout;
     name = "kubectl-milvus",
     bin_name = "kubectl milvus",
     version = crate::version::SHORT,
-    about = "See and safely scale Milvus clusters installed with Helm",
-    long_about = "See and safely scale Milvus clusters installed with Helm.\n\n\
-        `status` shows each component's desired replicas (the Helm values) against the live \
-        Deployments, and the release's pods as `kubectl get pods` prints them. `plan` shows what a \
-        change would do; `scale` does it: worker components only, scale-in one replica at a time, \
-        and Helm's release record kept in step so the next `helm upgrade --reuse-values` keeps it.",
+    about = "See and safely scale Milvus clusters (Helm releases and Milvus Operator clusters)",
+    long_about = "See and safely scale Milvus clusters: Helm releases, Milvus Operator clusters, \
+        and releases Flux or Argo CD own.\n\n\
+        `status` shows each component's desired replicas (the Helm values or the `Milvus` resource) \
+        against the live Deployments, and the pods as `kubectl get pods` prints them. `plan` shows \
+        what a change would do; `scale` does it: worker components only, scale-in one replica at a \
+        time, and the record kept in step (Helm's release record, or the `Milvus` resource) so the \
+        next `helm upgrade --reuse-values`, or the operator, keeps it.",
     after_help = "Examples:\n  kubectl milvus status my-release -n milvus\n  kubectl milvus plan my-release queryNode=3\n  kubectl milvus scale my-release queryNode=3 dataNode=+1\n  kubectl milvus scale my-release querynode --replicas 1"
 )]
 pub struct Cli {
