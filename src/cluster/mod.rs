@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod fields;
 pub mod gitops;
 pub mod lease;
 pub mod operator;

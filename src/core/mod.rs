@@ -1,5 +1,6 @@
 //! Pure domain logic: plain functions over plain data, testable without a cluster.
 
+pub mod bounds;
 pub mod components;
 pub mod duration;
 pub mod gitops;

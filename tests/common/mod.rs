@@ -201,3 +201,65 @@ pub fn replicas(ns: &str, deployment: &str) -> String {
         "jsonpath={.spec.replicas}",
     ])
 }
+
+/// Records every distinct `spec.replicas` a Deployment takes, through a watch.
+pub fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
+    bed().spawn(async move {
+        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
+        let stream = watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(d)) = stream.next().await {
+            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
+            let mut v = out.lock().unwrap();
+            if v.last() != Some(&n) {
+                v.push(n);
+            }
+        }
+    });
+    seen
+}
+
+/// Installs the test chart as `my-release` with Helm 4's default,
+/// server-side apply (Helm's field manager then owns what the chart
+/// renders); returns the chart's path for later upgrades.
+pub fn helm_install_server_side(ns: &str, sets: &[&str]) -> String {
+    let chart = testbed::seed::test_chart_dir().to_string_lossy().into_owned();
+    let mut args = vec![
+        "install",
+        "my-release",
+        chart.as_str(),
+        "-n",
+        ns,
+        "--server-side=true",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args.push("--wait");
+    helm(&args);
+    chart
+}
+
+/// The field managers of an object (`kubectl get` omits managedFields
+/// unless asked).
+pub fn managers(ns: &str, resource: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        resource,
+        name,
+        "-n",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ])
+}
