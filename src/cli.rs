@@ -132,6 +132,9 @@ pub struct StatusArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: StatusOutput,
+    /// Keep watching: show the status again each time it changes (Ctrl-C ends)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// New bounds for the HorizontalPodAutoscaler managing a single COMPONENT,

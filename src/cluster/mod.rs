@@ -2,6 +2,7 @@
 //! objects of a release, scaling and watching Deployments.
 
 pub mod api;
+pub mod changes;
 pub mod connect;
 pub mod fields;
 pub mod gitops;

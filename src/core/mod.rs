@@ -13,6 +13,7 @@ pub mod pods;
 pub mod release;
 pub mod status;
 pub mod values;
+pub mod watch;
 
 #[cfg(test)]
 mod test_support;

@@ -263,3 +263,62 @@ pub fn managers(ns: &str, resource: &str, name: &str) -> String {
         "jsonpath={.metadata.managedFields[*].manager}",
     ])
 }
+
+/// A running `status -w`, its stdout gathered as it comes.
+pub struct Watching {
+    child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Watching {
+    pub fn start(args: &[&str], kubeconfig: &std::path::Path) -> Watching {
+        let mut child = std::process::Command::new(PLUGIN)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn status -w");
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut pipe, sink) = (child.stdout.take().expect("stdout"), stdout.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Watching { child, stdout }
+    }
+
+    pub fn text(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(&self, what: &str, mut f: impl FnMut(&str) -> bool) {
+        let start = std::time::Instant::now();
+        while !f(&self.text()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGINT, as Ctrl-C sends it: exit code and stderr.
+    pub fn interrupt(mut self) -> (i32, String) {
+        std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().unwrap();
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
