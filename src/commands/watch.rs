@@ -17,7 +17,7 @@ use crate::cluster::operator::{self as operator_api, Found};
 use crate::commands::scale::interrupted;
 use crate::commands::status::instances;
 use crate::core::operator::Instance;
-use crate::core::watch::same_view;
+use crate::core::watch::ageless;
 use crate::error::{InvalidInput, one_line};
 use crate::render;
 
@@ -33,14 +33,14 @@ pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
     }
     let namespace = cluster.namespace().to_string();
     let name = args.release.as_deref();
-    let mut shown = instances(cluster, name, false).await?;
+    let first = instances(cluster, name, false).await?;
     // `Milvus` resources are watched only where they can be listed at all.
     let milvuses = matches!(
         operator_api::list(cluster, Some(&namespace)).await,
         Ok(Found::Resources(_))
     );
     let mut screen = Screen::new(args.output);
-    if screen.show(&shown).is_err() {
+    if screen.show(&first).is_err() {
         return Ok(String::new());
     }
     let mut changed = std::pin::pin!(changes(cluster, &namespace, name, milvuses));
@@ -59,12 +59,9 @@ pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
             match instances(cluster, name, false).await {
                 Ok(now) => {
                     last_error = None;
-                    if !same_view(&shown, &now) {
-                        // A closed stdout (`| head`) ends the watch quietly.
-                        if screen.show(&now).is_err() {
-                            return Ok(());
-                        }
-                        shown = now;
+                    // A closed stdout (`| head`) ends the watch quietly.
+                    if screen.show(&now).is_err() {
+                        return Ok(());
                     }
                 }
                 // Passing trouble (the release deleted, the server away) is
@@ -92,6 +89,8 @@ struct Screen {
     output: StatusOutput,
     terminal: Option<console::Term>,
     shown: usize,
+    /// What the last snapshot printed, without its AGE.
+    last: Option<String>,
 }
 
 impl Screen {
@@ -101,21 +100,33 @@ impl Screen {
             output,
             terminal: (table && std::io::stdout().is_terminal()).then(console::Term::stdout),
             shown: 0,
+            last: None,
         }
     }
 
-    fn show(&mut self, items: &[Instance]) -> Result<()> {
+    fn render(&self, items: &[Instance]) -> Result<String> {
         let doc = render::document::Document {
             api_version: render::document::API_VERSION,
             kind: "MilvusStatusList",
             items,
         };
-        let text = match self.output {
+        Ok(match self.output {
             StatusOutput::Table => render::status::instances(items, false, false),
             StatusOutput::Wide => render::status::instances(items, true, false),
             StatusOutput::Json => render::document::json(&doc)?,
             StatusOutput::Yaml => render::document::yaml(&doc)?,
-        };
+        })
+    }
+
+    /// Prints a snapshot, unless it would print what the last one did but
+    /// for the AGE.
+    fn show(&mut self, items: &[Instance]) -> Result<()> {
+        let key = self.render(&ageless(items))?;
+        if self.last.as_ref() == Some(&key) {
+            return Ok(());
+        }
+        self.last = Some(key);
+        let text = self.render(items)?;
         let separator = match (self.shown, self.output) {
             (0, _) | (_, StatusOutput::Json) => "",
             (_, StatusOutput::Yaml) => "---\n",
