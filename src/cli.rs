@@ -21,7 +21,7 @@ use crate::cluster::connect::parse_request_timeout;
         what a change would do; `scale` does it: worker components only, scale-in one replica at a \
         time, and the record kept in step (Helm's release record, or the `Milvus` resource) so the \
         next `helm upgrade --reuse-values`, or the operator, keeps it.",
-    after_help = "Examples:\n  kubectl milvus status my-release -n milvus\n  kubectl milvus plan my-release queryNode=3\n  kubectl milvus scale my-release queryNode=3 dataNode=+1\n  kubectl milvus scale my-release querynode --replicas 1"
+    after_help = "Examples:\n  kubectl milvus status my-release -n milvus\n  kubectl milvus plan my-release queryNode=3\n  kubectl milvus scale my-release queryNode=3 dataNode=+1\n  kubectl milvus scale my-release querynode --replicas 1\n  kubectl milvus scale my-release queryNode --min 2 --max 10\n  kubectl milvus status my-release -w"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -134,15 +134,33 @@ pub struct StatusArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: StatusOutput,
+    /// Keep watching: show the status again each time it changes (Ctrl-C ends)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+/// New bounds for the HorizontalPodAutoscaler managing a single COMPONENT,
+/// instead of a replica count (as `kubectl autoscale` names them).
+#[derive(Debug, Args, Default, Clone)]
+pub struct BoundsFlags {
+    /// The HPA's new minReplicas (at least 1)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub min: Option<String>,
+    /// The HPA's new maxReplicas
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub max: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The Helm release, or the Milvus Operator's `Milvus` resource
     pub release: String,
-    /// Changes: COMPONENT=N, COMPONENT=+N or COMPONENT=-N (values key or pod label)
+    /// Changes: COMPONENT=N, COMPONENT=+N or COMPONENT=-N (values key or pod label),
+    /// or COMPONENT with --min/--max
     #[arg(required = true, value_name = "COMPONENT=N")]
     pub changes: Vec<String>,
+    #[command(flatten)]
+    pub bounds: BoundsFlags,
     /// Allow scaling a serving component to 0
     #[arg(long)]
     pub force: bool,
@@ -172,11 +190,14 @@ pub struct ScaleArgs {
     /// The Helm release, or the Milvus Operator's `Milvus` resource
     pub release: String,
     /// Changes: COMPONENT=N, COMPONENT=+N, COMPONENT=-N, or COMPONENT with --replicas
+    /// or --min/--max
     #[arg(required = true, value_name = "COMPONENT=N")]
     pub changes: Vec<String>,
     /// Target replicas for a single COMPONENT (as `kubectl scale` users type it)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub replicas: Option<String>,
+    #[command(flatten)]
+    pub bounds: BoundsFlags,
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -172,7 +172,7 @@ pub enum Revisions {
     All,
 }
 
-fn selector(name: Option<&str>, which: Revisions) -> String {
+pub(crate) fn selector(name: Option<&str>, which: Revisions) -> String {
     let mut s = String::from("owner=helm");
     if let Some(n) = name {
         s.push_str(",name=");

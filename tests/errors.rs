@@ -258,6 +258,14 @@ fn the_readme_rbac_is_sufficient() {
         .args(["scale", "my-release", "queryNode=2", "-n", ns.name()])
         .env("KUBECONFIG", &scale_kc));
     assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // `status -w` with the status Role: its watches are allowed (a refused
+    // one would end it at once with exit 1).
+    let watching = Watching::start(&["status", "my-release", "-n", ns.name(), "-w"], &status_kc);
+    watching.wait_for("the first snapshot", |t| t.contains("\nNAME "));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (code, stderr) = watching.interrupt();
+    assert_eq!((code, stderr.as_str()), (0, ""));
 }
 
 /// `--context`, `--as` and `--as-group` behave as in kubectl.

@@ -60,32 +60,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Records every distinct `spec.replicas` a Deployment takes, through a watch.
-fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
-    use futures::StreamExt;
-    use k8s_openapi::api::apps::v1::Deployment;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
-    bed().spawn(async move {
-        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
-        let stream = watcher(
-            api,
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .applied_objects();
-        futures::pin_mut!(stream);
-        while let Some(Ok(d)) = stream.next().await {
-            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
-            let mut v = out.lock().unwrap();
-            if v.last() != Some(&n) {
-                v.push(n);
-            }
-        }
-    });
-    seen
-}
-
 /// Seeds queryNode=3/dataNode=2 with slow pod termination, and starts
 /// `scale COMPONENT=1` in the background: its scale-in takes seconds per step.
 fn slow_scale_in(
@@ -562,32 +536,10 @@ fn configmap_driver_helm3_records_and_history_pruning() {
 fn server_side_applied_release_takes_helm_changes_after_scale() {
     let ns = namespace("sc-ssa");
     let ns = ns.name();
-    let chart = testbed::seed::test_chart_dir();
-    let chart = chart.to_str().unwrap();
-    helm(&[
-        "install",
-        "my-release",
-        chart,
-        "-n",
-        ns,
-        "--server-side=true",
-        "--set",
-        "queryNode.replicas=1",
-        "--wait",
-    ]);
+    let chart = helm_install_server_side(ns, &["queryNode.replicas=1"]);
+    let chart = chart.as_str();
     let qn = "my-release-milvus-querynode";
-    let managers = || {
-        kubectl(&[
-            "get",
-            "deploy",
-            qn,
-            "-n",
-            ns,
-            "--show-managed-fields",
-            "-o",
-            "jsonpath={.metadata.managedFields[*].manager}",
-        ])
-    };
+    let managers = || managers(ns, "deploy", qn);
     let out = ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
     assert!(out.contains("queryNode 1→3"), "{out}");
     assert!(!managers().contains("kubectl-milvus"), "{}", managers());

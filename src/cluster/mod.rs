@@ -2,7 +2,9 @@
 //! objects of a release, scaling and watching Deployments.
 
 pub mod api;
+pub mod changes;
 pub mod connect;
+pub mod fields;
 pub mod gitops;
 pub mod lease;
 pub mod operator;

@@ -25,7 +25,7 @@ pub enum Found {
     Forbidden(String),
 }
 
-fn resource() -> ApiResource {
+pub(crate) fn resource() -> ApiResource {
     ApiResource {
         group: operator::API_GROUP.to_string(),
         version: operator::API_VERSION.to_string(),

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod releases;
 pub mod scale;
 pub mod status;
+pub mod watch;
 
 use anyhow::Result;
 

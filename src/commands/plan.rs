@@ -2,11 +2,12 @@
 
 use anyhow::Result;
 
-use crate::cli::{PlanArgs, PlanOutput};
+use crate::cli::{BoundsFlags, PlanArgs, PlanOutput};
 use crate::cluster::Cluster;
 use crate::commands::gitops;
 use crate::commands::releases;
 use crate::commands::status;
+use crate::core::bounds;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request, ScaleInInput};
@@ -15,7 +16,7 @@ use crate::helm::StoredRelease;
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &PlanArgs) -> Result<String> {
-    let requests = parse_requests(&args.changes, None)?;
+    let requests = parse_requests(&args.changes, None, &args.bounds)?;
     let namespace = cluster.namespace().to_string();
     let (current, live) = tokio::join!(
         releases::one(cluster, &namespace, &args.release),
@@ -81,23 +82,32 @@ pub fn output(format: PlanOutput, mut plan: Plan, owned: Option<String>) -> Resu
     }
 }
 
-/// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`.
-pub fn parse_requests(changes: &[String], replicas: Option<&str>) -> Result<Vec<Request>> {
-    let parsed: Result<Vec<Request>, Rejection> = match replicas {
-        Some(n) => match changes {
-            [component] if !component.contains('=') => plan::parse_target(component, n).map(|target| {
-                vec![Request {
-                    component: component.clone(),
-                    target,
-                }]
-            }),
-            _ => Err(Rejection::Invalid(
-                "--replicas takes exactly one COMPONENT (e.g. `scale my-release queryNode --replicas 3`)"
+/// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`, or
+/// with `--min N`/`--max M` (its HPA's bounds).
+pub fn parse_requests(
+    changes: &[String],
+    replicas: Option<&str>,
+    bounds: &BoundsFlags,
+) -> Result<Vec<Request>> {
+    let single = |flags: &str, example: &str| match changes {
+        [component] if !component.contains('=') => Ok(component.clone()),
+        _ => Err(Rejection::Invalid(format!(
+            "{flags} takes exactly one COMPONENT (e.g. `scale my-release queryNode {example}`)"
+        ))),
+    };
+    let request = |component: String, target| vec![Request { component, target }];
+    let parsed: Result<Vec<Request>, Rejection> =
+        match (replicas, bounds.min.as_deref(), bounds.max.as_deref()) {
+            (None, None, None) => changes.iter().map(|c| plan::parse_request(c)).collect(),
+            (Some(n), None, None) => single("--replicas", "--replicas 3")
+                .and_then(|c| plan::parse_target(&c, n).map(|t| request(c, t))),
+            (None, min, max) => single("--min/--max", "--min 2 --max 10")
+                .and_then(|c| bounds::parse_bounds(&c, min, max).map(|t| request(c, t))),
+            (Some(_), _, _) => Err(Rejection::Invalid(
+                "--replicas sets a replica count and --min/--max an HPA's bounds: give one or the other"
                     .to_string(),
             )),
-        },
-        None => changes.iter().map(|c| plan::parse_request(c)).collect(),
-    };
+        };
     parsed.map_err(rejection)
 }
 

@@ -21,6 +21,9 @@ use crate::error::InvalidInput;
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
+    if args.watch {
+        return super::watch::run(cluster, args).await;
+    }
     let statuses = instances(cluster, args.release.as_deref(), args.all_namespaces).await?;
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,

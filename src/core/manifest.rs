@@ -175,12 +175,18 @@ fn documents(manifest: &str) -> impl Iterator<Item = (&str, &str)> {
 /// exactly the chart's rendering with the new count). Inserts the field when
 /// the chart had omitted it.
 pub fn set_replicas(manifest: &str, kind: &str, name: &str, replicas: u32) -> Result<String> {
+    set_spec_count(manifest, kind, name, "replicas", replicas)
+}
+
+/// Rewrites one top-level count of an object's `spec` (`replicas`, an
+/// HPA's `minReplicas`), as [`set_replicas`] does.
+pub fn set_spec_count(manifest: &str, kind: &str, name: &str, field: &str, n: u32) -> Result<String> {
     let mut out = String::with_capacity(manifest.len() + 16);
     let mut found = false;
     for (doc, sep) in documents(manifest) {
         if !found && doc_is(doc, kind, name) {
             out.push_str(
-                &rewrite_replicas(doc, replicas)
+                &rewrite_count(doc, field, n)
                     .with_context(|| format!("the stored manifest's {kind} {name} has no top-level spec"))?,
             );
             found = true;
@@ -222,7 +228,7 @@ fn doc_is(doc: &str, kind: &str, name: &str) -> bool {
     false
 }
 
-fn rewrite_replicas(doc: &str, replicas: u32) -> Option<String> {
+fn rewrite_count(doc: &str, field: &str, n: u32) -> Option<String> {
     let lines: Vec<&str> = doc.split_inclusive('\n').collect();
     let spec = lines.iter().position(|l| l.trim_end() == "spec:")?;
     let body_end = lines[spec + 1..]
@@ -233,8 +239,8 @@ fn rewrite_replicas(doc: &str, replicas: u32) -> Option<String> {
         .iter()
         .find(|l| !l.trim().is_empty())
         .map_or(2, |l| l.len() - l.trim_start().len());
-    let key = format!("{}replicas:", " ".repeat(indent));
-    let new_line = format!("{key} {replicas}\n");
+    let key = format!("{}{field}:", " ".repeat(indent));
+    let new_line = format!("{key} {n}\n");
     let mut out = String::with_capacity(doc.len() + new_line.len());
     match lines[spec + 1..body_end].iter().position(|l| l.starts_with(&key)) {
         Some(p) => {
@@ -366,6 +372,27 @@ mod tests {
             .expect("qn");
         assert_eq!(qn.replicas, Some(2));
         assert_eq!(after.len(), before.len() + "  replicas: 2\n".len());
+    }
+
+    #[test]
+    fn hpa_bounds_change_exactly_their_lines() {
+        let before = fixture("d-querynode-hpa.yaml");
+        let hpa = "my-release-milvus-querynode-hpa";
+        let after = set_spec_count(&before, "HorizontalPodAutoscaler", hpa, "minReplicas", 2).expect("edits");
+        let after = set_spec_count(&after, "HorizontalPodAutoscaler", hpa, "maxReplicas", 10).expect("edits");
+        let changed: Vec<(&str, &str)> = before
+            .lines()
+            .zip(after.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("  minReplicas: 1", "  minReplicas: 2"),
+                ("  maxReplicas: 5", "  maxReplicas: 10")
+            ]
+        );
+        assert_eq!(before.lines().count(), after.lines().count());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Pure domain logic: plain functions over plain data, testable without a cluster.
 
+pub mod bounds;
 pub mod components;
 pub mod duration;
 pub mod gitops;
@@ -13,6 +14,7 @@ pub mod release;
 pub mod scale_in;
 pub mod status;
 pub mod values;
+pub mod watch;
 
 #[cfg(test)]
 mod test_support;

@@ -12,10 +12,12 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::core::bounds::{Bounds, bounds_change, kubectl_patch};
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::plan::{
-    self, Candidate, ComponentChange, Plan, Rejection, Request, check_role, component_change, managing_hpa,
+    self, Candidate, ComponentChange, Plan, Rejection, Request, Target, check_role, component_change,
+    managing_hpa,
 };
 use crate::core::status::{
     ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, ReleaseStatus,
@@ -691,18 +693,20 @@ fn workload_change(
         None => w.spec_key.to_string(),
     };
     let pointer = replicas_pointer(cr, w.spec_key, w.group.as_deref()).unwrap_or_default();
-    if let Some(h) = managing_hpa(input.hpas, w.deployments()) {
-        let spec = h.spec.clone().unwrap_or_default();
+    let hpa = managing_hpa(input.hpas, w.deployments());
+    if let Some(h) = hpa
+        && !matches!(req.target, Target::Bounds { .. })
+    {
         return Err(Rejection::Refused(format!(
-            "{shown} is managed by HorizontalPodAutoscaler {} ({}-{} replicas); change its bounds instead: kubectl patch hpa {} -n {} --type merge -p '{{\"spec\":{{\"minReplicas\":N,\"maxReplicas\":M}}}}'",
+            "{shown} is managed by HorizontalPodAutoscaler {} ({} replicas): change its bounds instead, e.g. kubectl milvus scale {} {} --min N --max M -n {}",
             h.metadata.name.clone().unwrap_or_default(),
-            spec.min_replicas.unwrap_or(1),
-            spec.max_replicas,
-            h.metadata.name.clone().unwrap_or_default(),
+            Bounds::of(h),
+            cr.name(),
+            w.spec_key,
             cr.namespace()
         )));
     }
-    if w.desired == Replicas::Unset {
+    if w.desired == Replicas::Unset && hpa.is_none() {
         return Err(Rejection::Refused(format!(
             "{shown} has replicas -1 in Milvus {}: its replicas are left to an HPA; to fix a count, first patch {pointer} yourself",
             cr.name()
@@ -724,22 +728,22 @@ fn workload_change(
         )));
     }
     let live = [&active.live];
-    component_change(
-        &Candidate {
-            component: w.component,
-            key: w.spec_key,
-            group: w.group.as_deref(),
-            deployments: vec![active.live.name.clone()],
-            live: &live,
-            desired: w.desired.clone(),
-            record: "spec",
-            outside: "the Milvus resource",
-            streaming_groups: 0,
-        },
-        req.target,
-        input.force,
-        warnings,
-    )
+    let candidate = Candidate {
+        component: w.component,
+        key: w.spec_key,
+        group: w.group.as_deref(),
+        deployments: vec![active.live.name.clone()],
+        live: &live,
+        desired: w.desired.clone(),
+        record: "spec",
+        outside: "the Milvus resource",
+        streaming_groups: 0,
+    };
+    match (hpa, req.target) {
+        // The user's own HPA is the record: the resource stays at -1.
+        (Some(h), Target::Bounds { min, max }) => bounds_change(&candidate, h, (min, max), None, warnings),
+        _ => component_change(&candidate, req.target, input.force, warnings),
+    }
 }
 
 /// JSON Pointer escaping (RFC 6901).
@@ -878,6 +882,14 @@ pub fn foreign_change(cr: &MilvusResource, expected: &[Expected]) -> Option<Stri
 /// or (groups live in a list a merge patch would replace whole) a JSON
 /// patch by index.
 pub fn kubectl_command(cr: &MilvusResource, changes: &[ComponentChange]) -> String {
+    // A bounds change writes the user's HPA, not the resource.
+    let hpas: Vec<String> = changes
+        .iter()
+        .filter_map(|c| c.hpa.as_ref().map(|h| kubectl_patch(cr.namespace(), h)))
+        .collect();
+    if !hpas.is_empty() {
+        return hpas.join("\n  ");
+    }
     let head = format!("kubectl patch milvus {} -n {}", cr.name(), cr.namespace());
     if changes.iter().any(|c| c.group.is_some()) {
         let ops: Vec<Value> = changes
@@ -1305,6 +1317,7 @@ mod tests {
             values: Replicas::Count(1),
             target: 1,
             steps: plan::steps(1, 1),
+            hpa: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Server-side-apply ownership of a Deployment's `spec.replicas`.
+//! Server-side-apply ownership of a Deployment's `spec.replicas` (and of an
+//! HPA's `spec.minReplicas`/`spec.maxReplicas`, which a bounds change writes).
 //!
 //! Helm 4 applies manifests server-side: its field manager owns every field
 //! the chart renders, `spec.replicas` included. When `scale` changes the
@@ -12,36 +13,61 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
 
-/// The managed fields with `spec.replicas` moved from `our_manager`'s
-/// entries to the entry that applied the manifest; `None` when there is
-/// nothing to hand back (we hold no claim, or no one applied the Deployment
-/// server-side, as client-side Helm does, whose patches never conflict).
-pub fn hand_back_replicas(
+/// The `spec` fields a run writes on one kind of object, and the field only
+/// the manifest's applier owns (how its entry is told from others').
+pub struct Written {
+    /// A field pointer the applier's entry owns: `/f:spec/f:template`.
+    pub applier_owns: &'static str,
+    /// The `f:spec` keys written: `f:replicas`.
+    pub fields: &'static [&'static str],
+}
+
+/// A Deployment's `spec.replicas`.
+pub const DEPLOYMENT_REPLICAS: Written = Written {
+    applier_owns: "/f:spec/f:template",
+    fields: &["f:replicas"],
+};
+
+/// An HPA's bounds.
+pub const HPA_BOUNDS: Written = Written {
+    applier_owns: "/f:spec/f:scaleTargetRef",
+    fields: &["f:minReplicas", "f:maxReplicas"],
+};
+
+/// The managed fields with the `written` fields (`spec.replicas`) moved from
+/// `our_manager`'s entries to the entry that applied the manifest; `None`
+/// when there is nothing to hand back (we hold no claim, or no one applied
+/// the object server-side, as client-side Helm does, whose patches never
+/// conflict).
+pub fn hand_back(
     entries: &[ManagedFieldsEntry],
     our_manager: &str,
+    written: &Written,
 ) -> Option<Vec<ManagedFieldsEntry>> {
-    let applier = manifest_applier(entries, our_manager)?;
+    let applier = manifest_applier(entries, our_manager, written.applier_owns)?;
     let mut handed = entries.to_vec();
-    let mut held = false;
+    let mut held = Vec::new();
     for entry in handed
         .iter_mut()
         .filter(|e| e.manager.as_deref() == Some(our_manager))
     {
         if let Some(FieldsV1(Value::Object(fields))) = entry.fields_v1.as_mut() {
-            held |= remove_replicas(fields);
+            held.extend(remove_spec_fields(fields, written.fields));
         }
     }
-    if !held {
+    if held.is_empty() {
         return None;
     }
-    // The applier owns `f:spec.f:template`, so its `f:spec` exists.
+    // The applier owns `written.applier_owns` under `f:spec`, so its `f:spec` exists.
     let spec = handed[applier]
         .fields_v1
         .as_mut()?
         .0
         .pointer_mut("/f:spec")?
         .as_object_mut()?;
-    spec.insert("f:replicas".to_string(), Value::Object(Map::new()));
+    for field in held {
+        spec.insert(field.to_string(), Value::Object(Map::new()));
+    }
     // An entry of ours left owning nothing goes.
     handed.retain(|e| {
         let emptied = matches!(&e.fields_v1, Some(FieldsV1(Value::Object(o))) if o.is_empty());
@@ -53,7 +79,7 @@ pub fn hand_back_replicas(
 /// The index of the one entry that applied the Deployment's manifest
 /// server-side: an `Apply` of the main resource that owns the pod template.
 /// Several such appliers: Helm's own manager (`helm`) if it is one of them.
-fn manifest_applier(entries: &[ManagedFieldsEntry], our_manager: &str) -> Option<usize> {
+fn manifest_applier(entries: &[ManagedFieldsEntry], our_manager: &str, owns: &str) -> Option<usize> {
     let appliers: Vec<usize> = entries
         .iter()
         .enumerate()
@@ -61,9 +87,7 @@ fn manifest_applier(entries: &[ManagedFieldsEntry], our_manager: &str) -> Option
             e.operation.as_deref() == Some("Apply")
                 && e.subresource.as_deref().unwrap_or("").is_empty()
                 && e.manager.as_deref() != Some(our_manager)
-                && e.fields_v1
-                    .as_ref()
-                    .is_some_and(|f| f.0.pointer("/f:spec/f:template").is_some())
+                && e.fields_v1.as_ref().is_some_and(|f| f.0.pointer(owns).is_some())
         })
         .map(|(i, _)| i)
         .collect();
@@ -76,12 +100,17 @@ fn manifest_applier(entries: &[ManagedFieldsEntry], our_manager: &str) -> Option
     }
 }
 
-/// Removes `f:spec.f:replicas` (and a `f:spec` left empty); true if it was there.
-fn remove_replicas(fields: &mut Map<String, Value>) -> bool {
+/// Removes `fields` from `f:spec` (and a `f:spec` left empty); returns
+/// those that were there.
+fn remove_spec_fields(fields: &mut Map<String, Value>, which: &[&'static str]) -> Vec<&'static str> {
     let Some(Value::Object(spec)) = fields.get_mut("f:spec") else {
-        return false;
+        return Vec::new();
     };
-    let removed = spec.remove("f:replicas").is_some();
+    let removed: Vec<&'static str> = which
+        .iter()
+        .copied()
+        .filter(|f| spec.remove(*f).is_some())
+        .collect();
     if spec.is_empty() {
         fields.remove("f:spec");
     }
@@ -104,6 +133,10 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
     }
 
+    fn replicas_handed_back(entries: &[ManagedFieldsEntry], ours: &str) -> Option<Vec<ManagedFieldsEntry>> {
+        hand_back(entries, ours, &DEPLOYMENT_REPLICAS)
+    }
+
     fn owners_of_replicas(entries: &[ManagedFieldsEntry]) -> Vec<String> {
         entries
             .iter()
@@ -120,7 +153,7 @@ mod tests {
     fn replicas_go_back_to_helm_and_our_entry_disappears() {
         let before = after_scale();
         assert_eq!(owners_of_replicas(&before), ["kubectl-milvus"]);
-        let after = hand_back_replicas(&before, "kubectl-milvus").expect("a change");
+        let after = replicas_handed_back(&before, "kubectl-milvus").expect("a change");
         assert_eq!(owners_of_replicas(&after), ["helm"]);
         let managers: Vec<_> = after
             .iter()
@@ -134,7 +167,7 @@ mod tests {
         assert_eq!(helm_after, helm_before);
         assert_eq!(after[1], before[1]);
         // Handing back twice changes nothing more.
-        assert_eq!(hand_back_replicas(&after, "kubectl-milvus"), None);
+        assert_eq!(replicas_handed_back(&after, "kubectl-milvus"), None);
     }
 
     #[test]
@@ -146,7 +179,7 @@ mod tests {
             "f:metadata": {"f:annotations": {"f:example.com/note": {}}},
             "f:spec": {"f:replicas": {}}
         })));
-        let after = hand_back_replicas(&entries, "kubectl-milvus").expect("a change");
+        let after = replicas_handed_back(&entries, "kubectl-milvus").expect("a change");
         assert_eq!(owners_of_replicas(&after), ["helm"]);
         assert_eq!(
             after[2].fields_v1.as_ref().unwrap().0,
@@ -159,12 +192,34 @@ mod tests {
         // Client-side Helm (Helm 3, or --server-side=false) writes with Update.
         let mut client_side = after_scale();
         client_side[0].operation = Some("Update".into());
-        assert_eq!(hand_back_replicas(&client_side, "kubectl-milvus"), None);
+        assert_eq!(replicas_handed_back(&client_side, "kubectl-milvus"), None);
         // Someone else (kubectl scale) holds the field: not ours to move.
         let mut theirs = after_scale();
         theirs[2].manager = Some("kubectl".into());
-        assert_eq!(hand_back_replicas(&theirs, "kubectl-milvus"), None);
-        assert_eq!(hand_back_replicas(&[], "kubectl-milvus"), None);
+        assert_eq!(replicas_handed_back(&theirs, "kubectl-milvus"), None);
+        assert_eq!(replicas_handed_back(&[], "kubectl-milvus"), None);
+    }
+
+    #[test]
+    fn hpa_bounds_go_back_to_the_applier() {
+        let entries: Vec<ManagedFieldsEntry> = serde_json::from_value(json!([
+            {"manager": "helm", "operation": "Apply", "fieldsV1": {"f:spec": {
+                "f:scaleTargetRef": {}, "f:minReplicas": {}, "f:maxReplicas": {}, "f:metrics": {}}}},
+            {"manager": "kubectl-milvus", "operation": "Update", "fieldsV1": {"f:spec": {
+                "f:minReplicas": {}, "f:maxReplicas": {}}}}
+        ]))
+        .expect("entries");
+        // The apply lost the fields to our update; they go back, our entry goes.
+        let mut lost = entries.clone();
+        let helm_spec = lost[0].fields_v1.as_mut().unwrap().0["f:spec"]
+            .as_object_mut()
+            .unwrap();
+        helm_spec.remove("f:minReplicas");
+        helm_spec.remove("f:maxReplicas");
+        let after = hand_back(&lost, "kubectl-milvus", &HPA_BOUNDS).expect("a change");
+        assert_eq!(after, entries[..1]);
+        // A Deployment's rule finds no applier on an HPA: nothing moves.
+        assert_eq!(hand_back(&lost, "kubectl-milvus", &DEPLOYMENT_REPLICAS), None);
     }
 
     #[test]
@@ -173,12 +228,12 @@ mod tests {
         let mut argo = entries[0].clone();
         argo.manager = Some("argocd-controller".into());
         entries.insert(0, argo.clone());
-        let after = hand_back_replicas(&entries, "kubectl-milvus").expect("a change");
+        let after = replicas_handed_back(&entries, "kubectl-milvus").expect("a change");
         assert_eq!(owners_of_replicas(&after), ["helm"]);
 
         let mut no_helm = after_scale();
         no_helm[0].manager = Some("flux".into());
         no_helm.insert(0, argo);
-        assert_eq!(hand_back_replicas(&no_helm, "kubectl-milvus"), None);
+        assert_eq!(replicas_handed_back(&no_helm, "kubectl-milvus"), None);
     }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
+use crate::core::bounds::{self, Bounds, HpaChange, Setting};
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::pods::{PodRow, pod_row};
@@ -21,6 +22,12 @@ use crate::core::values::{self, Replicas};
 pub enum Target {
     Absolute(u32),
     Relative(i64),
+    /// New bounds for the HPA managing the component (`--min`/`--max`); a
+    /// side left out stays as the HPA has it.
+    Bounds {
+        min: Option<u32>,
+        max: Option<u32>,
+    },
 }
 
 /// One `COMPONENT=N` request.
@@ -138,15 +145,33 @@ pub struct ComponentChange {
     pub target: u32,
     /// Replica counts to pass through: `[3]` out, `[2, 1]` in.
     pub steps: Steps,
+    /// A change of the bounds of the HPA managing the component, instead of
+    /// its replicas (which then say where the HPA will hold them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaChange>,
 }
 
 impl ComponentChange {
-    pub fn values_path(&self) -> String {
-        format!("{}.replicas", self.component)
-    }
-    /// True when only Helm's record needs writing (live already matches).
+    /// True when nothing needs writing, not even Helm's record.
     pub fn is_noop(&self) -> bool {
-        self.current == self.target && self.values == Replicas::Count(self.target)
+        match &self.hpa {
+            Some(h) => h.current == h.target && h.values.is_none_or(|v| v == h.target),
+            None => self.current == self.target && self.values == Replicas::Count(self.target),
+        }
+    }
+    /// What the change sets when it is done.
+    pub fn target_setting(&self) -> Setting {
+        match &self.hpa {
+            Some(h) => Setting::Bounds(h.target),
+            None => Setting::Replicas(self.target),
+        }
+    }
+    /// The Helm values a setting of this change writes.
+    pub fn values_at(&self, at: Setting) -> Vec<(String, u32)> {
+        match at {
+            Setting::Replicas(n) => vec![(format!("{}.replicas", self.component), n)],
+            Setting::Bounds(b) => bounds::values_paths(&self.component, b).to_vec(),
+        }
     }
 }
 
@@ -237,6 +262,22 @@ pub fn carry_on(pending: &Release, deployed: &Release, explicit: &[Request]) -> 
                 target: Target::Absolute(n),
             });
         }
+        // A killed bounds change: its HPA's bounds, where the chart renders one.
+        let hpa_on = values::truthy(values::get(&wanted, &format!("{}.hpa.enabled", component.key)));
+        let bounds = Bounds::from_values(&wanted, component.key);
+        if let Some(b) = bounds
+            && hpa_on
+            && !named
+            && bounds != Bounds::from_values(&was, component.key)
+        {
+            requests.push(Request {
+                component: component.key.to_string(),
+                target: Target::Bounds {
+                    min: Some(b.min),
+                    max: Some(b.max),
+                },
+            });
+        }
     }
     requests
 }
@@ -301,20 +342,6 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                 input.release.name()
             )));
         }
-        if let Some(h) = managing_hpa(input.hpas, deployments.iter().map(|d| d.name.as_str())) {
-            let spec = h.spec.clone().unwrap_or_default();
-            return Err(Rejection::Refused(format!(
-                "{} is managed by HorizontalPodAutoscaler {} ({}-{} replicas); change its bounds instead: helm upgrade {} milvus/milvus --namespace {} --version {} --reset-then-reuse-values --set {k}.hpa.minReplicas=N --set {k}.hpa.maxReplicas=M",
-                component.key,
-                h.metadata.name.clone().unwrap_or_default(),
-                spec.min_replicas.unwrap_or(1),
-                spec.max_replicas,
-                input.release.name(),
-                input.namespace,
-                input.release.chart_version(),
-                k = component.key,
-            )));
-        }
         let live: Vec<&LiveWorkload> = deployments
             .iter()
             .filter_map(|d| {
@@ -333,23 +360,51 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
         let groups = values::get(&values, "replicaResourceGroups")
             .and_then(|v| v.as_array())
             .map_or(0, Vec::len);
-        let change = component_change(
-            &Candidate {
-                component,
-                key: component.key,
-                group: None,
-                deployments: deployments.iter().map(|d| d.name.clone()).collect(),
-                live: &live,
-                desired: desired_replicas(&values, component),
-                record: "values",
-                outside: "Helm",
-                streaming_groups: groups,
-            },
-            req.target,
-            input.force,
-            &mut warnings,
-        )?;
-        if change.target < change.current {
+        let candidate = Candidate {
+            component,
+            key: component.key,
+            group: None,
+            deployments: deployments.iter().map(|d| d.name.clone()).collect(),
+            live: &live,
+            desired: desired_replicas(&values, component),
+            record: "values",
+            outside: "Helm",
+            streaming_groups: groups,
+        };
+        let hpa = managing_hpa(input.hpas, deployments.iter().map(|d| d.name.as_str()));
+        let change = match (hpa, req.target) {
+            (Some(h), Target::Bounds { min, max }) => {
+                let name = h.metadata.name.clone().unwrap_or_default();
+                // Only the chart's own HPA has values to keep in step.
+                if !input
+                    .objects
+                    .iter()
+                    .any(|o| o.kind == "HorizontalPodAutoscaler" && o.name == name)
+                {
+                    return Err(Rejection::Refused(format!(
+                        "HorizontalPodAutoscaler {name} managing {} is not part of release {} (not in its manifest), so there are no values to keep in step; change it with kubectl patch hpa {name} -n {}",
+                        component.key,
+                        input.release.name(),
+                        input.namespace
+                    )));
+                }
+                let in_values = Bounds::from_values(&values, component.key);
+                bounds::bounds_change(&candidate, h, (min, max), in_values, &mut warnings)?
+            }
+            (Some(h), _) => {
+                return Err(Rejection::Refused(format!(
+                    "{} is managed by HorizontalPodAutoscaler {} ({} replicas): change its bounds instead, e.g. kubectl milvus scale {} {} --min N --max M -n {}",
+                    component.key,
+                    h.metadata.name.clone().unwrap_or_default(),
+                    Bounds::of(h),
+                    input.release.name(),
+                    component.key,
+                    input.namespace,
+                )));
+            }
+            (None, target) => component_change(&candidate, target, input.force, &mut warnings)?,
+        };
+        if change.hpa.is_none() && change.target < change.current {
             // The shortest grace of its Deployments is what a step risks.
             let pod_grace = deployments
                 .iter()
@@ -437,6 +492,11 @@ pub fn component_change(
     let target = match target {
         Target::Absolute(n) => i64::from(n),
         Target::Relative(d) => i64::from(current) + d,
+        Target::Bounds { .. } => {
+            return Err(Rejection::Refused(format!(
+                "{name} is not managed by a HorizontalPodAutoscaler: it has no bounds to change; set its replicas with {name}=N"
+            )));
+        }
     };
     if target < 0 {
         return Err(Rejection::Invalid(format!(
@@ -491,6 +551,7 @@ pub fn component_change(
         values: c.desired.clone(),
         target,
         steps: steps(current, target),
+        hpa: None,
     })
 }
 
@@ -576,7 +637,9 @@ pub fn helm_command(release: &Release, namespace: &str, changes: &[ComponentChan
         release.chart_version()
     );
     for c in changes {
-        cmd.push_str(&format!(" --set {}={}", c.values_path(), c.target));
+        for (path, n) in c.values_at(c.target_setting()) {
+            cmd.push_str(&format!(" --set {path}={n}"));
+        }
     }
     cmd
 }

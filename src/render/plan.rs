@@ -27,6 +27,7 @@ pub fn table(plan: &Plan) -> String {
     let rows: Vec<Vec<String>> = plan
         .changes
         .iter()
+        .filter(|c| c.hpa.is_none())
         .map(|c| {
             let steps = if c.steps.is_empty() {
                 if c.is_noop() {
@@ -62,20 +63,23 @@ pub fn table(plan: &Plan) -> String {
             ]
         })
         .collect();
-    out.push_str(&kubectl_table(
-        &[
-            "COMPONENT",
-            match plan.managed_by {
-                ManagedBy::Helm => "VALUES",
-                ManagedBy::MilvusOperator => "SPEC",
-            },
-            "CURRENT",
-            "TARGET",
-            "STEPS",
-            "DEPLOYMENTS",
-        ],
-        &rows,
-    ));
+    if !rows.is_empty() {
+        out.push_str(&kubectl_table(
+            &[
+                "COMPONENT",
+                match plan.managed_by {
+                    ManagedBy::Helm => "VALUES",
+                    ManagedBy::MilvusOperator => "SPEC",
+                },
+                "CURRENT",
+                "TARGET",
+                "STEPS",
+                "DEPLOYMENTS",
+            ],
+            &rows,
+        ));
+    }
+    out.push_str(&bounds_table(plan, !rows.is_empty()));
     if !plan.warnings.is_empty() {
         out.push('\n');
         for w in &plan.warnings {
@@ -145,4 +149,70 @@ pub fn table(plan: &Plan) -> String {
         ),
     };
     out
+}
+
+/// The HPA bounds changes: each HPA's min and max before and after, the
+/// replicas it will hold, and the steps a lowered max is taken in.
+fn bounds_table(plan: &Plan, after_replicas: bool) -> String {
+    let rows: Vec<Vec<String>> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let h = c.hpa.as_ref()?;
+            let arrow = |a: u32, b: u32| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a} → {b}")
+                }
+            };
+            let steps = if c.steps.is_empty() {
+                if c.is_noop() {
+                    "nothing to do"
+                } else {
+                    "bounds only"
+                }
+                .to_string()
+            } else {
+                std::iter::once(c.current)
+                    .chain(c.steps.iter().take(8))
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+                    + if c.steps.len() > 8 { " → …" } else { "" }
+            };
+            let mut row = vec![
+                match &c.group {
+                    Some(g) => format!("{}/{g}", c.component),
+                    None => c.component.clone(),
+                },
+                h.name.clone(),
+            ];
+            if plan.managed_by == ManagedBy::Helm {
+                row.push(h.values.map_or_else(|| "-".to_string(), |v| v.to_string()));
+            }
+            row.extend([
+                arrow(h.current.min, h.target.min),
+                arrow(h.current.max, h.target.max),
+                arrow(c.current, c.target),
+                steps,
+                c.deployments.join(","),
+            ]);
+            Some(row)
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut headers = vec!["COMPONENT", "HPA"];
+    if plan.managed_by == ManagedBy::Helm {
+        headers.push("VALUES");
+    }
+    headers.extend(["MIN", "MAX", "REPLICAS", "STEPS", "DEPLOYMENTS"]);
+    let table = kubectl_table(&headers, &rows);
+    if after_replicas {
+        format!("\n{table}")
+    } else {
+        table
+    }
 }

@@ -264,3 +264,124 @@ pub fn replicas(ns: &str, deployment: &str) -> String {
         "jsonpath={.spec.replicas}",
     ])
 }
+
+/// Records every distinct `spec.replicas` a Deployment takes, through a watch.
+pub fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
+    bed().spawn(async move {
+        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
+        let stream = watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(d)) = stream.next().await {
+            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
+            let mut v = out.lock().unwrap();
+            if v.last() != Some(&n) {
+                v.push(n);
+            }
+        }
+    });
+    seen
+}
+
+/// Installs the test chart as `my-release` with Helm 4's default,
+/// server-side apply (Helm's field manager then owns what the chart
+/// renders); returns the chart's path for later upgrades.
+pub fn helm_install_server_side(ns: &str, sets: &[&str]) -> String {
+    let chart = testbed::seed::test_chart_dir().to_string_lossy().into_owned();
+    let mut args = vec![
+        "install",
+        "my-release",
+        chart.as_str(),
+        "-n",
+        ns,
+        "--server-side=true",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args.push("--wait");
+    helm(&args);
+    chart
+}
+
+/// The field managers of an object (`kubectl get` omits managedFields
+/// unless asked).
+pub fn managers(ns: &str, resource: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        resource,
+        name,
+        "-n",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ])
+}
+
+/// A running `status -w`, its stdout gathered as it comes.
+pub struct Watching {
+    child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Watching {
+    pub fn start(args: &[&str], kubeconfig: &std::path::Path) -> Watching {
+        let mut child = std::process::Command::new(PLUGIN)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn status -w");
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut pipe, sink) = (child.stdout.take().expect("stdout"), stdout.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Watching { child, stdout }
+    }
+
+    pub fn text(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(&self, what: &str, mut f: impl FnMut(&str) -> bool) {
+        let start = std::time::Instant::now();
+        while !f(&self.text()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGINT, as Ctrl-C sends it: exit code and stderr.
+    pub fn interrupt(mut self) -> (i32, String) {
+        std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().unwrap();
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        (status.code().unwrap_or(-1), stderr)
+    }
+}

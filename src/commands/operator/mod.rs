@@ -176,7 +176,7 @@ pub async fn live(
 
 /// `plan` for a `Milvus` resource: reads only.
 pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, None)?;
+    let requests = plan_cmd::parse_requests(&args.changes, None, &args.bounds)?;
     let (deployments, live) = live(cluster, cr.namespace()).await?;
     let plan = make(cr, &deployments, &live, &requests, args.force)?;
     plan_cmd::output(args.output, plan, None)

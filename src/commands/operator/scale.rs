@@ -18,8 +18,8 @@ use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
 use crate::cluster::operator as api;
 use crate::commands::plan as plan_cmd;
-use crate::commands::scale::interrupted;
 use crate::commands::scale::steps::{Progress, wait_step};
+use crate::commands::scale::{bounds, interrupted};
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::{ComponentChange, Plan};
 use crate::render;
@@ -50,7 +50,7 @@ struct Run<'a> {
 }
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
+    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
     let (deployments, live) = super::live(cluster, cr.namespace()).await?;
     let plan = super::make(&cr, &deployments, &live, &requests, args.force)?;
     if args.dry_run {
@@ -60,18 +60,22 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
     // name: a Helm release and a resource of one name would share Deployments).
     let progress = Progress::new();
     let lease = crate::commands::scale::acquire(cluster, args, &progress).await?;
-    let result = run_holding(
-        cluster,
-        args,
-        cr,
-        plan,
-        deployments,
-        live,
-        requests,
-        &lease,
-        progress,
-    )
-    .await;
+    let result = if plan.changes.iter().any(|c| c.hpa.is_some()) {
+        hpa_bounds(cluster, args, &cr, &plan).await
+    } else {
+        run_holding(
+            cluster,
+            args,
+            cr,
+            plan,
+            deployments,
+            live,
+            requests,
+            &lease,
+            progress,
+        )
+        .await
+    };
     let _ = lease.release(cluster).await;
     result
 }
@@ -154,6 +158,82 @@ async fn run_holding(
             ))
         }
     }
+}
+
+/// A bounds change of the user's HPA: the resource stays at `replicas: -1`
+/// and is not written; the HPA is the record (nothing else to repair: a
+/// re-run reads where it stopped).
+async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, plan: &Plan) -> Result<String> {
+    let describe = |c: &ComponentChange, to: &dyn std::fmt::Display| {
+        let hpa = c.hpa.as_ref().map(|h| (h.name.as_str(), h.current));
+        hpa.map_or_else(String::new, |(n, from)| {
+            format!("{} HorizontalPodAutoscaler {n} {from}→{to}", name(c))
+        })
+    };
+    if plan.nothing_to_do() {
+        let now: Vec<String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| c.hpa.as_ref().map(|h| format!("{} HPA {}", name(c), h.target)))
+            .collect();
+        return Ok(format!(
+            "nothing to do: Milvus {} already at {}\n",
+            cr.name(),
+            now.join(", ")
+        ));
+    }
+    let progress = Progress::new();
+    let namespace = cr.namespace();
+    let work = async {
+        for c in &plan.changes {
+            bounds::execute(cluster, namespace, c, args.timeout, &progress).await?;
+        }
+        Ok(())
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = interrupted() => Err("interrupted by a signal".to_string()),
+    };
+    progress.finish();
+    // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
+    let mut reached = Vec::new();
+    for c in &plan.changes {
+        if let Some(h) = &c.hpa {
+            let at = bounds::settle(cluster, namespace, &h.name).await?;
+            reached.push((c, at));
+        }
+    }
+    if let Err(why) = outcome {
+        let at: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
+        let continue_cmd: Vec<String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let h = c.hpa.as_ref()?;
+                Some(format!(
+                    "kubectl milvus scale {} {} --min {} --max {} -n {namespace}",
+                    cr.name(),
+                    c.component,
+                    h.target.min,
+                    h.target.max
+                ))
+            })
+            .collect();
+        return Err(anyhow::anyhow!(
+            "{why}; stopped at {} (the HPA records it, nothing else to repair); continue with: {}",
+            at.join(", "),
+            continue_cmd.join(" && ")
+        ));
+    }
+    let done: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
+    let pods = super::statuses(cluster, Some(namespace), Some(cr.name())).await?;
+    let rows: Vec<_> = pods
+        .items
+        .first()
+        .map(|s| s.pods.iter().map(|p| p.row.clone()).collect())
+        .unwrap_or_default();
+    Ok(format!("Milvus {} scaled: {}\n\n", cr.name(), done.join(", "))
+        + &render::table::pod_table(&rows, false, None))
 }
 
 /// Stops the run the moment a replica field it scales takes a value it did

@@ -25,6 +25,7 @@ use crate::cluster::Cluster;
 use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
 use crate::commands::gitops;
 use crate::commands::{plan as plan_cmd, releases, status};
+use crate::core::bounds::Setting;
 use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
 use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
@@ -35,6 +36,7 @@ use crate::error::Refused;
 use crate::helm::{self, StoredRelease};
 use crate::render;
 
+pub(crate) mod bounds;
 mod guard;
 mod record;
 pub(crate) mod steps;
@@ -43,7 +45,7 @@ use self::record::{Finish, OtherWriter, Unfinished};
 use self::steps::{Progress, StepOptions, deployment_op, hand_back_deployment_replicas};
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref())?;
+    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
     if args.dry_run {
         let loaded = Loaded::read(cluster, args, &requests).await?;
         let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
@@ -242,7 +244,8 @@ async fn scale_holding(
             p.release.status()
         ));
     }
-    let targets: Vec<(&ComponentChange, u32)> = plan.changes.iter().map(|c| (c, c.target)).collect();
+    let targets: Vec<(&ComponentChange, Setting)> =
+        plan.changes.iter().map(|c| (c, c.target_setting())).collect();
     let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(plan, None));
     let mut pending = record::open(
         cluster,
@@ -265,7 +268,7 @@ async fn scale_holding(
         remove: &args.scale_in.remove,
     };
     let outcome = tokio::select! {
-        r = steps::execute(cluster, &namespace, plan, &step_options, progress, repairing) => r.map_err(Stop::Step),
+        r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r.map_err(Stop::Step),
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
         what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
@@ -275,17 +278,9 @@ async fn scale_holding(
     // is repeated by the next run's start).
     let unmarked = steps::unmark_pods(cluster, &namespace, &args.release).await;
     // Record what was reached, and hand spec.replicas back to Helm.
-    let reached = reached_replicas(cluster, &namespace, plan).await;
-    let continue_cmd = format!(
-        "kubectl milvus scale {} {} -n {namespace}",
-        args.release,
-        plan.changes
-            .iter()
-            .map(|c| format!("{}={}", c.component, c.target))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let at = |reached: &Result<BTreeMap<String, u32>>| {
+    let reached = reached(cluster, &namespace, plan).await;
+    let continue_cmd = continue_command(&args.release, &namespace, plan);
+    let at = |reached: &Result<BTreeMap<String, Setting>>| {
         reached
             .as_ref()
             .map(|r| describe(plan, Some(r)))
@@ -387,7 +382,7 @@ async fn nothing_to_do(cluster: &Cluster, args: &ScaleArgs, loaded: &Loaded) -> 
         .plan
         .changes
         .iter()
-        .map(|c| format!("{}={}", c.component, c.target))
+        .map(|c| setting(&c.component, c.target_setting()))
         .collect();
     let stale = &loaded.deployed_before[..loaded.deployed_before.len() - 1];
     record::supersede(cluster, stale).await?;
@@ -463,34 +458,115 @@ pub(crate) async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `queryNode 1→3, dataNode 2→1`; with `reached`, `queryNode 3→1 (at 2)`.
-fn describe(plan: &Plan, reached: Option<&BTreeMap<String, u32>>) -> String {
+/// The replica changes stepped first, then each HPA's bounds.
+async fn execute(
+    cluster: &Cluster,
+    namespace: &str,
+    plan: &Plan,
+    options: &StepOptions<'_>,
+    progress: &Progress,
+    repairing: bool,
+) -> Result<(), String> {
+    let (bounds, replicas): (Vec<ComponentChange>, Vec<ComponentChange>) =
+        plan.changes.iter().cloned().partition(|c| c.hpa.is_some());
+    let replicas = Plan {
+        changes: replicas,
+        ..plan.clone()
+    };
+    steps::execute(cluster, namespace, &replicas, options, progress, repairing).await?;
+    for c in &bounds {
+        bounds::execute(cluster, namespace, c, options.timeout, progress).await?;
+    }
+    Ok(())
+}
+
+/// The command that carries a stopped run on: `COMPONENT=N …` for replica
+/// changes, `COMPONENT --min N --max M` for each bounds change.
+fn continue_command(release: &str, namespace: &str, plan: &Plan) -> String {
+    let counts: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.hpa.is_none())
+        .map(|c| format!("{}={}", c.component, c.target))
+        .collect();
+    let mut commands: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let h = c.hpa.as_ref()?;
+            Some(format!(
+                "kubectl milvus scale {release} {} --min {} --max {} -n {namespace}",
+                c.component, h.target.min, h.target.max
+            ))
+        })
+        .collect();
+    if !counts.is_empty() {
+        commands.insert(
+            0,
+            format!(
+                "kubectl milvus scale {release} {} -n {namespace}",
+                counts.join(" ")
+            ),
+        );
+    }
+    commands.join(" && ")
+}
+
+/// `queryNode=3`, or `queryNode HPA 2-10`.
+fn setting(component: &str, at: Setting) -> String {
+    match at {
+        Setting::Replicas(n) => format!("{component}={n}"),
+        Setting::Bounds(_) => format!("{component} {at}"),
+    }
+}
+
+/// `queryNode 1→3, dataNode 2→1`; with `reached`, `queryNode 3→1 (at 2)`;
+/// a bounds change `queryNode HPA 1-5→2-10 (at 2-8)`.
+fn describe(plan: &Plan, reached: Option<&BTreeMap<String, Setting>>) -> String {
     plan.changes
         .iter()
-        .map(|c| match reached.and_then(|r| r.get(&c.component)) {
-            Some(at) if *at != c.target => format!("{} {}→{} (at {at})", c.component, c.current, c.target),
-            _ => format!("{} {}→{}", c.component, c.current, c.target),
+        .map(|c| {
+            let (from, to) = match &c.hpa {
+                Some(h) => (format!("HPA {}", h.current), h.target.to_string()),
+                None => (c.current.to_string(), c.target.to_string()),
+            };
+            let at = reached.and_then(|r| r.get(&c.component));
+            match at {
+                Some(Setting::Replicas(n)) if c.hpa.is_none() && *n != c.target => {
+                    format!("{} {from}→{to} (at {n})", c.component)
+                }
+                Some(Setting::Bounds(b)) if c.hpa.as_ref().is_some_and(|h| h.target != *b) => {
+                    format!("{} {from}→{to} (at {b})", c.component)
+                }
+                _ => format!("{} {from}→{to}", c.component),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn describe_reached(reached: &BTreeMap<String, u32>) -> String {
+fn describe_reached(reached: &BTreeMap<String, Setting>) -> String {
     reached
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| setting(k, *v))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// The live `spec.replicas` of each changed component (largest over its
-/// resource-group Deployments), each Deployment's `spec.replicas` handed
-/// back to Helm's server-side field manager on the way. Every run ends
-/// here, a repairing re-run included, so no claim of ours outlives a run.
-async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, u32>> {
+/// Where each changed component stands: the live `spec.replicas` (largest
+/// over its resource-group Deployments), or its HPA's bounds; the fields we
+/// wrote handed back to Helm's server-side field manager on the way. Every
+/// run ends here, a repairing re-run included, so no claim of ours outlives
+/// a run.
+async fn reached(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, Setting>> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut out = BTreeMap::new();
     for c in &plan.changes {
+        if let Some(h) = &c.hpa {
+            let at = bounds::settle(cluster, namespace, &h.name).await?;
+            out.insert(c.component.clone(), Setting::Bounds(at));
+            continue;
+        }
         let mut n = 0;
         for d in &c.deployments {
             let dep = cluster
@@ -499,7 +575,7 @@ async fn reached_replicas(cluster: &Cluster, namespace: &str, plan: &Plan) -> Re
             n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
             hand_back_deployment_replicas(cluster, namespace, dep).await?;
         }
-        out.insert(c.component.clone(), n);
+        out.insert(c.component.clone(), Setting::Replicas(n));
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::core::bounds::Setting;
 use crate::core::manifest;
 use crate::core::plan::ComponentChange;
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, Release, SUPERSEDED};
@@ -33,16 +34,29 @@ pub(super) struct OtherWriter(pub String);
 fn rewrite(
     release: &mut Release,
     base: &Release,
-    targets: &[(&ComponentChange, u32)],
+    targets: &[(&ComponentChange, Setting)],
     status: &str,
     description: &str,
 ) -> Result<()> {
     let mut config = base.config().clone();
     let mut manifest = base.manifest().to_string();
-    for (change, n) in targets {
-        values::set(&mut config, &change.values_path(), json!(n));
-        for d in &change.deployments {
-            manifest = manifest::set_replicas(&manifest, "Deployment", d, *n)?;
+    for (change, at) in targets {
+        for (path, n) in change.values_at(*at) {
+            values::set(&mut config, &path, json!(n));
+        }
+        match (at, &change.hpa) {
+            (Setting::Bounds(b), Some(h)) => {
+                for (field, n) in [("minReplicas", b.min), ("maxReplicas", b.max)] {
+                    manifest =
+                        manifest::set_spec_count(&manifest, "HorizontalPodAutoscaler", &h.name, field, n)?;
+                }
+            }
+            (Setting::Replicas(n), _) => {
+                for d in &change.deployments {
+                    manifest = manifest::set_replicas(&manifest, "Deployment", d, *n)?;
+                }
+            }
+            (Setting::Bounds(_), None) => anyhow::bail!("{}: bounds without an HPA", change.component),
         }
     }
     release.set_config(config);
@@ -61,7 +75,7 @@ pub(super) async fn open(
     base: &StoredRelease,
     last: &StoredRelease,
     abandoned: Option<StoredRelease>,
-    targets: &[(&ComponentChange, u32)],
+    targets: &[(&ComponentChange, Setting)],
     description: &str,
 ) -> Result<StoredRelease> {
     match abandoned {
@@ -106,10 +120,13 @@ pub(super) async fn finish(
     run: &Finish<'_>,
     pending: &mut StoredRelease,
 ) -> Result<(), Unfinished> {
-    let targets: Vec<(&ComponentChange, u32)> = run
+    let targets: Vec<(&ComponentChange, Setting)> = run
         .changes
         .iter()
-        .map(|c| (c, run.reached.get(&c.component).copied().unwrap_or(c.target)))
+        .map(|c| {
+            let at = run.reached.get(&c.component).copied();
+            (c, at.unwrap_or_else(|| c.target_setting()))
+        })
         .collect();
     no_newer_revision(cluster, pending)
         .await
@@ -141,7 +158,7 @@ pub(super) struct Finish<'a> {
     /// Every revision `deployed` when the run began (Helm keeps one).
     pub deployed_before: &'a [StoredRelease],
     pub changes: &'a [ComponentChange],
-    pub reached: &'a BTreeMap<String, u32>,
+    pub reached: &'a BTreeMap<String, Setting>,
     pub description: &'a str,
     pub history_max: usize,
 }

@@ -8,18 +8,16 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::{ApiError, Op, forbidden_watch, live_deployment};
+use crate::cluster::fields::{self, write_params};
 use crate::core::ownership;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::core::scale_in::{self, ControllerRules};
-
-/// The field manager of our `spec.replicas` writes.
-const FIELD_MANAGER: &str = "kubectl-milvus";
 
 /// What one watch event told us.
 enum Seen {
@@ -389,45 +387,14 @@ fn pod_op<'a>(verb: &'a str, namespace: &'a str, name: Option<&'a str>) -> Op<'a
     }
 }
 
-fn write_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    }
-}
-
 /// Gives `spec.replicas` back to the Deployment's server-side applier (see
-/// [`ownership`]); a no-op unless we hold it. Retried from a fresh read when
-/// the Deployment changed in between (the controller writes its status).
+/// [`ownership`]); a no-op unless we hold it.
 pub(super) async fn hand_back_deployment_replicas(
     cluster: &Cluster,
     namespace: &str,
-    mut deployment: Deployment,
+    deployment: Deployment,
 ) -> Result<(), ApiError> {
-    let name = deployment.metadata.name.clone().unwrap_or_default();
-    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    for _ in 0..5 {
-        let entries = deployment.metadata.managed_fields.as_deref().unwrap_or_default();
-        let Some(handed) = ownership::hand_back_replicas(entries, FIELD_MANAGER) else {
-            return Ok(());
-        };
-        let patch = Patch::Merge(json!({"metadata": {
-            "resourceVersion": deployment.metadata.resource_version,
-            "managedFields": handed,
-        }}));
-        let op = deployment_op("patch", namespace, &name);
-        match cluster.call(op, api.patch(&name, &write_params(), &patch)).await {
-            Ok(_) => return Ok(()),
-            Err(ApiError::Conflict { .. }) => {
-                let op = deployment_op("get", namespace, &name);
-                deployment = cluster.call(op, api.get(&name)).await?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Conflict {
-        what: format!("the field ownership of deployments.apps {name} (it kept changing)"),
-    })
+    fields::hand_back(cluster, namespace, deployment, &ownership::DEPLOYMENT_REPLICAS).await
 }
 
 /// What the progress line of a watched scale-in step says.

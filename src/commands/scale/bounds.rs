@@ -1,0 +1,129 @@
+//! Stepping an HPA's bounds (`--min`/`--max`), for Helm releases and
+//! Operator clusters alike: each step is a merge patch of the live HPA
+//! guarded by the resourceVersion it was read at, then the Deployment it
+//! manages is watched until the HPA has brought it to the step's count.
+
+use std::time::Duration;
+
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::Api;
+use kube::api::Patch;
+use serde_json::json;
+
+use crate::cluster::Cluster;
+use crate::cluster::api::{ApiError, Op};
+use crate::cluster::fields::{self, write_params};
+use crate::commands::scale::steps::{Progress, wait_step};
+use crate::core::bounds::{Bounds, step_bounds};
+use crate::core::ownership;
+use crate::core::plan::ComponentChange;
+
+fn hpa_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
+    Op {
+        verb,
+        resource: "horizontalpodautoscalers.autoscaling",
+        namespace: Some(namespace),
+        name: Some(name),
+    }
+}
+
+/// Writes the change's bounds, a lowered max one replica at a time: each
+/// step waits until the HPA has brought the Deployment to the step's count,
+/// ready. A raised min is one step (a scale-out); bounds that leave what
+/// runs alone are written without a wait.
+pub(crate) async fn execute(
+    cluster: &Cluster,
+    namespace: &str,
+    change: &ComponentChange,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<(), String> {
+    let Some(h) = &change.hpa else { return Ok(()) };
+    let mut expected = h.current;
+    if change.steps.is_empty() {
+        progress.line(&format!(
+            "{}: HorizontalPodAutoscaler {} {} → {}",
+            change.component, h.name, h.current, h.target
+        ));
+        return write(cluster, namespace, &h.name, &mut expected, h.target).await;
+    }
+    let mut at = change.current;
+    for step in change.steps.iter() {
+        let bounds = step_bounds(h.target, step);
+        progress.line(&format!(
+            "{}: HorizontalPodAutoscaler {} {expected} → {bounds} (replicas {at} → {step})",
+            change.component, h.name
+        ));
+        write(cluster, namespace, &h.name, &mut expected, bounds).await?;
+        for d in &change.deployments {
+            wait_step(cluster, namespace, d, step, timeout, progress).await?;
+        }
+        at = step;
+    }
+    Ok(())
+}
+
+/// Patches the HPA's bounds from a fresh read, guarded by its
+/// resourceVersion. Bounds other than `expected` (what this run last read
+/// or wrote) are another writer's, and nothing is written over them; a
+/// conflict (the HPA controller writes its status) is retried.
+async fn write(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    expected: &mut Bounds,
+    to: Bounds,
+) -> Result<(), String> {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
+    for _ in 0..5 {
+        let live = cluster
+            .call(hpa_op("get", namespace, name), api.get(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = Bounds::of(&live);
+        // Our own write whose answer was lost has landed.
+        if now == to {
+            *expected = to;
+            return Ok(());
+        }
+        if now != *expected {
+            return Err(format!(
+                "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
+            ));
+        }
+        let patch = Patch::Merge(json!({
+            "metadata": {"resourceVersion": live.metadata.resource_version},
+            "spec": {"minReplicas": to.min, "maxReplicas": to.max},
+        }));
+        match cluster
+            .call(
+                hpa_op("patch", namespace, name),
+                api.patch(name, &write_params(), &patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                *expected = to;
+                return Ok(());
+            }
+            Err(ApiError::Conflict { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "HorizontalPodAutoscaler {name} kept changing under this run's patches"
+    ))
+}
+
+/// The HPA's bounds now, its bounds' field ownership handed back to the
+/// manifest's server-side applier on the way (Helm's, when Helm applied it
+/// server-side), so the next apply of other bounds meets no conflict.
+pub(crate) async fn settle(cluster: &Cluster, namespace: &str, name: &str) -> Result<Bounds, ApiError> {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
+    let hpa = cluster
+        .call(hpa_op("get", namespace, name), api.get(name))
+        .await?;
+    let bounds = Bounds::of(&hpa);
+    fields::hand_back(cluster, namespace, hpa, &ownership::HPA_BOUNDS).await?;
+    Ok(bounds)
+}

@@ -1,0 +1,280 @@
+//! Changing the bounds of the HPA that manages a component
+//! (`scale RELEASE COMPONENT --min N --max M`), on the real control plane,
+//! whose HPA controller enforces the bounds: for a Helm release installed
+//! by the real Helm 4 (server-side), and for a Milvus Operator cluster with
+//! the user's own HPA. Checked from the outside with kubectl and helm.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use testbed::operator::{OperatorSample, OperatorSeedOptions, seed_operator_cluster};
+
+const QN: &str = "my-release-milvus-querynode";
+const QN_HPA: &str = "my-release-milvus-querynode-hpa";
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&kubectl(args)).expect("kubectl json")
+}
+
+/// `minReplicas-maxReplicas` of an HPA, as kubectl reads it.
+fn hpa_bounds(ns: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        "hpa",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.minReplicas}-{.spec.maxReplicas}",
+    ])
+}
+
+fn ready(ns: &str, deployment: &str) -> i64 {
+    json(&["get", "deployment", deployment, "-n", ns, "-o", "json"])["status"]["readyReplicas"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn helm_hpa_bounds_are_kept_in_step_with_helm() {
+    let ns = namespace("hpa-helm");
+    let ns = ns.name();
+    // Helm 4's default: server-side apply, so Helm's field manager owns the bounds.
+    let chart = helm_install_server_side(ns, &["queryNode.hpa.enabled=true", "queryNode.replicas=-1"]);
+    let chart = chart.as_str();
+    assert_eq!(hpa_bounds(ns, QN_HPA), "1-5");
+    let watched = watch_replicas(ns, QN);
+
+    // plan: before/after bounds, the replicas the HPA will hold, Helm's command.
+    let plan = ok(&[
+        "plan",
+        "my-release",
+        "queryNode",
+        "--min",
+        "3",
+        "--max",
+        "8",
+        "-n",
+        ns,
+    ]);
+    let row = plan
+        .lines()
+        .find(|l| l.starts_with("queryNode "))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let cells: Vec<&str> = row
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        ["queryNode", QN_HPA, "1-5", "1 → 3", "5 → 8", "1 → 3", "1 → 3", QN],
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!(
+            "helm upgrade my-release milvus/milvus --namespace {ns} --version 5.0.19-test --reset-then-reuse-values --set queryNode.hpa.minReplicas=3 --set queryNode.hpa.maxReplicas=8"
+        )),
+        "{plan}"
+    );
+    let doc: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode",
+        "--min",
+        "3",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        doc["items"][0]["changes"][0]["hpa"],
+        serde_json::json!({"name": QN_HPA, "current": {"min": 1, "max": 5}, "values": {"min": 1, "max": 5}, "target": {"min": 3, "max": 5}})
+    );
+    assert_eq!(hpa_bounds(ns, QN_HPA), "1-5", "plan changes nothing");
+
+    // Raising min: the HPA controller raises the replicas; scale waits for them.
+    let out = ok(&[
+        "scale",
+        "my-release",
+        "queryNode",
+        "--min",
+        "3",
+        "--max",
+        "8",
+        "-n",
+        ns,
+    ]);
+    assert!(
+        out.contains("release my-release scaled: queryNode HPA 1-5→3-8 (revision 2)"),
+        "{out}"
+    );
+    assert_eq!(hpa_bounds(ns, QN_HPA), "3-8");
+    assert_eq!(ready(ns, QN), 3, "the HPA enforced minReplicas");
+    let values: Value =
+        serde_json::from_str(&helm(&["get", "values", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    assert_eq!(values["queryNode"]["hpa"]["minReplicas"], 3);
+    assert_eq!(values["queryNode"]["hpa"]["maxReplicas"], 8);
+    let manifest = helm(&["get", "manifest", "my-release", "-n", ns]);
+    assert!(
+        manifest.contains("  minReplicas: 3\n  maxReplicas: 8\n"),
+        "{manifest}"
+    );
+    let history: Value =
+        serde_json::from_str(&helm(&["history", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    let rows: Vec<(i64, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [(1, "superseded"), (2, "deployed")]);
+    assert!(
+        !managers(ns, "hpa", QN_HPA).contains("kubectl-milvus"),
+        "{}",
+        managers(ns, "hpa", QN_HPA)
+    );
+
+    // Real Helm agrees, server-side, with no field conflict: --reuse-values
+    // keeps min 3 and takes a new max.
+    helm(&[
+        "upgrade",
+        "my-release",
+        chart,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "queryNode.hpa.maxReplicas=6",
+        "--wait",
+    ]);
+    assert_eq!(hpa_bounds(ns, QN_HPA), "3-6");
+
+    // A max below what runs is lowered one replica at a time.
+    let out = ok(&[
+        "scale",
+        "my-release",
+        "querynode",
+        "--min",
+        "1",
+        "--max",
+        "1",
+        "-n",
+        ns,
+    ]);
+    assert!(out.contains("queryNode HPA 3-6→1-1 (revision 4)"), "{out}");
+    assert_eq!(hpa_bounds(ns, QN_HPA), "1-1");
+    assert_eq!(ready(ns, QN), 1);
+    let seen = watched.lock().unwrap().clone();
+    assert_eq!(seen, [1, 3, 2, 1], "replica sequence seen by the watch");
+
+    // The same bounds again: nothing to do, no revision.
+    let out = ok(&["scale", "my-release", "queryNode", "--max", "1", "-n", ns]);
+    assert!(
+        out.starts_with("nothing to do: my-release already at queryNode HPA 1-1"),
+        "{out}"
+    );
+
+    // Refusals: one line, the right exit code, nothing written.
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["dataNode", "--min", "2"],
+            3,
+            "dataNode is not managed by a HorizontalPodAutoscaler",
+        ),
+        (
+            &["queryNode=2"],
+            3,
+            "change its bounds instead, e.g. kubectl milvus scale my-release queryNode --min N --max M",
+        ),
+        (
+            &["queryNode", "--min", "0"],
+            2,
+            "an HPA's bounds are 1 to 2147483647",
+        ),
+        (&["queryNode", "--max", "2147483648"], 2, "out of range"),
+        (
+            &["queryNode", "--min", "5", "--max", "3"],
+            2,
+            "--min 5 is above --max 3",
+        ),
+        (&["queryNode", "--min", "2"], 2, "give both --min and --max"),
+        (
+            &["queryNode", "--replicas", "2", "--min", "2"],
+            2,
+            "give one or the other",
+        ),
+        (
+            &["queryNode=2", "dataNode", "--min", "2"],
+            2,
+            "--min/--max takes exactly one COMPONENT",
+        ),
+        (&["mixCoordinator", "--min", "2"], 3, "coordinator"),
+    ];
+    for (changes, code, message) in cases {
+        let mut args = vec!["scale", "my-release"];
+        args.extend_from_slice(changes);
+        args.extend(["-n", ns]);
+        let err = fails(&args, *code);
+        assert!(err.contains(message), "{changes:?}: {err}");
+    }
+    let revisions = kubectl(&["get", "secrets", "-n", ns, "-l", "owner=helm", "-o", "name"]);
+    assert_eq!(revisions.lines().count(), 4, "refusals wrote no revision");
+}
+
+#[test]
+fn operator_hpa_bounds_change_the_users_hpa_not_the_resource() {
+    let ns = namespace("hpa-op");
+    let ns = ns.name();
+    let owned = ns.to_string();
+    bed()
+        .block_on(async move {
+            seed_operator_cluster(bed(), &owned, OperatorSample::Hpa, OperatorSeedOptions::default()).await
+        })
+        .unwrap()
+        .unwrap();
+    let hpa = "my-release-milvus-proxy-hpa";
+    let proxy = "my-release-milvus-proxy";
+    let cr = || json(&["get", "milvus", "my-release", "-n", ns, "-o", "json"]);
+    let generation = cr()["metadata"]["generation"].clone();
+    let start = Instant::now();
+    while ready(ns, proxy) != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the HPA's min 2 was never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let plan = ok(&["plan", "my-release", "proxy", "--min", "3", "-n", ns]);
+    assert!(plan.contains(&format!("proxy       {hpa}   2 → 3")), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "kubectl patch hpa {hpa} -n {ns} --type merge -p '{{\"spec\":{{\"minReplicas\":3,\"maxReplicas\":10}}}}'"
+        )),
+        "{plan}"
+    );
+
+    let out = ok(&["scale", "my-release", "proxy", "--min", "3", "-n", ns]);
+    assert!(
+        out.contains(&format!(
+            "Milvus my-release scaled: proxy HorizontalPodAutoscaler {hpa} 2-10→3-10"
+        )),
+        "{out}"
+    );
+    assert_eq!(hpa_bounds(ns, hpa), "3-10");
+    assert_eq!(ready(ns, proxy), 3, "the HPA enforced minReplicas");
+    // The resource is not written: still -1, same generation.
+    let now = cr();
+    assert_eq!(now["spec"]["components"]["proxy"]["replicas"], -1);
+    assert_eq!(now["metadata"]["generation"], generation);
+
+    // Without an HPA, bounds are refused with the way to set a count.
+    let e = fails(&["scale", "my-release", "queryNode", "--min", "2", "-n", ns], 3);
+    assert!(e.contains("queryNode=N"), "{e}");
+}
