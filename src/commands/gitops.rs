@@ -181,6 +181,21 @@ async fn find_rendered(
     name: Option<&str>,
 ) -> (Vec<Rendered>, Option<Vec<serde_json::Value>>) {
     let is_recorded = |ns: &str, r: &str| recorded.contains(&(ns.to_string(), r.to_string()));
+    // Looking for one instance: only its own objects matter (another
+    // release's Deployments are "unrecorded" only because we did not read
+    // its record).
+    let named: Vec<LiveObject>;
+    let candidates = match name {
+        Some(n) => {
+            named = candidates
+                .iter()
+                .filter(|o| gitops::may_be_named(o, n))
+                .cloned()
+                .collect();
+            named.as_slice()
+        }
+        None => candidates,
+    };
     // Milvus Deployments with no record and no tracking annotation may be
     // label-tracked: only an Application of that name can tell.
     let apps = if gitops::untracked_milvus(candidates, is_recorded) {

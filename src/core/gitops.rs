@@ -515,6 +515,14 @@ impl Rendered {
     }
 }
 
+/// Whether a live object could belong to an instance called `name` (by its
+/// instance label or its Argo CD app), so that a lookup for one named
+/// instance looks at its own objects only.
+pub fn may_be_named(o: &LiveObject, name: &str) -> bool {
+    o.object.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(name)
+        || argo_app(o).is_some_and(|app| app == name || split_app_instance(&app).1 == name)
+}
+
 /// A Milvus component Deployment of the Milvus chart.
 fn is_milvus_component(o: &LiveObject) -> bool {
     o.object.kind == "Deployment"
