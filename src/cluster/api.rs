@@ -147,7 +147,10 @@ impl Cluster {
                 scope: op.scope(),
                 message: status.message.clone(),
             },
-            kube::Error::Api(status) if status.is_not_found() => ApiError::NotFound {
+            // A resource the server does not serve (a CRD not installed)
+            // answers a plain-text "404 page not found", not a Status with
+            // reason NotFound: the code is what counts.
+            kube::Error::Api(status) if status.is_not_found() || status.code == 404 => ApiError::NotFound {
                 resource: op.resource.to_string(),
                 name: op.name.unwrap_or_default().to_string(),
                 namespace: op.namespace.unwrap_or_default().to_string(),
