@@ -135,6 +135,19 @@ pub struct UnreadableRecord {
     pub reason: String,
 }
 
+impl UnreadableRecord {
+    /// The command that removes the record (what to do when it cannot be
+    /// repaired), as the user types it.
+    pub fn delete_command(&self) -> String {
+        format!(
+            "kubectl delete {} {} -n {}",
+            self.driver.as_str().to_lowercase(),
+            self.object_name,
+            self.namespace
+        )
+    }
+}
+
 impl std::fmt::Display for UnreadableRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -291,9 +304,8 @@ pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::
     }
     if let Some(bad) = listing.unreadable.first() {
         return Err(crate::error::InvalidInput(format!(
-            "{bad}; release {name} cannot be changed until that record is repaired or deleted (kubectl delete {} {} -n {namespace})",
-            bad.driver.resource(),
-            bad.object_name
+            "{bad}; release {name} cannot be changed until that record is repaired or deleted ({})",
+            bad.delete_command()
         ))
         .into());
     }

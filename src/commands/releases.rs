@@ -113,10 +113,8 @@ pub fn unreadable_release(listing: &Listing, name: &str) -> Option<anyhow::Error
         .iter()
         .find(|u| u.release.as_deref() == Some(name))?;
     Some(anyhow::anyhow!(
-        "{bad}; repair or delete that record (kubectl delete {} {} -n {}) and retry",
-        bad.driver.as_str().to_lowercase(),
-        bad.object_name,
-        bad.namespace
+        "{bad}; repair or delete that record ({}) and retry",
+        bad.delete_command()
     ))
 }
 

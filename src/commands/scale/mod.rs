@@ -287,7 +287,7 @@ async fn scale_holding(
             .unwrap_or_else(|_| describe(plan, None))
     };
     let history_hint = format!("check `helm history {} -n {namespace}`", args.release);
-    let reached = match (outcome, reached) {
+    let (outcome, reached) = match (outcome, reached) {
         (Err(Stop::OtherWriter(what)), reached) => {
             let note = format!(
                 "{PLUGIN_DESCRIPTION_PREFIX} stopped scaling {}: {what}",
@@ -322,7 +322,6 @@ async fn scale_holding(
         }
         (outcome, Ok(reached)) => (outcome, reached),
     };
-    let (outcome, reached) = reached;
     let description = match &outcome {
         Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(plan, None)),
         Err(stop) => format!(

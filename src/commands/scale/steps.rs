@@ -398,11 +398,11 @@ pub(super) async fn hand_back_deployment_replicas(
 }
 
 /// What the progress line of a watched scale-in step says.
-pub(crate) struct StepWatch<'a> {
-    pub label: &'a str,
+struct StepWatch<'a> {
+    label: &'a str,
     /// The pod we chose to leave, waited for until it is gone.
-    pub leaving: Option<&'a str>,
-    pub started: std::time::Instant,
+    leaving: Option<&'a str>,
+    started: std::time::Instant,
 }
 
 /// Waits, by watching, until the Deployment has exactly `n` ready, available,
