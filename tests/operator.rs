@@ -5,19 +5,18 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use testbed::operator::{OperatorSample, OperatorSeedOptions, SeededOperatorCluster, seed_operator_cluster};
+use testbed::operator::{OperatorSample, OperatorSeedOptions, SeededOperatorCluster};
 use testbed::seed::Scenario;
-use testbed::sim::{Fault, FaultRule};
 
 const QN: &str = "my-release-milvus-querynode-0";
 
 fn seed_op(ns: &str, sample: OperatorSample, name: Option<&str>) -> SeededOperatorCluster {
-    seed_op_with(
+    seed_operator(
         ns,
         sample,
         OperatorSeedOptions {
@@ -25,14 +24,6 @@ fn seed_op(ns: &str, sample: OperatorSample, name: Option<&str>) -> SeededOperat
             ..Default::default()
         },
     )
-}
-
-fn seed_op_with(ns: &str, sample: OperatorSample, opts: OperatorSeedOptions) -> SeededOperatorCluster {
-    let ns = ns.to_string();
-    bed()
-        .block_on(async move { seed_operator_cluster(bed(), &ns, sample, opts).await })
-        .expect("runtime")
-        .expect("seed operator cluster")
 }
 
 fn json(args: &[&str]) -> Value {
@@ -60,6 +51,22 @@ fn deployment(ns: &str, name: &str) -> Value {
     ])
 }
 
+/// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
+fn patch_query_nodes(ns: &str, replicas: u32) {
+    let patch = format!(r#"{{"spec":{{"components":{{"queryNode":{{"replicas":{replicas}}}}}}}}}"#);
+    kubectl(&[
+        "patch",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &patch,
+    ]);
+}
+
 /// Polls `f` every 100 ms until it holds.
 fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -70,16 +77,6 @@ fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
         assert!(start.elapsed() < within, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn background(args: &[&str]) -> Child {
-    Command::new(PLUGIN)
-        .args(args)
-        .env("KUBECONFIG", bed().admin_kubeconfig())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the plugin")
 }
 
 /// No field manager of ours on a Deployment: the operator's are never written.
@@ -289,9 +286,15 @@ fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
     let steps: Vec<&str> = r
         .stderr
         .lines()
-        .filter(|l| l.starts_with("queryNode: "))
+        .filter(|l| l.starts_with("queryNode: ") && l.contains(" → "))
         .collect();
     assert_eq!(steps, ["queryNode: 3 → 2", "queryNode: 2 → 1"], "{}", r.stderr);
+    // The operator gives pods 30 days; Milvus's stop is the version's default.
+    assert!(
+        r.stderr.starts_with("queryNode: pods get 2592000s to stop, Milvus's graceful stop may take 1800s (queryNode.gracefulStopTimeout, Milvus "),
+        "{}",
+        r.stderr
+    );
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
     let d = deployment(ns, QN);
     assert_eq!(
@@ -377,7 +380,7 @@ fn a_name_both_helm_and_operator_use_needs_managed_by() {
     let ns = ns.name();
     // Names that do not collide: the resource's dependencies left out, the
     // release's Deployments renamed by fullnameOverride.
-    seed_op_with(
+    seed_operator(
         ns,
         OperatorSample::ClusterMixcoord,
         OperatorSeedOptions {
@@ -413,19 +416,16 @@ fn a_name_both_helm_and_operator_use_needs_managed_by() {
     assert!(helm.contains("helm upgrade twin"), "{helm}");
 }
 
-/// A scale-in of 3 query nodes to 1 whose removed pods take 3 s to go,
-/// returned once its first step (3 → 2) is in the resource.
-fn slow_scale_in(ns: &str) -> Child {
+/// A scale-in of 3 query nodes to 1 whose removed pods take `stop_ms` to
+/// go, returned once its first step (3 → 2) is in the resource.
+fn slow_scale_in(ns: &str, stop_ms: u64) -> Child {
     seed_op(ns, OperatorSample::ClusterDefault, None);
     ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "app.kubernetes.io/component=querynode",
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
+    slow_terminations(ns, "app.kubernetes.io/component=querynode", stop_ms);
+    let child = spawn_plugin(
+        &["scale", "my-release", "queryNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
     );
-    let child = background(&["scale", "my-release", "queryNode=1", "-n", ns]);
     eventually("the first step in the resource", Duration::from_secs(30), || {
         cr_replicas(ns, "my-release", "queryNode") == 2
     });
@@ -436,7 +436,9 @@ fn slow_scale_in(ns: &str) -> Child {
 fn killed_mid_scale_in_a_rerun_carries_on() {
     let ns = namespace("op-kill");
     let ns = ns.name();
-    let mut child = slow_scale_in(ns);
+    // The removed pod outlives the killed run's Lease (15 s): the re-run
+    // finds its step still under way once it holds the lock.
+    let mut child = slow_scale_in(ns, 20_000);
     child.kill().expect("SIGKILL"); // no chance to clean up
     child.wait().expect("reaped");
     assert_eq!(
@@ -465,18 +467,8 @@ fn killed_mid_scale_in_a_rerun_carries_on() {
 fn another_writer_mid_run_stops_it_at_once() {
     let ns = namespace("op-writer");
     let ns = ns.name();
-    let child = slow_scale_in(ns);
-    kubectl(&[
-        "patch",
-        "milvus",
-        "my-release",
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"components":{"queryNode":{"replicas":5}}}}"#,
-    ]);
+    let child = slow_scale_in(ns, 3000);
+    patch_query_nodes(ns, 5);
     let started = Instant::now();
     let out = child.wait_with_output().expect("wait");
     assert!(
@@ -493,6 +485,46 @@ fn another_writer_mid_run_stops_it_at_once() {
     // Nothing of ours over it, then or later.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 5);
+}
+
+/// A run that had to wait for the lock starts from what the holder left:
+/// the resource is read again once the lock is held, so a holder that
+/// finished meanwhile is not taken for "another writer".
+#[test]
+fn a_run_that_waited_for_the_lock_starts_from_what_the_holder_left() {
+    let ns = namespace("op-waited");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    // A holder that has gone quiet: the new run reads, then waits for it.
+    apply(&lease_yaml(
+        ns,
+        "elsewhere/7/cafe",
+        &micro(jiff::Timestamp::now()),
+    ));
+    let mut child = spawn_plugin(
+        &["scale", "my-release", "queryNode=3", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    while !seen.contains("waiting up to") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
+        assert!(n > 0, "the run ended without waiting for the lock: {seen}");
+        seen.push_str(&line);
+    }
+    // The holder's last step lands and it lets go of the lock.
+    patch_query_nodes(ns, 2);
+    kubectl(&["delete", "lease", "kubectl-milvus.scale.my-release", "-n", ns]);
+    let out = child.wait_with_output().expect("wait");
+    std::io::Read::read_to_string(&mut stderr, &mut seen).expect("rest of stderr");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{seen}");
+    assert!(
+        stdout.starts_with("Milvus my-release scaled: queryNode 2→3"),
+        "{stdout}"
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 3);
 }
 
 #[test]

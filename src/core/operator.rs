@@ -19,6 +19,7 @@ use crate::core::plan::{
     self, Candidate, ComponentChange, Plan, Rejection, Request, Target, check_role, component_change,
     managing_hpa,
 };
+use crate::core::scale_in;
 use crate::core::status::{
     ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, ReleaseStatus,
     dependency_rows, hpa_status, owner_workload, release_pods,
@@ -123,6 +124,25 @@ impl MilvusResource {
     }
     pub fn name(&self) -> &str {
         &self.metadata.name
+    }
+    /// The Milvus version, for messages: `spec.components.version`, else
+    /// the image's tag (`milvusdb/milvus:v2.6.3` → `v2.6.3`; the operator's
+    /// webhook fills the image in).
+    pub fn milvus_version(&self) -> String {
+        let version = self
+            .spec
+            .pointer("/components/version")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty());
+        let tag = || {
+            self.spec
+                .pointer("/components/image")
+                .and_then(Value::as_str)
+                .and_then(|image| image.rsplit_once(':'))
+                .map(|(_, tag)| tag)
+                .filter(|tag| !tag.contains('/'))
+        };
+        version.or_else(tag).unwrap_or("(version unknown)").to_string()
     }
     pub fn namespace(&self) -> &str {
         &self.metadata.namespace
@@ -595,8 +615,23 @@ pub struct OperatorPlanInput<'a> {
     pub deployments: &'a [OperatorDeployment],
     pub hpas: &'a [HorizontalPodAutoscaler],
     pub pods: &'a [Pod],
+    /// Each live Deployment's `terminationGracePeriodSeconds`, where set.
+    pub grace: &'a BTreeMap<String, i64>,
     pub force: bool,
+    /// `--accept-short-grace`.
+    pub accept_short_grace: bool,
     pub now: jiff::Timestamp,
+}
+
+/// The spec keys of a resource's worker components, in display order.
+pub fn scalable_components(found: &[CrWorkload<'_>]) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = found
+        .iter()
+        .filter(|w| w.component.role == Role::Worker)
+        .map(|w| w.spec_key)
+        .collect();
+    keys.dedup();
+    keys
 }
 
 /// Checks every request against the rules and computes the plan: one
@@ -605,12 +640,7 @@ pub struct OperatorPlanInput<'a> {
 pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejection> {
     let cr = input.cr;
     let found = workloads(cr, input.deployments);
-    let mut scalable: Vec<&str> = found
-        .iter()
-        .filter(|w| w.component.role == Role::Worker)
-        .map(|w| w.spec_key)
-        .collect();
-    scalable.dedup();
+    let scalable = scalable_components(&found);
     let scalable = if scalable.is_empty() {
         "none".to_string()
     } else {
@@ -654,6 +684,7 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
             changes.push(workload_change(input, w, req, &mut warnings)?);
         }
     }
+    let grace = grace_checks(input, &changes, &mut warnings)?;
     let objects = owner_objects(cr, input.deployments);
     // Operator runs do not mark pods (the operator owns the Deployments and
     // `scale` patches only the resource): the victims are a prediction by
@@ -672,13 +703,64 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         kubectl_command: kubectl_command(cr, &changes),
         changes,
         warnings,
-        // The operator gives pods 30 days to stop: no shortfall to check.
-        grace: Vec::new(),
+        grace,
         victims_chosen: false,
         pods,
         new_pods_not_shown,
         helm_command: String::new(),
     })
+}
+
+/// The grace account of each component being scaled in: its pods' grace
+/// period (the operator gives 30 days) against Milvus's graceful-stop
+/// timeout from the resource's `spec.config` (Milvus's default where unset).
+/// A shortfall can only come from someone else's edit, so it is told as
+/// such, under the same flag rule as for Helm releases.
+fn grace_checks(
+    input: &OperatorPlanInput<'_>,
+    changes: &[ComponentChange],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<scale_in::GraceCheck>, Rejection> {
+    let cr = input.cr;
+    let layers: scale_in::ConfigLayers = vec![(
+        format!("spec.config of Milvus {}", cr.name()),
+        cr.spec.get("config").cloned().unwrap_or(Value::Null),
+    )];
+    let mut checks: Vec<scale_in::GraceCheck> = Vec::new();
+    for c in changes.iter().filter(|c| c.hpa.is_none() && c.target < c.current) {
+        if checks.iter().any(|g| g.component == c.component) {
+            continue;
+        }
+        // Groups of one component: the shortest grace is what a step risks.
+        let pod_grace = changes
+            .iter()
+            .filter(|o| o.component == c.component)
+            .flat_map(|o| o.deployments.iter())
+            .filter_map(|d| input.grace.get(d).copied())
+            .min();
+        let check = scale_in::grace_check(&c.component, pod_grace, &layers, &cr.milvus_version());
+        if check.short() {
+            warnings.push(format!(
+                "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",
+                check.component,
+                check.pod_grace_seconds,
+                check.milvus_stop_seconds,
+                check.milvus_stop_source,
+                scale_in::shortfall_risk(&check.component)
+            ));
+        }
+        if check.needs_flag && !input.accept_short_grace {
+            return Err(Rejection::Refused(format!(
+                "{}: pods get only {}s to stop (terminationGracePeriodSeconds) while Milvus's graceful stop may take {}s: {}; give the pods at least 30s, or pass --accept-short-grace to scale in anyway",
+                check.component,
+                check.pod_grace_seconds,
+                check.milvus_stop_seconds,
+                scale_in::shortfall_risk(&check.component)
+            )));
+        }
+        checks.push(check);
+    }
+    Ok(checks)
 }
 
 fn workload_change(
@@ -1012,17 +1094,90 @@ mod tests {
         hpas: &[HorizontalPodAutoscaler],
         texts: &[&str],
     ) -> Result<Plan, Rejection> {
+        plan_with_grace(cr, deployments, hpas, &BTreeMap::new(), false, texts)
+    }
+
+    fn plan_with_grace(
+        cr: &MilvusResource,
+        deployments: &[OperatorDeployment],
+        hpas: &[HorizontalPodAutoscaler],
+        grace: &BTreeMap<String, i64>,
+        accept_short_grace: bool,
+        texts: &[&str],
+    ) -> Result<Plan, Rejection> {
         plan(
             &OperatorPlanInput {
                 cr,
                 deployments,
                 hpas,
                 pods: &[],
+                grace,
                 force: false,
+                accept_short_grace,
                 now: "2026-01-11T13:00:00Z".parse().expect("time"),
             },
             &requests(texts),
         )
+    }
+
+    #[test]
+    fn scale_in_states_the_grace_against_the_graceful_stop_of_spec_config() {
+        let mut cr = sample("milvus_cluster_default.yaml")[0].clone();
+        cr.spec["components"]["image"] = json!("milvusdb/milvus:v2.6.3");
+        cr.spec["config"] = json!({"queryNode": {"gracefulStopTimeout": 600}});
+        let d = cluster_of("my-release", 2);
+        let month = BTreeMap::from([("my-release-milvus-querynode-0".to_string(), 2_592_000)]);
+        let p = plan_with_grace(&cr, &d, &[], &month, false, &["queryNode=1", "proxy=2"]).expect("plan");
+        let g: Vec<_> = p
+            .grace
+            .iter()
+            .map(|g| {
+                (
+                    g.component.as_str(),
+                    g.pod_grace_seconds,
+                    g.milvus_stop_seconds,
+                    g.milvus_stop_source.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            g,
+            [(
+                "queryNode",
+                2_592_000,
+                600,
+                "queryNode.gracefulStopTimeout in spec.config of Milvus my-release"
+            )],
+            "scale-out has no grace account"
+        );
+        assert!(
+            p.warnings.iter().all(|w| !w.contains("graceful stop")),
+            "{:?}",
+            p.warnings
+        );
+
+        // Unset in spec.config: Milvus's default for the image's version.
+        cr.spec["config"] = json!({});
+        let p = plan_with_grace(&cr, &d, &[], &month, false, &["queryNode=1"]).expect("plan");
+        assert_eq!(
+            p.grace[0].milvus_stop_source,
+            "queryNode.gracefulStopTimeout, Milvus v2.6.3 default"
+        );
+
+        // Someone shortened the grace: told, and below 30 s refused unless accepted.
+        let short = BTreeMap::from([("my-release-milvus-querynode-0".to_string(), 10)]);
+        assert!(matches!(
+            plan_with_grace(&cr, &d, &[], &short, false, &["queryNode=1"]),
+            Err(Rejection::Refused(m)) if m.contains("--accept-short-grace")
+        ));
+        let p = plan_with_grace(&cr, &d, &[], &short, true, &["queryNode=1"]).expect("accepted");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("The Milvus Operator gives pods 30 days")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

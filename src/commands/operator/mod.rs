@@ -177,9 +177,32 @@ pub async fn live(
 /// `plan` for a `Milvus` resource: reads only.
 pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, None, &args.bounds)?;
-    let (deployments, live) = live(cluster, cr.namespace()).await?;
-    let plan = make(cr, &deployments, &live, &requests, args.force)?;
+    let (_, _, plan) = read_and_plan(
+        cluster,
+        cr,
+        &requests,
+        args.force,
+        args.scale_in.accept_short_grace,
+    )
+    .await?;
     plan_cmd::output(args.output, plan, None)
+}
+
+/// What runs for a resource, read fresh, and the plan made from it.
+pub async fn read_and_plan(
+    cluster: &Cluster,
+    cr: &MilvusResource,
+    requests: &[crate::core::plan::Request],
+    force: bool,
+    accept_short_grace: bool,
+) -> Result<(
+    Vec<operator::OperatorDeployment>,
+    status::Live,
+    crate::core::plan::Plan,
+)> {
+    let (deployments, live) = live(cluster, cr.namespace()).await?;
+    let plan = make(cr, &deployments, &live, requests, force, accept_short_grace)?;
+    Ok((deployments, live, plan))
 }
 
 /// The plan for a resource from what runs.
@@ -189,6 +212,7 @@ pub fn make(
     live: &status::Live,
     requests: &[crate::core::plan::Request],
     force: bool,
+    accept_short_grace: bool,
 ) -> Result<crate::core::plan::Plan> {
     let mut plan = operator::plan(
         &OperatorPlanInput {
@@ -196,7 +220,9 @@ pub fn make(
             deployments,
             hpas: &live.hpas,
             pods: &live.pods,
+            grace: &live.grace,
             force,
+            accept_short_grace,
             now: jiff::Timestamp::now(),
         },
         requests,

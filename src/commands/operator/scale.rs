@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -49,10 +49,11 @@ struct Run<'a> {
     progress: Progress,
 }
 
-pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Result<String> {
+pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
-    let (deployments, live) = super::live(cluster, cr.namespace()).await?;
-    let plan = super::make(&cr, &deployments, &live, &requests, args.force)?;
+    // Refusals and dry runs need no lock (and so change nothing, a Lease included).
+    let accept = args.scale_in.accept_short_grace;
+    let (_, _, plan) = super::read_and_plan(cluster, &found, &requests, args.force, accept).await?;
     if args.dry_run {
         return Ok(render::plan::table(&plan));
     }
@@ -60,7 +61,45 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
     // name: a Helm release and a resource of one name would share Deployments).
     let progress = Progress::new();
     let lease = crate::commands::scale::acquire(cluster, args, &progress).await?;
-    let result = if plan.changes.iter().any(|c| c.hpa.is_some()) {
+    let result = load_and_run(cluster, args, &found, &requests, &lease, progress).await;
+    let _ = lease.release(cluster).await;
+    result
+}
+
+/// Reads the resource and what runs again under the Lease, then runs: a run
+/// that finished (or stopped) while this one waited for the Lease has moved
+/// the resource on, and its values are where this run starts, not "another
+/// writer".
+async fn load_and_run(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    found: &MilvusResource,
+    requests: &[crate::core::plan::Request],
+    lease: &crate::cluster::lease::HeldLease,
+    progress: Progress,
+) -> Result<String> {
+    let cr = api::get(cluster, found.namespace(), found.name())
+        .await
+        .context("reading the Milvus resource again under the lock")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "Milvus {} was deleted from namespace {:?} while this run waited for its lock; nothing was changed",
+                found.name(),
+                found.namespace()
+            )
+        })?;
+    let accept = args.scale_in.accept_short_grace;
+    let (deployments, live, plan) = super::read_and_plan(cluster, &cr, requests, args.force, accept).await?;
+    for g in &plan.grace {
+        progress.line(&format!(
+            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
+            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
+        ));
+    }
+    for w in plan.warnings.iter().filter(|w| w.contains("graceful stop")) {
+        progress.line(&format!("Warning: {w}"));
+    }
+    if plan.changes.iter().any(|c| c.hpa.is_some()) {
         hpa_bounds(cluster, args, &cr, &plan).await
     } else {
         run_holding(
@@ -70,14 +109,12 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, cr: MilvusResource) -> Res
             plan,
             deployments,
             live,
-            requests,
-            &lease,
+            requests.to_vec(),
+            lease,
             progress,
         )
         .await
-    };
-    let _ = lease.release(cluster).await;
-    result
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +163,7 @@ async fn run_holding(
         progress,
     };
     let outcome = tokio::select! {
-        r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args.force) => r,
+        r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),
@@ -289,7 +326,7 @@ async fn execute(
     first: &MilvusResource,
     (plan, waiting): (Plan, Vec<(String, u32)>),
     requests: &[crate::core::plan::Request],
-    force: bool,
+    args: &ScaleArgs,
 ) -> Result<String, Stop> {
     // Carry on: the operator must have applied what the resource asks (a
     // killed run may have written a step it never saw done) before the plan
@@ -302,8 +339,15 @@ async fn execute(
             .await
             .map_err(|e| Stop(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
-        let plan = super::make(&now, &deployments, &live, requests, force)
-            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        let plan = super::make(
+            &now,
+            &deployments,
+            &live,
+            requests,
+            args.force,
+            args.scale_in.accept_short_grace,
+        )
+        .map_err(|e| Stop(crate::error::one_line(&e)))?;
         let waiting = unsettled(&deployments, &live.pods, &plan.changes);
         (plan, waiting)
     };
