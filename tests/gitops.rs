@@ -14,6 +14,10 @@ use testbed::gitops::{
 use testbed::seed::{Scenario, SeedOptions};
 
 fn flux(ns: &str, helmrelease: &str) -> SeededFluxRelease {
+    flux_of(ns, helmrelease, Scenario::QueryNode3DataNode2)
+}
+
+fn flux_of(ns: &str, helmrelease: &str, scenario: Scenario) -> SeededFluxRelease {
     let (ns, hr) = (ns.to_string(), helmrelease.to_string());
     bed()
         .block_on(async move {
@@ -24,7 +28,7 @@ fn flux(ns: &str, helmrelease: &str) -> SeededFluxRelease {
                     ..Default::default()
                 },
             };
-            seed_flux_release(bed(), &ns, Scenario::QueryNode3DataNode2, opts).await
+            seed_flux_release(bed(), &ns, scenario, opts).await
         })
         .expect("runtime")
         .expect("seed Flux release")
@@ -141,6 +145,45 @@ fn flux_release_names_its_helmrelease_and_scale_is_refused_unless_forced() {
     assert_eq!(helm_records(ns), 2);
 }
 
+/// New HPA bounds for a Flux-owned release: the refusal names the bounds
+/// fields of the HelmRelease, not `replicas`.
+#[test]
+fn flux_refusal_of_new_hpa_bounds_names_the_bounds_fields() {
+    let ns = namespace("gitops-bounds");
+    let ns = ns.name();
+    flux_of(ns, "milvus-hr", Scenario::QueryNodeHpa);
+    let hr = format!("Flux HelmRelease {ns}/milvus-hr");
+
+    let plan = ok(&["plan", "my-release", "queryNode", "--max", "4", "-n", ns]);
+    assert!(
+        plan.starts_with(&format!(
+            "Warning: release my-release is managed by {hr}: change spec.values.queryNode.hpa.maxReplicas in {hr} instead"
+        )),
+        "{plan}"
+    );
+    let err = fails(
+        &[
+            "scale",
+            "my-release",
+            "queryNode",
+            "--min",
+            "2",
+            "--max",
+            "4",
+            "-n",
+            ns,
+        ],
+        3,
+    );
+    assert!(
+        err.contains(&format!(
+            "change spec.values.queryNode.hpa.minReplicas in {hr}; spec.values.queryNode.hpa.maxReplicas in {hr} instead"
+        )),
+        "{err}"
+    );
+    assert_eq!(helm_records(ns), 1, "a refused scale writes no revision");
+}
+
 #[test]
 fn an_unreadable_helmrelease_is_known_from_the_labels() {
     let ns = namespace("gitops-flux-rbac");
@@ -213,8 +256,12 @@ fn argo_rendered_instance_is_shown_from_its_live_objects_and_never_scaled() {
     let doc: Value = serde_json::from_str(&ok(&["status", "-A", "-o", "json"])).unwrap();
     let it = item(&doc, ns);
     assert_eq!(
-        (it["storage"].as_str(), it["revision"].as_u64()),
-        (Some("none"), Some(0))
+        (
+            it["managedBy"].as_str(),
+            it["storage"].as_str(),
+            it["revision"].as_u64()
+        ),
+        (Some("argocd"), Some("none"), Some(0))
     );
     assert_eq!(
         it["owner"],

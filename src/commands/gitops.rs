@@ -15,8 +15,8 @@ use crate::commands::plan as plan_cmd;
 use crate::commands::status::Live;
 use crate::core::gitops::{self, LiveObject, Lookup, Owner, OwnerKind, Rendered};
 use crate::core::manifest::{self, ManifestObject};
-use crate::core::plan::{self, Plan, PlanInput, Request};
-use crate::core::status::{self as model, LiveState, LiveWorkload, ReleaseStatus};
+use crate::core::plan::{self, ComponentChange, Plan, PlanInput, Request, Target};
+use crate::core::status::{self as model, LiveState, LiveWorkload, ManagedBy, ReleaseStatus};
 use crate::error::Refused;
 use crate::helm::StoredRelease;
 
@@ -289,6 +289,7 @@ pub async fn plan_rendered(
     let mut plan = plan::plan(&input, requests).map_err(plan_cmd::rejection)?;
     enrich(cluster, &mut Apis::default(), &mut r.owner, namespace).await;
     plan.helm_command = format!("none: no Helm record ({} renders it)", r.owner.describe());
+    plan.managed_by = ManagedBy::ArgoCd;
     let warning = plan_warning(&r.owner, &plan);
     plan_cmd::output(args.output, plan, Some(warning))
 }
@@ -329,29 +330,24 @@ async fn rendered_status(
         jiff::Timestamp::now(),
     );
     enrich(cluster, apis, &mut r.owner, &r.namespace).await;
+    status.managed_by = ManagedBy::ArgoCd;
     status.owner = Some(r.owner);
     status
 }
 
 /// The guard of `scale`: refuses a GitOps-owned release (exit 3) unless
 /// forced; forced, returns the warning to print on stderr.
-pub fn guard(
-    owner: Option<&Owner>,
-    release: &str,
-    components: &[&str],
-    force: bool,
-) -> Result<Option<String>> {
+pub fn guard(owner: Option<&Owner>, release: &str, keys: &[String], force: bool) -> Result<Option<String>> {
     let Some(owner) = owner else { return Ok(None) };
     if !force {
-        return Err(Refused(format!("{}; {FORCE_HINT}", owner.refusal(release, components))).into());
+        return Err(Refused(format!("{}; {FORCE_HINT}", owner.refusal(release, keys))).into());
     }
     Ok(Some(format!(
         "--force-gitops: scaling {release} behind {}'s back; {}, unless {} is changed in Git too",
         owner.describe(),
         owner.reverts(),
-        components
-            .iter()
-            .map(|c| owner.replicas_field(c))
+        keys.iter()
+            .map(|k| owner.field_for(k))
             .collect::<Vec<_>>()
             .join("; ")
     )))
@@ -379,19 +375,20 @@ pub async fn rendered_named(
 /// `scale` of an instance with no Helm record: refused even when forced,
 /// since there is no record to keep in step (the emergency route is a
 /// plain `kubectl scale`, which the owner reverts as well).
-pub fn refuse_rendered(status: &ReleaseStatus, components: &[&str]) -> anyhow::Error {
+pub fn refuse_rendered(status: &ReleaseStatus, keys: &[String]) -> anyhow::Error {
     let Some(owner) = &status.owner else {
         return Refused(format!("{} has no Helm record", status.release)).into();
     };
+    let named = |component: &str| keys.iter().any(|k| k.split('.').next() == Some(component));
     let workloads: Vec<String> = status
         .components
         .iter()
-        .filter(|c| components.is_empty() || components.contains(&c.component.as_str()))
+        .filter(|c| keys.is_empty() || named(&c.component))
         .map(|c| format!("{}/{}", c.kind.to_lowercase(), c.workload))
         .collect();
     Refused(format!(
         "{}; --force-gitops cannot help: there is no Helm record to keep in step (in an emergency: kubectl scale -n {} {} --replicas N, which {} too)",
-        owner.refusal(&status.release, components),
+        owner.refusal(&status.release, keys),
         status.namespace,
         workloads.join(" "),
         match owner.kind {
@@ -402,25 +399,41 @@ pub fn refuse_rendered(status: &ReleaseStatus, components: &[&str]) -> anyhow::E
     .into()
 }
 
-/// The components a plan changes (all named ones when none changes).
-pub fn changed(plan: &Plan) -> Vec<&str> {
-    let changing: Vec<&str> = plan
+/// The values keys a plan changes (those of every named component when
+/// none changes).
+pub fn changed(plan: &Plan) -> Vec<String> {
+    let keys = |c: &ComponentChange| {
+        let bounds = c.hpa.as_ref().map(|h| {
+            let from = h.values.unwrap_or(h.current);
+            (from.min != h.target.min, from.max != h.target.max)
+        });
+        gitops::changed_keys(&c.component, bounds)
+    };
+    let changing: Vec<String> = plan
         .changes
         .iter()
         .filter(|c| !c.is_noop())
-        .map(|c| c.component.as_str())
+        .flat_map(keys)
         .collect();
     if changing.is_empty() {
-        plan.changes.iter().map(|c| c.component.as_str()).collect()
+        plan.changes.iter().flat_map(keys).collect()
     } else {
         changing
     }
 }
 
-/// The values keys of requested components, as typed or by label.
-pub fn requested(requests: &[Request]) -> Vec<&'static str> {
+/// The values keys requests would change, as typed or by label.
+pub fn requested(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
-        .filter_map(|r| crate::core::components::by_user_name(&r.component).map(|c| c.key))
+        .filter_map(|r| {
+            let c = crate::core::components::by_user_name(&r.component)?;
+            let bounds = match r.target {
+                Target::Bounds { min, max } => Some((min.is_some(), max.is_some())),
+                _ => None,
+            };
+            Some(gitops::changed_keys(c.key, bounds))
+        })
+        .flatten()
         .collect()
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::core::components::{self, CATALOGUE, Role};
+use crate::core::components::{self, Role};
 use crate::core::manifest::{Labels, ManifestObject};
 use crate::core::release::Release;
 use crate::core::values;
@@ -124,9 +124,43 @@ pub struct Owner {
     /// What applies the owner object itself (`Flux Kustomization ns/name`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied_by: Option<String>,
-    /// Per values key, the Application field that sets its replicas.
+    /// Where the Application's chart source sets Helm values.
     #[serde(skip)]
-    pub argo_fields: BTreeMap<String, String>,
+    pub argo_helm: Option<ArgoHelm>,
+}
+
+/// The Helm settings of an Application's chart source: what decides which
+/// of its fields sets a value (Argo's precedence: parameters > valuesObject
+/// > values > valueFiles). Holds names and paths; values only to look keys up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoHelm {
+    /// `spec.source.helm` or `spec.sources[i].helm`.
+    prefix: String,
+    parameters: Vec<String>,
+    values_object: Value,
+    values_text: Value,
+    value_files: Vec<String>,
+}
+
+impl ArgoHelm {
+    /// The Application field that sets the values key `key`.
+    fn field(&self, key: &str) -> String {
+        let prefix = &self.prefix;
+        if let Some(i) = self.parameters.iter().position(|p| p == key) {
+            format!("{prefix}.parameters[{i}] (name {key})")
+        } else if values::get(&self.values_object, key).is_some() {
+            format!("{prefix}.valuesObject.{key}")
+        } else if values::get(&self.values_text, key).is_some() {
+            format!("{key} in the {prefix}.values text")
+        } else if !self.value_files.is_empty() {
+            format!(
+                "{key} in its values files ({}) or {prefix}.valuesObject.{key}",
+                self.value_files.join(", ")
+            )
+        } else {
+            format!("{prefix}.valuesObject.{key} (or a parameter {key})")
+        }
+    }
 }
 
 impl Owner {
@@ -142,7 +176,7 @@ impl Owner {
             values_from: Vec::new(),
             self_heal: None,
             applied_by: None,
-            argo_fields: BTreeMap::new(),
+            argo_helm: None,
         }
     }
 
@@ -158,16 +192,16 @@ impl Owner {
         }
     }
 
-    /// The field to change for a component's replicas, with where it is.
-    pub fn replicas_field(&self, component: &str) -> String {
-        let key = format!("{component}.replicas");
+    /// The field to change for the values key `key` (`queryNode.replicas`,
+    /// `queryNode.hpa.minReplicas`), with where it is.
+    pub fn field_for(&self, key: &str) -> String {
         match self.kind {
             OwnerKind::FluxHelmRelease => {
                 let mut out = format!("spec.values.{key} in {}", self.describe());
                 if let Some(i) = self
                     .values_from
                     .iter()
-                    .position(|v| v.target_path.as_deref() == Some(key.as_str()))
+                    .position(|v| v.target_path.as_deref() == Some(key))
                 {
                     out = format!(
                         "spec.valuesFrom[{i}] ({}) in {}, whose targetPath overrides spec.values",
@@ -183,8 +217,8 @@ impl Owner {
                 }
                 out
             }
-            OwnerKind::ArgoCdApplication => match self.argo_fields.get(component) {
-                Some(field) => format!("{field} in {}", self.describe()),
+            OwnerKind::ArgoCdApplication => match &self.argo_helm {
+                Some(helm) => format!("{} in {}", helm.field(key), self.describe()),
                 None => format!(
                     "spec.source.helm.valuesObject.{key} (or the parameter {key}) in {}",
                     self.describe()
@@ -257,11 +291,11 @@ impl Owner {
     }
 
     /// Why `scale` refuses `release` (and `plan` warns), naming the field
-    /// to change for each component it would change.
-    pub fn refusal(&self, release: &str, components: &[&str]) -> String {
-        let fields: Vec<String> = components.iter().map(|c| self.replicas_field(c)).collect();
+    /// to change for each values key it would change.
+    pub fn refusal(&self, release: &str, keys: &[String]) -> String {
+        let fields: Vec<String> = keys.iter().map(|k| self.field_for(k)).collect();
         let fields = if fields.is_empty() {
-            self.replicas_field("<component>")
+            self.field_for("<component>.replicas")
         } else {
             fields.join("; ")
         };
@@ -456,41 +490,43 @@ pub fn enrich_argo(owner: &mut Owner, app: &Value) {
         .and_then(Value::as_str)
         .and_then(|t| serde_saphyr::from_str(t).ok())
         .unwrap_or(Value::Null);
-    let value_files: Vec<&str> = helm
+    let value_files = helm
         .get("valueFiles")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .map(|f| f.iter().filter_map(Value::as_str).map(String::from).collect())
         .unwrap_or_default();
-    owner.argo_fields = CATALOGUE
-        .iter()
-        .filter(|c| c.role == Role::Worker)
-        .map(|c| {
-            let key = format!("{}.{}", c.key, c.replicas_field);
-            let parameter = helm
-                .get("parameters")
-                .and_then(Value::as_array)
-                .and_then(|ps| ps.iter().position(|p| str_at(p, "/name") == Some(key.as_str())));
-            let field = if let Some(i) = parameter {
-                format!("{prefix}.parameters[{i}] (name {key})")
-            } else if helm
-                .get("valuesObject")
-                .and_then(|v| values::get(v, &key))
-                .is_some()
-            {
-                format!("{prefix}.valuesObject.{key}")
-            } else if values::get(&values_text, &key).is_some() {
-                format!("{key} in the {prefix}.values text")
-            } else if !value_files.is_empty() {
-                format!(
-                    "{key} in its values files ({}) or {prefix}.valuesObject.{key}",
-                    value_files.join(", ")
-                )
-            } else {
-                format!("{prefix}.valuesObject.{key} (or a parameter {key})")
-            };
-            (c.key.to_string(), field)
+    let parameters = helm
+        .get("parameters")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .map(|p| str_at(p, "/name").unwrap_or_default().to_string())
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    owner.argo_helm = Some(ArgoHelm {
+        prefix,
+        parameters,
+        values_object: helm.get("valuesObject").cloned().unwrap_or(Value::Null),
+        values_text,
+        value_files,
+    });
+}
+
+/// The values keys a change of `component` writes: its replica field, or
+/// the HPA bounds (`<key>.hpa.minReplicas`/`maxReplicas`) a bounds change
+/// sets.
+pub fn changed_keys(component: &str, bounds: Option<(bool, bool)>) -> Vec<String> {
+    let replicas_field = components::by_user_name(component).map_or("replicas", |c| c.replicas_field);
+    match bounds {
+        None => vec![format!("{component}.{replicas_field}")],
+        // Neither side moving still names both: they are what is asked for.
+        Some((min, max)) => [(min, "minReplicas"), (max, "maxReplicas")]
+            .into_iter()
+            .filter(|(set, _)| *set || (!min && !max))
+            .map(|(_, field)| format!("{component}.hpa.{field}"))
+            .collect(),
+    }
 }
 
 /// A Milvus instance Argo CD rendered with `helm template`: no Helm
@@ -754,7 +790,7 @@ mod tests {
         assert_eq!(owner.detected_by, Marker::FluxLabels);
         assert!(owner.helm_record);
         assert_eq!(
-            owner.replicas_field("queryNode"),
+            owner.field_for("queryNode.replicas"),
             "spec.values.queryNode.replicas in Flux HelmRelease flux-apps/milvus-hr"
         );
     }
@@ -827,11 +863,11 @@ mod tests {
             Some("Flux Kustomization flux-system/apps")
         );
         assert_eq!(
-            owner.replicas_field("queryNode"),
+            owner.field_for("queryNode.replicas"),
             "spec.values.queryNode.replicas in Flux HelmRelease flux-apps/milvus-hr (its spec.valuesFrom ConfigMap/milvus-values, Secret/dn (targetPath dataNode.replicas) can also set it: check there too)"
         );
         assert_eq!(
-            owner.replicas_field("dataNode"),
+            owner.field_for("dataNode.replicas"),
             "spec.valuesFrom[1] (Secret/dn (targetPath dataNode.replicas)) in Flux HelmRelease flux-apps/milvus-hr, whose targetPath overrides spec.values"
         );
         let json = serde_json::to_string(&owner).expect("json");
@@ -848,8 +884,31 @@ mod tests {
             "Flux HelmRelease flux-apps/milvus-hr (change spec.values there); HelmRelease not readable: forbidden; known from the objects' labels"
         );
         assert_eq!(
-            owner.refusal("my-milvus", &["queryNode"]),
+            owner.refusal("my-milvus", &changed_keys("queryNode", None)),
             "release my-milvus is managed by Flux HelmRelease flux-apps/milvus-hr: change spec.values.queryNode.replicas in Flux HelmRelease flux-apps/milvus-hr instead (helm-controller treats a Helm revision it did not make as drift and upgrades over it at its next reconcile)"
+        );
+    }
+
+    #[test]
+    fn a_bounds_change_names_the_hpa_fields_it_would_write() {
+        assert_eq!(
+            changed_keys("queryNode", Some((true, false))),
+            ["queryNode.hpa.minReplicas"]
+        );
+        assert_eq!(
+            changed_keys("queryNode", Some((true, true))),
+            ["queryNode.hpa.minReplicas", "queryNode.hpa.maxReplicas"]
+        );
+        assert_eq!(
+            changed_keys("queryNode", Some((false, false))),
+            ["queryNode.hpa.minReplicas", "queryNode.hpa.maxReplicas"],
+            "nothing moving still names what was asked for"
+        );
+        assert_eq!(changed_keys("woodpecker", None), ["woodpecker.replicaCount"]);
+        let owner = detect([&flux_querynode()]).expect("owner");
+        assert_eq!(
+            owner.refusal("my-milvus", &changed_keys("queryNode", Some((false, true)))),
+            "release my-milvus is managed by Flux HelmRelease flux-apps/milvus-hr: change spec.values.queryNode.hpa.maxReplicas in Flux HelmRelease flux-apps/milvus-hr instead (helm-controller treats a Helm revision it did not make as drift and upgrades over it at its next reconcile)"
         );
     }
 
@@ -871,22 +930,32 @@ mod tests {
         enrich_argo(&mut owner, &app);
         assert_eq!(owner.describe(), "Argo CD Application argocd/my-milvus");
         assert_eq!(owner.self_heal, Some(true));
-        let field = |c: &str| owner.argo_fields.get(c).cloned().unwrap_or_default();
+        let field = |key: &str| {
+            let full = owner.field_for(key);
+            full.strip_suffix(" in Argo CD Application argocd/my-milvus")
+                .unwrap_or(&full)
+                .to_string()
+        };
         assert_eq!(
-            field("proxy"),
+            field("proxy.replicas"),
             "spec.source.helm.parameters[0] (name proxy.replicas)"
         );
         assert_eq!(
-            field("queryNode"),
+            field("queryNode.replicas"),
             "spec.source.helm.valuesObject.queryNode.replicas"
         );
         assert_eq!(
-            field("dataNode"),
+            field("dataNode.replicas"),
             "dataNode.replicas in the spec.source.helm.values text"
         );
         assert_eq!(
-            field("streamingNode"),
+            field("streamingNode.replicas"),
             "spec.source.helm.valuesObject.streamingNode.replicas (or a parameter streamingNode.replicas)"
+        );
+        // Bounds keys follow the same precedence as replicas.
+        assert_eq!(
+            field("queryNode.hpa.minReplicas"),
+            "spec.source.helm.valuesObject.queryNode.hpa.minReplicas (or a parameter queryNode.hpa.minReplicas)"
         );
 
         // Multi-source: the chart source's index, and Git values files.
@@ -900,7 +969,7 @@ mod tests {
         enrich_argo(&mut owner, &multi);
         assert_eq!(owner.self_heal, Some(false));
         assert_eq!(
-            owner.replicas_field("queryNode"),
+            owner.field_for("queryNode.replicas"),
             "queryNode.replicas in its values files ($values/milvus/values.yaml) or spec.sources[1].helm.valuesObject.queryNode.replicas in Argo CD Application argocd/my-milvus"
         );
     }

@@ -13,13 +13,16 @@ use crate::core::pods::{PodRow, pod_row};
 use crate::core::release::Release;
 use crate::core::values::{self, Replicas};
 
-/// Who owns a Milvus instance: a Helm release of the `milvus` chart, or a
-/// `Milvus` resource the Milvus Operator reconciles.
+/// Who owns a Milvus instance: a Helm release of the `milvus` chart, a
+/// `Milvus` resource the Milvus Operator reconciles, or the chart rendered
+/// by Argo CD (no Helm record; its Application is the `owner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ManagedBy {
     Helm,
     MilvusOperator,
+    #[serde(rename = "argocd")]
+    ArgoCd,
 }
 
 impl ManagedBy {
@@ -27,6 +30,7 @@ impl ManagedBy {
         match self {
             ManagedBy::Helm => "helm",
             ManagedBy::MilvusOperator => "milvus-operator",
+            ManagedBy::ArgoCd => "argocd",
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::render::table::kubectl_table;
 pub fn table(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = match plan.managed_by {
-        ManagedBy::Helm => writeln!(
+        ManagedBy::Helm | ManagedBy::ArgoCd => writeln!(
             out,
             "Plan for release {} (namespace {}, chart milvus-{}):",
             plan.release, plan.namespace, plan.chart_version
@@ -68,7 +68,7 @@ pub fn table(plan: &Plan) -> String {
             &[
                 "COMPONENT",
                 match plan.managed_by {
-                    ManagedBy::Helm => "VALUES",
+                    ManagedBy::Helm | ManagedBy::ArgoCd => "VALUES",
                     ManagedBy::MilvusOperator => "SPEC",
                 },
                 "CURRENT",
@@ -141,7 +141,9 @@ pub fn table(plan: &Plan) -> String {
         }
     }
     let _ = match plan.managed_by {
-        ManagedBy::Helm => write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command),
+        ManagedBy::Helm | ManagedBy::ArgoCd => {
+            write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command)
+        }
         ManagedBy::MilvusOperator => write!(
             out,
             "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {}\n",
@@ -188,7 +190,7 @@ fn bounds_table(plan: &Plan, after_replicas: bool) -> String {
                 },
                 h.name.clone(),
             ];
-            if plan.managed_by == ManagedBy::Helm {
+            if plan.managed_by != ManagedBy::MilvusOperator {
                 row.push(h.values.map_or_else(|| "-".to_string(), |v| v.to_string()));
             }
             row.extend([
@@ -205,7 +207,7 @@ fn bounds_table(plan: &Plan, after_replicas: bool) -> String {
         return String::new();
     }
     let mut headers = vec!["COMPONENT", "HPA"];
-    if plan.managed_by == ManagedBy::Helm {
+    if plan.managed_by != ManagedBy::MilvusOperator {
         headers.push("VALUES");
     }
     headers.extend(["MIN", "MAX", "REPLICAS", "STEPS", "DEPLOYMENTS"]);
