@@ -137,6 +137,41 @@ fn cluster_words_releases_components_and_namespaces() {
     );
 }
 
+/// `Milvus` resources of the Milvus Operator are offered beside Helm
+/// releases, with their worker components by the resource's spec keys.
+#[test]
+fn cluster_words_include_milvus_operator_resources() {
+    let ns = namespace("cmp-op");
+    let ns = ns.name();
+    seed_operator(
+        ns,
+        testbed::operator::OperatorSample::ClusterDefault,
+        testbed::operator::OperatorSeedOptions {
+            name: Some("vectors".to_string()),
+            ..Default::default()
+        },
+    );
+    let (_tmp, dir) = bin_dir();
+
+    let (names, _) = shim(&dir, &["status", "-n", ns, ""]);
+    assert_eq!(names, ["vectors"]);
+    let (workers, d) = shim(&dir, &["scale", "-n", ns, "vectors", ""]);
+    assert_eq!(d, 6);
+    for w in ["queryNode=", "dataNode=", "proxy="] {
+        assert!(workers.iter().any(|x| x == w), "{w} not in {workers:?}");
+    }
+    assert!(
+        !workers.iter().any(|x| x.contains("Coord")),
+        "no coordinators: {workers:?}"
+    );
+    // Named by its label, query nodes count as already changed.
+    let (rest, _) = shim(&dir, &["plan", "vectors", "-n", ns, "querynode=2", ""]);
+    assert!(
+        !rest.iter().any(|x| x == "queryNode=") && rest.iter().any(|x| x == "dataNode="),
+        "{rest:?}"
+    );
+}
+
 #[test]
 fn real_kubectl_calls_the_shim() {
     let ns = namespace("cmpk");

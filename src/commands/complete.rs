@@ -23,9 +23,10 @@ use kube::Api;
 
 use crate::cli::{Cli, KubeFlags};
 use crate::cluster::connect::{load_kubeconfig, parse_request_timeout};
+use crate::cluster::operator::{self as operator_api, Found};
 use crate::cluster::{Cluster, ConnectOptions, connect};
 use crate::commands::releases::{self, current_records};
-use crate::core::{components, manifest, plan};
+use crate::core::{components, manifest, operator, plan};
 
 /// The plugin's executable name, which the static scripts complete.
 const BIN: &str = "kubectl-milvus";
@@ -404,22 +405,30 @@ async fn bounded<T>(ctx: &Context<'_>, fut: impl Future<Output = Option<T>>) -> 
         .flatten()
 }
 
-/// Milvus release names in the namespace in scope (every namespace with
-/// `status -A`), described by chart and namespace.
+/// Milvus release names and `Milvus` resource names in the namespace in
+/// scope (every namespace with `status -A`), described by chart or mode and
+/// namespace.
 async fn releases(ctx: &Context<'_>) -> Vec<(String, String)> {
     let all = ctx.parsed.all_namespaces();
     let found = bounded(ctx, async {
         let cluster = Cluster::new(connect(&ctx.connect_options()).await.ok()?);
         let namespace = cluster.namespace().to_string();
-        current_records(&cluster, (!all).then_some(namespace.as_str()), None)
-            .await
-            .ok()
-            .map(|listing| listing.records)
+        let scope = (!all).then_some(namespace.as_str());
+        let (records, resources) = tokio::join!(
+            current_records(&cluster, scope, None),
+            operator_api::list(&cluster, scope)
+        );
+        let resources = match resources {
+            Ok(Found::Resources(crs)) => crs,
+            _ => Vec::new(),
+        };
+        Some((records.map(|l| l.records).unwrap_or_default(), resources))
     })
     .await
     .unwrap_or_default();
+    let (records, resources) = found;
     let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for r in found.iter().filter(|r| r.release.is_milvus()) {
+    for r in records.iter().filter(|r| r.release.is_milvus()) {
         let help = format!(
             "{}-{} in {}",
             r.release.chart_name(),
@@ -428,11 +437,16 @@ async fn releases(ctx: &Context<'_>) -> Vec<(String, String)> {
         );
         names.entry(r.release.name().to_string()).or_insert(help);
     }
+    for cr in &resources {
+        let help = format!("Milvus {} (Milvus Operator) in {}", cr.mode(), cr.namespace());
+        names.entry(cr.name().to_string()).or_insert(help);
+    }
     names.into_iter().collect()
 }
 
-/// `COMPONENT=` for each worker component of the release named by the first
-/// positional, leaving out those already changed.
+/// `COMPONENT=` for each worker component of the release (or `Milvus`
+/// resource) named by the first positional, leaving out those already
+/// changed.
 async fn changes(ctx: &Context<'_>) -> Vec<(String, String)> {
     let Some(release) = ctx.parsed.positionals.first() else {
         return Vec::new();
@@ -440,22 +454,38 @@ async fn changes(ctx: &Context<'_>) -> Vec<(String, String)> {
     let keys = bounded(ctx, async {
         let cluster = Cluster::new(connect(&ctx.connect_options()).await.ok()?);
         let namespace = cluster.namespace().to_string();
-        let current = releases::one(&cluster, &namespace, release).await.ok()?;
-        let record = current.record()?;
-        let objects = manifest::parse(record.release.manifest()).ok()?;
-        Some(plan::scalable_components(&record.release, &objects))
+        if let Some(record) = releases::one(&cluster, &namespace, release)
+            .await
+            .ok()
+            .and_then(|current| current.record().cloned())
+        {
+            let objects = manifest::parse(record.release.manifest()).ok()?;
+            return Some(plan::scalable_components(&record.release, &objects));
+        }
+        let cr = operator_api::get(&cluster, &namespace, release).await.ok()??;
+        let deployments = operator_api::deployments(&cluster, Some(&namespace), &Default::default())
+            .await
+            .ok()?;
+        Some(operator::scalable_components(&operator::workloads(
+            &cr,
+            &deployments,
+        )))
     })
     .await
     .unwrap_or_default();
+    // A component is known by its label, whichever name (Helm values key,
+    // resource spec key, label) was typed for it.
+    let label = |name: &str| {
+        components::by_user_name(name)
+            .or_else(|| operator::by_user_name(name))
+            .map(|c| c.label)
+    };
     let given: Vec<&str> = ctx.parsed.positionals[1..]
         .iter()
-        .map(|change| {
-            let name = change.split('=').next().unwrap_or_default();
-            components::by_user_name(name).map_or(name, |c| c.key)
-        })
+        .filter_map(|change| label(change.split('=').next().unwrap_or_default()))
         .collect();
     keys.into_iter()
-        .filter(|key| !given.contains(key))
+        .filter(|key| label(key).is_none_or(|l| !given.contains(&l)))
         .map(|key| (format!("{key}="), String::new()))
         .collect()
 }
