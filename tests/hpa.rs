@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use testbed::operator::{OperatorSample, OperatorSeedOptions, seed_operator_cluster};
+use testbed::operator::{OperatorSample, OperatorSeedOptions};
 
 const QN: &str = "my-release-milvus-querynode";
 const QN_HPA: &str = "my-release-milvus-querynode-hpa";
@@ -36,6 +36,19 @@ fn ready(ns: &str, deployment: &str) -> i64 {
     json(&["get", "deployment", deployment, "-n", ns, "-o", "json"])["status"]["readyReplicas"]
         .as_i64()
         .unwrap_or(0)
+}
+
+/// Waits (up to 90 s: the HPA controller's sync period is 15 s) until
+/// `deployment` has `n` ready replicas.
+fn wait_ready_count(ns: &str, deployment: &str, n: i64, what: &str) {
+    let start = Instant::now();
+    while ready(ns, deployment) != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{what} was never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -227,29 +240,105 @@ fn helm_hpa_bounds_are_kept_in_step_with_helm() {
     assert_eq!(revisions.lines().count(), 4, "refusals wrote no revision");
 }
 
+/// A bounds run killed mid-way (SIGKILL: no clean-up at all) is repaired
+/// and finished by the same command run again: one revision, Helm's values
+/// and the HPA at the new bounds, the HPA's fields handed back to Helm.
+#[test]
+fn a_killed_bounds_run_is_repaired_by_a_rerun() {
+    let ns = namespace("hpa-kill");
+    let ns = ns.name();
+    // Removed query nodes take 3 s to go, so the run is caught mid-way.
+    slow_terminations(ns, "component=querynode", 3000);
+    helm_install_server_side(
+        ns,
+        &[
+            "queryNode.hpa.enabled=true",
+            "queryNode.replicas=-1",
+            "queryNode.hpa.minReplicas=3",
+            "queryNode.hpa.maxReplicas=3",
+        ],
+    );
+    // The HPA controller brings the Deployment (1 without spec.replicas) to min 3.
+    wait_ready_count(ns, QN, 3, "the HPA's min 3");
+    let args = [
+        "scale",
+        "my-release",
+        "queryNode",
+        "--min",
+        "1",
+        "--max",
+        "1",
+        "-n",
+        ns,
+    ];
+    let mut child = spawn_plugin(&args, bed().admin_kubeconfig());
+    let start = Instant::now();
+    while hpa_bounds(ns, QN_HPA) != "1-2" {
+        if start.elapsed() > Duration::from_secs(60) || child.try_wait().expect("wait").is_some() {
+            child.kill().ok();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the first step (max 3 → 2) never reached the HPA (now {}):\n{}{}",
+                hpa_bounds(ns, QN_HPA),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let history = || -> Vec<(i64, String)> {
+        let h: Value =
+            serde_json::from_str(&helm(&["history", "my-release", "-n", ns, "-o", "json"])).unwrap();
+        h.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["revision"].as_i64().unwrap(),
+                    r["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        history(),
+        [(1, "deployed".to_string()), (2, "pending-upgrade".to_string())],
+        "the killed run left its revision pending"
+    );
+
+    let r = run(plugin().args(args));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("repairing revision 2"), "{}", r.stderr);
+    assert!(r.stdout.contains("→1-1 (revision 2)"), "{}", r.stdout);
+    assert_eq!(hpa_bounds(ns, QN_HPA), "1-1");
+    assert_eq!(ready(ns, QN), 1);
+    assert_eq!(
+        history(),
+        [(1, "superseded".to_string()), (2, "deployed".to_string())]
+    );
+    let values: Value =
+        serde_json::from_str(&helm(&["get", "values", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    assert_eq!(values["queryNode"]["hpa"]["minReplicas"], 1);
+    assert_eq!(values["queryNode"]["hpa"]["maxReplicas"], 1);
+    assert!(
+        !managers(ns, "hpa", QN_HPA).contains("kubectl-milvus"),
+        "{}",
+        managers(ns, "hpa", QN_HPA)
+    );
+}
+
 #[test]
 fn operator_hpa_bounds_change_the_users_hpa_not_the_resource() {
     let ns = namespace("hpa-op");
     let ns = ns.name();
-    let owned = ns.to_string();
-    bed()
-        .block_on(async move {
-            seed_operator_cluster(bed(), &owned, OperatorSample::Hpa, OperatorSeedOptions::default()).await
-        })
-        .unwrap()
-        .unwrap();
+    seed_operator(ns, OperatorSample::Hpa, OperatorSeedOptions::default());
     let hpa = "my-release-milvus-proxy-hpa";
     let proxy = "my-release-milvus-proxy";
     let cr = || json(&["get", "milvus", "my-release", "-n", ns, "-o", "json"]);
     let generation = cr()["metadata"]["generation"].clone();
-    let start = Instant::now();
-    while ready(ns, proxy) != 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the HPA's min 2 was never applied"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_ready_count(ns, proxy, 2, "the HPA's min 2");
 
     let plan = ok(&["plan", "my-release", "proxy", "--min", "3", "-n", ns]);
     assert!(plan.contains(&format!("proxy       {hpa}   2 → 3")), "{plan}");

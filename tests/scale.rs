@@ -42,16 +42,6 @@ fn user_values(ns: &str, release: &str, driver: Option<&str>) -> Value {
     serde_json::from_str(&out).expect("json")
 }
 
-fn spawn_scale(args: &[&str], kubeconfig: &std::path::Path) -> Child {
-    Command::new(PLUGIN)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn scale")
-}
-
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -69,18 +59,12 @@ fn slow_scale_in(
     extra: &[&str],
     kubeconfig: &std::path::Path,
 ) -> Child {
-    faults(
-        ns,
-        vec![FaultRule::new(
-            &format!("component={label}"),
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
-    );
+    slow_terminations(ns, &format!("component={label}"), 3000);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
     let target = format!("{component}=1");
     let mut args = vec!["scale", "my-release", target.as_str(), "-n", ns];
     args.extend_from_slice(extra);
-    spawn_scale(&args, kubeconfig)
+    spawn_plugin(&args, kubeconfig)
 }
 
 /// [`slow_scale_in`] of queryNode 3 → 1, returned once its first step
@@ -570,7 +554,7 @@ fn server_side_applied_release_takes_helm_changes_after_scale() {
             Fault::SlowStart { delay_ms: 3000 },
         )],
     );
-    let mut child = spawn_scale(
+    let mut child = spawn_plugin(
         &["scale", "my-release", "queryNode=4", "-n", ns],
         bed().admin_kubeconfig(),
     );
@@ -731,15 +715,9 @@ fn finished_pods_do_not_hold_up_a_step() {
 fn a_repair_records_every_component_the_killed_run_changed() {
     let ns = namespace("sc-kill-multi");
     let ns = ns.name();
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=datanode",
-            Fault::TerminatingGrace { grace_ms: 3000 },
-        )],
-    );
+    slow_terminations(ns, "component=datanode", 3000);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
-    let mut child = spawn_scale(
+    let mut child = spawn_plugin(
         &["scale", "my-release", "queryNode=4", "dataNode=1", "-n", ns],
         bed().admin_kubeconfig(),
     );

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 use testbed::seed::Scenario;
-use testbed::sim::{Fault, FaultRule};
 
 const QN: &str = "my-release-milvus-querynode";
 
@@ -44,13 +43,7 @@ fn history_statuses(ns: &str) -> Vec<(u64, String, String)> {
 /// queryNode=3 release whose query nodes take `stop_ms` to terminate.
 fn seeded(prefix: &str, stop_ms: u64) -> testbed::TestNamespace {
     let ns = namespace(prefix);
-    faults(
-        ns.name(),
-        vec![FaultRule::new(
-            "component=querynode",
-            Fault::TerminatingGrace { grace_ms: stop_ms },
-        )],
-    );
+    slow_terminations(ns.name(), "component=querynode", stop_ms);
     seed_ready(ns.name(), Scenario::QueryNode3DataNode2);
     ns
 }

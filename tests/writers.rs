@@ -97,13 +97,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// and slow to start, and starts `scale queryNode=<target>` in the
 /// background, returned once its first step is written.
 fn scale_under_way(ns: &str, helm: Helm, target: u32) -> Child {
-    faults(
-        ns,
-        vec![FaultRule::new(
-            "component=querynode",
-            Fault::TerminatingGrace { grace_ms: 4000 },
-        )],
-    );
+    slow_terminations(ns, "component=querynode", 4000);
     let chart = testbed::seed::test_chart_dir();
     let mut args = vec!["install", "my-release", chart.to_str().expect("path"), "-n", ns];
     args.extend_from_slice(helm.apply_flag());
@@ -326,39 +320,6 @@ fn a_change_to_the_runs_own_record_stops_it() {
         Some((2, "pending-upgrade")),
         "{h:?}"
     );
-}
-
-fn lease_yaml(ns: &str, holder: &str, renew_time: &str) -> String {
-    format!(
-        "apiVersion: coordination.k8s.io/v1
-kind: Lease
-metadata:
-  name: kubectl-milvus.scale.my-release
-  namespace: {ns}
-spec:
-  holderIdentity: {holder}
-  leaseDurationSeconds: 15
-  acquireTime: \"{renew_time}\"
-  renewTime: \"{renew_time}\"
-  leaseTransitions: 0
-"
-    )
-}
-
-/// A Lease time as the API server takes it (RFC 3339, microseconds).
-fn micro(t: jiff::Timestamp) -> String {
-    format!(
-        "{}.{:06}Z",
-        t.strftime("%Y-%m-%dT%H:%M:%S"),
-        t.subsec_microsecond()
-    )
-}
-
-fn apply(yaml: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("lease.yaml");
-    write_file(&path, yaml);
-    kubectl(&["apply", "-f", path.to_str().expect("path")]);
 }
 
 fn this_host() -> String {

@@ -385,3 +385,76 @@ impl Watching {
         (status.code().unwrap_or(-1), stderr)
     }
 }
+
+/// The scale Lease of `my-release`, held by `holder`, last renewed at
+/// `renew_time` (see [`micro`]).
+pub fn lease_yaml(ns: &str, holder: &str, renew_time: &str) -> String {
+    format!(
+        "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: kubectl-milvus.scale.my-release
+  namespace: {ns}
+spec:
+  holderIdentity: {holder}
+  leaseDurationSeconds: 15
+  acquireTime: \"{renew_time}\"
+  renewTime: \"{renew_time}\"
+  leaseTransitions: 0
+"
+    )
+}
+
+/// A Lease time as the API server takes it (RFC 3339, microseconds).
+pub fn micro(t: jiff::Timestamp) -> String {
+    format!(
+        "{}.{:06}Z",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_microsecond()
+    )
+}
+
+/// `kubectl apply` of one manifest.
+pub fn apply(yaml: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lease.yaml");
+    write_file(&path, yaml);
+    kubectl(&["apply", "-f", path.to_str().expect("path")]);
+}
+
+/// The plugin started in the background with `kubeconfig`, its stdout and
+/// stderr piped.
+pub fn spawn_plugin(args: &[&str], kubeconfig: &Path) -> std::process::Child {
+    Command::new(PLUGIN)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the plugin")
+}
+
+/// Pods matching `selector` take `grace_ms` to go once deleted (a graceful
+/// stop), so a run can be caught mid-step.
+pub fn slow_terminations(ns: &str, selector: &str, grace_ms: u64) {
+    faults(
+        ns,
+        vec![testbed::sim::FaultRule::new(
+            selector,
+            testbed::sim::Fault::TerminatingGrace { grace_ms },
+        )],
+    );
+}
+
+/// A Milvus Operator cluster seeded from one of the operator's samples.
+pub fn seed_operator(
+    ns: &str,
+    sample: testbed::operator::OperatorSample,
+    opts: testbed::operator::OperatorSeedOptions,
+) -> testbed::operator::SeededOperatorCluster {
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move { testbed::operator::seed_operator_cluster(bed(), &ns, sample, opts).await })
+        .expect("runtime")
+        .expect("seed operator cluster")
+}

@@ -275,10 +275,12 @@ async fn scale_holding(
     };
 
     // No survivor keeps a mark, whatever stopped the run (a failure here
-    // is repeated by the next run's start).
-    let unmarked = steps::unmark_pods(cluster, &namespace, &args.release).await;
-    // Record what was reached, and hand spec.replicas back to Helm.
-    let reached = reached(cluster, &namespace, plan).await;
+    // is repeated by the next run's start); meanwhile read what was reached
+    // and hand spec.replicas back to Helm (other objects: no ordering needed).
+    let (unmarked, reached) = tokio::join!(
+        steps::unmark_pods(cluster, &namespace, &args.release),
+        reached(cluster, &namespace, plan)
+    );
     let continue_cmd = continue_command(&args.release, &namespace, plan);
     let at = |reached: &Result<BTreeMap<String, Setting>>| {
         reached
