@@ -344,6 +344,8 @@ fn checked_in_manifest_passes_every_rule() {
         "horizontalpodautoscalers",
         "patch deployments",
         "watch",
+        "leases",
+        "milvuses",
     ] {
         assert!(caveats.contains(verb), "caveats lack {verb}");
     }
