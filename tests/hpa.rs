@@ -240,15 +240,11 @@ fn helm_hpa_bounds_are_kept_in_step_with_helm() {
     assert_eq!(revisions.lines().count(), 4, "refusals wrote no revision");
 }
 
-/// A bounds run killed mid-way (SIGKILL: no clean-up at all) is repaired
-/// and finished by the same command run again: one revision, Helm's values
-/// and the HPA at the new bounds, the HPA's fields handed back to Helm.
-#[test]
-fn a_killed_bounds_run_is_repaired_by_a_rerun() {
-    let ns = namespace("hpa-kill");
-    let ns = ns.name();
-    // Removed query nodes take 3 s to go, so the run is caught mid-way.
-    slow_terminations(ns, "component=querynode", 3000);
+/// `scale my-release queryNode --min 1 --max 1` from HPA bounds 3-3 (3
+/// query nodes that take `stop_ms` each to go, installed by Helm 4),
+/// returned with its arguments once its first step (max 3 → 2) is in the HPA.
+fn slow_bounds_run(ns: &str, stop_ms: u64) -> (std::process::Child, [&str; 9]) {
+    slow_terminations(ns, "component=querynode", stop_ms);
     helm_install_server_side(
         ns,
         &[
@@ -286,6 +282,17 @@ fn a_killed_bounds_run_is_repaired_by_a_rerun() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    (child, args)
+}
+
+/// A bounds run killed mid-way (SIGKILL: no clean-up at all) is repaired
+/// and finished by the same command run again: one revision, Helm's values
+/// and the HPA at the new bounds, the HPA's fields handed back to Helm.
+#[test]
+fn a_killed_bounds_run_is_repaired_by_a_rerun() {
+    let ns = namespace("hpa-kill");
+    let ns = ns.name();
+    let (mut child, args) = slow_bounds_run(ns, 3000);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let history = || -> Vec<(i64, String)> {
@@ -327,6 +334,45 @@ fn a_killed_bounds_run_is_repaired_by_a_rerun() {
         "{}",
         managers(ns, "hpa", QN_HPA)
     );
+}
+
+/// Someone else writes the HPA's bounds while a bounds run waits for a
+/// step: the run stops within seconds (not at the step's timeout), and
+/// their bounds stand.
+#[test]
+fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
+    let ns = namespace("hpa-writer");
+    let ns = ns.name();
+    // The step's pod takes 10 s to go: a stop within 3 s is the watch's.
+    let (child, _) = slow_bounds_run(ns, 10_000);
+    kubectl(&[
+        "patch",
+        "hpa",
+        QN_HPA,
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"maxReplicas":5}}"#,
+    ]);
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped at once, not after the step"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another writer changed the bounds of HorizontalPodAutoscaler {QN_HPA} to 1-5 (this run expected 1-2); this run wrote nothing over it"
+        )),
+        "{stderr}"
+    );
+    // Nothing of ours over it, then or later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hpa_bounds(ns, QN_HPA), "1-5");
 }
 
 #[test]

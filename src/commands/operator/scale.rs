@@ -100,36 +100,30 @@ async fn load_and_run(
         progress.line(&format!("Warning: {w}"));
     }
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
-        hpa_bounds(cluster, args, &cr, &plan).await
-    } else {
-        run_holding(
-            cluster,
-            args,
-            cr,
-            plan,
-            deployments,
-            live,
-            requests.to_vec(),
-            lease,
-            progress,
-        )
-        .await
+        return hpa_bounds(cluster, args, &cr, &plan).await;
     }
+    // Steps a killed run wrote but never saw done are waited for first.
+    let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+    let loaded = Loaded { cr, plan, waiting };
+    run_holding(cluster, args, loaded, requests, lease, progress).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a run starts from, read under the Lease.
+struct Loaded {
+    cr: MilvusResource,
+    plan: Plan,
+    /// Deployments not yet settled at the count the resource asks.
+    waiting: Vec<(String, u32)>,
+}
+
 async fn run_holding(
     cluster: &Cluster,
     args: &ScaleArgs,
-    cr: MilvusResource,
-    plan: Plan,
-    deployments: Vec<crate::core::operator::OperatorDeployment>,
-    live: crate::commands::status::Live,
-    requests: Vec<crate::core::plan::Request>,
+    Loaded { cr, plan, waiting }: Loaded,
+    requests: &[crate::core::plan::Request],
     lease: &crate::cluster::lease::HeldLease,
     progress: Progress,
 ) -> Result<String> {
-    let changes = plan.changes.clone();
     let (tx, rx) = watch::channel(cr.clone());
     let follow = async {
         let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
@@ -163,7 +157,7 @@ async fn run_holding(
         progress,
     };
     let outcome = tokio::select! {
-        r = execute(&run, &cr, (plan, unsettled(&deployments, &live.pods, &changes)), &requests, args) => r,
+        r = execute(&run, &cr, (plan, waiting), requests, args) => r,
         () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),

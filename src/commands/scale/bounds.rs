@@ -1,13 +1,17 @@
 //! Stepping an HPA's bounds (`--min`/`--max`), for Helm releases and
 //! Operator clusters alike: each step is a merge patch of the live HPA
 //! guarded by the resourceVersion it was read at, then the Deployment it
-//! manages is watched until the HPA has brought it to the step's count.
+//! manages is watched until the HPA has brought it to the step's count —
+//! while the HPA itself is watched: bounds someone else writes meanwhile
+//! stop the run at once, not at the step's timeout.
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Api;
 use kube::api::Patch;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -55,12 +59,40 @@ pub(crate) async fn execute(
             change.component, h.name
         ));
         write(cluster, namespace, &h.name, &mut expected, bounds).await?;
-        for d in &change.deployments {
-            wait_step(cluster, namespace, d, step, timeout, progress).await?;
+        let settled = async {
+            for d in &change.deployments {
+                wait_step(cluster, namespace, d, step, timeout, progress).await?;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::select! {
+            r = settled => r?,
+            why = bounds_changed(cluster, namespace, &h.name, expected) => return Err(why),
         }
         at = step;
     }
     Ok(())
+}
+
+/// Resolves, with a one-line account, when the HPA's bounds are seen to be
+/// other than `expected` (what this run wrote last). Never resolves while
+/// they stay so; a watch that cannot be made leaves the check to the next
+/// step's guarded write.
+async fn bounds_changed(cluster: &Cluster, namespace: &str, name: &str, expected: Bounds) -> String {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut seen = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+    while let Some(event) = seen.next().await {
+        if let Ok(hpa) = event {
+            let now = Bounds::of(&hpa);
+            if now != expected {
+                return format!(
+                    "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
+                );
+            }
+        }
+    }
+    futures::future::pending().await
 }
 
 /// Patches the HPA's bounds from a fresh read, guarded by its
