@@ -356,14 +356,7 @@ fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
         "-p",
         r#"{"spec":{"maxReplicas":5}}"#,
     ]);
-    let started = Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stopped at once, not after the step"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = stopped_at_once(child);
     assert!(
         stderr.contains(&format!(
             "another writer changed the bounds of HorizontalPodAutoscaler {QN_HPA} to 1-5 (this run expected 1-2); this run wrote nothing over it"

@@ -469,14 +469,7 @@ fn another_writer_mid_run_stops_it_at_once() {
     let ns = ns.name();
     let child = slow_scale_in(ns, 3000);
     patch_query_nodes(ns, 5);
-    let started = Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stopped at once, not after the step"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = stopped_at_once(child);
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: another writer changed spec.components.queryNode.replicas of Milvus my-release to 5 (this run expected 2)"),

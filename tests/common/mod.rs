@@ -458,3 +458,17 @@ pub fn seed_operator(
         .expect("runtime")
         .expect("seed operator cluster")
 }
+
+/// Waits for a run that another writer should stop at once (within 3 s,
+/// not after its step), failing with exit code 1; its stderr.
+pub fn stopped_at_once(child: std::process::Child) -> String {
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped at once, not after the step"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
