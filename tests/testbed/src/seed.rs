@@ -536,6 +536,31 @@ pub async fn seed_release_rendered(
     }
 
     // Create kind group by kind group (in install order), each group in parallel.
+    apply_in_install_order(
+        &client,
+        ns,
+        &planned,
+        opts.apply_method,
+        post.field_manager.as_str(),
+    )
+    .await?;
+
+    write_records(&client, ns, scenario, &opts, &release, &manifest, &mut seeded).await?;
+    if opts.wait_ready {
+        wait_release_ready(ns).await?;
+    }
+    Ok(seeded)
+}
+
+/// Creates `planned` kind group by kind group in Helm's install order, each
+/// group in parallel.
+pub(crate) async fn apply_in_install_order(
+    client: &kube::Client,
+    ns: &str,
+    planned: &[(ApiResource, Scope, Value)],
+    method: ApplyMethod,
+    manager: &str,
+) -> Result<()> {
     let mut i = 0;
     while i < planned.len() {
         let rank = kind_rank(planned[i].2["kind"].as_str().unwrap_or(""));
@@ -546,20 +571,14 @@ pub async fn seed_release_rendered(
         futures::stream::iter(planned[i..j].iter().cloned())
             .map(|(ar, scope, obj)| {
                 let client = client.clone();
-                let manager = post.field_manager.as_str();
-                async move { apply_object(client, ns, &ar, scope, obj, opts.apply_method, manager).await }
+                async move { apply_object(client, ns, &ar, scope, obj, method, manager).await }
             })
             .buffer_unordered(8)
             .try_collect::<Vec<()>>()
             .await?;
         i = j;
     }
-
-    write_records(&client, ns, scenario, &opts, &release, &manifest, &mut seeded).await?;
-    if opts.wait_ready {
-        wait_release_ready(ns).await?;
-    }
-    Ok(seeded)
+    Ok(())
 }
 
 pub(crate) async fn apply_object(

@@ -387,17 +387,30 @@ async fn gc_stale_nodes(ctx: &Ctx) {
 // ----------------------------------------------------------- namespaces ----
 
 async fn namespace_loop(ctx: Arc<Ctx>) {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let cfg = watcher::Config::default().labels(&format!("{OWNER_LABEL}={}", ctx.node));
+    let selector = format!("{OWNER_LABEL}={}", ctx.node);
+    let client = ctx.client.clone();
+    per_namespace(client, &selector, |name| {
+        tokio::spawn(namespace_task(ctx.clone(), name))
+    })
+    .await
+}
+
+/// Watches the namespaces `selector` picks and runs one task per namespace
+/// (`start`), aborted when the namespace goes.
+pub(crate) async fn per_namespace(
+    client: kube::Client,
+    selector: &str,
+    start: impl Fn(String) -> tokio::task::JoinHandle<()>,
+) {
+    let api: Api<Namespace> = Api::all(client);
+    let cfg = watcher::Config::default().labels(selector);
     let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(Event::Apply(ns)) | Ok(Event::InitApply(ns)) => {
                 let Some(name) = ns.metadata.name else { continue };
-                tasks
-                    .entry(name.clone())
-                    .or_insert_with(|| tokio::spawn(namespace_task(ctx.clone(), name)));
+                tasks.entry(name.clone()).or_insert_with(|| start(name));
             }
             Ok(Event::Delete(ns)) => {
                 if let Some(t) = ns.metadata.name.and_then(|n| tasks.remove(&n)) {

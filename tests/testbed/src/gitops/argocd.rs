@@ -2,16 +2,13 @@
 //! Argo CD's resource-tracking markers, and the `Application`.
 
 use anyhow::{Context, Result, bail};
-use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery, Scope};
 use serde_json::{Value, json};
 
 use super::crds::install_crds;
-use crate::seed::{
-    ApplyMethod, Scenario, apply_object, fixtures_dir, kind_rank, parse_manifest, rewrite_manifest,
-};
+use crate::seed::{ApplyMethod, Scenario, fixtures_dir, kind_rank, parse_manifest, rewrite_manifest};
 use crate::{TestBed, TestNamespace};
 
 /// Argo CD's tracking annotation.
@@ -231,34 +228,14 @@ pub async fn seed_argocd_app(
     }
     // Kind group by kind group in Helm's install order (Argo's sync waves
     // order similarly); each group in parallel.
-    let mut i = 0;
-    while i < planned.len() {
-        let rank = kind_rank(planned[i].2["kind"].as_str().unwrap_or(""));
-        let mut j = i;
-        while j < planned.len() && kind_rank(planned[j].2["kind"].as_str().unwrap_or("")) == rank {
-            j += 1;
-        }
-        futures::stream::iter(planned[i..j].iter().cloned())
-            .map(|(ar, scope, obj)| {
-                let client = client.clone();
-                async move {
-                    apply_object(
-                        client,
-                        ns,
-                        &ar,
-                        scope,
-                        obj,
-                        ApplyMethod::ClientSide,
-                        "argocd-controller",
-                    )
-                    .await
-                }
-            })
-            .buffer_unordered(8)
-            .try_collect::<Vec<()>>()
-            .await?;
-        i = j;
-    }
+    crate::seed::apply_in_install_order(
+        &client,
+        ns,
+        &planned,
+        ApplyMethod::ClientSide,
+        "argocd-controller",
+    )
+    .await?;
 
     let (chart_version, _) = scenario.chart_version();
     let mut helm = json!({"releaseName": release});

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -53,26 +52,12 @@ pub(crate) struct Ctx {
 
 /// Watch owned namespaces; one reconcile task per namespace.
 pub(crate) async fn namespace_loop(ctx: Arc<Ctx>) {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let cfg = watcher::Config::default().labels(&format!("{OWNER_LABEL}={}", ctx.owner));
-    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::Apply(ns)) | Ok(Event::InitApply(ns)) => {
-                let Some(name) = ns.metadata.name else { continue };
-                tasks
-                    .entry(name.clone())
-                    .or_insert_with(|| tokio::spawn(namespace_task(ctx.clone(), name)));
-            }
-            Ok(Event::Delete(ns)) => {
-                if let Some(t) = ns.metadata.name.and_then(|n| tasks.remove(&n)) {
-                    t.abort();
-                }
-            }
-            _ => {}
-        }
-    }
+    let selector = format!("{OWNER_LABEL}={}", ctx.owner);
+    let client = ctx.client.clone();
+    crate::sim::per_namespace(client, &selector, |name| {
+        tokio::spawn(namespace_task(ctx.clone(), name))
+    })
+    .await
 }
 
 /// Names of CRs to reconcile, from both watches.
