@@ -363,6 +363,16 @@ fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
         )),
         "{stderr}"
     );
+    // No "continue with" that would undo their change; Helm's record keeps
+    // what runs, so the next `helm upgrade --reuse-values` keeps it too.
+    assert!(!stderr.contains("continue with"), "{stderr}");
+    assert!(
+        stderr.contains("recorded what runs (queryNode HPA 1-5) as revision 2"),
+        "{stderr}"
+    );
+    let values: Value =
+        serde_json::from_str(&helm(&["get", "values", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    assert_eq!(values["queryNode"]["hpa"]["maxReplicas"], 5);
     // Nothing of ours over it, then or later.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(hpa_bounds(ns, QN_HPA), "1-5");

@@ -223,7 +223,7 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
     };
     let outcome = tokio::select! {
         r = work => r,
-        () = interrupted() => Err("interrupted by a signal".to_string()),
+        () = interrupted() => Err(bounds::BoundsStop::Failed("interrupted by a signal".to_string())),
     };
     progress.finish();
     // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
@@ -233,6 +233,13 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
             let at = bounds::settle(cluster, namespace, &h.name).await?;
             reached.push((c, at));
         }
+    }
+    if let Err(bounds::BoundsStop::OtherWriter(why)) = &outcome {
+        // Their bounds stand: no "continue with" that would undo them.
+        return Err(anyhow::anyhow!(
+            "{why}; find out who else changes it before scaling Milvus {} again",
+            cr.name()
+        ));
     }
     if let Err(why) = outcome {
         let at: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();

@@ -22,6 +22,23 @@ use crate::core::bounds::{Bounds, step_bounds};
 use crate::core::ownership;
 use crate::core::plan::ComponentChange;
 
+/// Why a bounds change stopped: the caller tells the user to carry on
+/// after a failure, but not after another writer's change (carrying on
+/// would undo it).
+#[derive(Debug)]
+pub(crate) enum BoundsStop {
+    Failed(String),
+    OtherWriter(String),
+}
+
+impl std::fmt::Display for BoundsStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BoundsStop::Failed(why) | BoundsStop::OtherWriter(why) => f.write_str(why),
+        }
+    }
+}
+
 fn hpa_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
     Op {
         verb,
@@ -41,7 +58,7 @@ pub(crate) async fn execute(
     change: &ComponentChange,
     timeout: Duration,
     progress: &Progress,
-) -> Result<(), String> {
+) -> Result<(), BoundsStop> {
     let Some(h) = &change.hpa else { return Ok(()) };
     let mut expected = h.current;
     if change.steps.is_empty() {
@@ -66,8 +83,10 @@ pub(crate) async fn execute(
             Ok::<(), String>(())
         };
         tokio::select! {
-            r = settled => r?,
-            why = bounds_changed(cluster, namespace, &h.name, expected) => return Err(why),
+            r = settled => r.map_err(BoundsStop::Failed)?,
+            why = bounds_changed(cluster, namespace, &h.name, expected) => {
+                return Err(BoundsStop::OtherWriter(why));
+            }
         }
         at = step;
     }
@@ -105,13 +124,13 @@ async fn write(
     name: &str,
     expected: &mut Bounds,
     to: Bounds,
-) -> Result<(), String> {
+) -> Result<(), BoundsStop> {
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
     for _ in 0..5 {
         let live = cluster
             .call(hpa_op("get", namespace, name), api.get(name))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BoundsStop::Failed(e.to_string()))?;
         let now = Bounds::of(&live);
         // Our own write whose answer was lost has landed.
         if now == to {
@@ -119,9 +138,9 @@ async fn write(
             return Ok(());
         }
         if now != *expected {
-            return Err(format!(
+            return Err(BoundsStop::OtherWriter(format!(
                 "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
-            ));
+            )));
         }
         let patch = Patch::Merge(json!({
             "metadata": {"resourceVersion": live.metadata.resource_version},
@@ -139,12 +158,12 @@ async fn write(
                 return Ok(());
             }
             Err(ApiError::Conflict { .. }) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(BoundsStop::Failed(e.to_string())),
         }
     }
-    Err(format!(
+    Err(BoundsStop::Failed(format!(
         "HorizontalPodAutoscaler {name} kept changing under this run's patches"
-    ))
+    )))
 }
 
 /// The HPA's bounds now, its bounds' field ownership handed back to the

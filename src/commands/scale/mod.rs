@@ -268,7 +268,7 @@ async fn scale_holding(
         remove: &args.scale_in.remove,
     };
     let outcome = tokio::select! {
-        r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r.map_err(Stop::Step),
+        r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r,
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
         what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
@@ -355,6 +355,14 @@ async fn scale_holding(
                 pending.release.version()
             )),
         },
+        // Their bounds stand (and are what N+1 records): no "continue with"
+        // that would write over them.
+        (Err(Stop::OtherHpaWriter(why)), Ok(())) => Err(anyhow::anyhow!(
+            "stopped: {why}; recorded what runs ({}) as revision {}; find out who else changes it before scaling {} again",
+            describe_reached(&reached),
+            pending.release.version(),
+            args.release
+        )),
         (Err(stop), Ok(())) => Err(anyhow::anyhow!(
             "{stop}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
             describe_reached(&reached),
@@ -430,6 +438,8 @@ enum Stop {
     Step(String),
     /// Someone else wrote the release's Helm records.
     OtherWriter(String),
+    /// Someone else wrote the bounds of an HPA this run changes.
+    OtherHpaWriter(String),
     /// The Lease was lost.
     LockLost(Lost),
 }
@@ -438,7 +448,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::Signal => f.write_str("interrupted by a signal"),
-            Stop::Step(why) | Stop::OtherWriter(why) => f.write_str(why),
+            Stop::Step(why) | Stop::OtherWriter(why) | Stop::OtherHpaWriter(why) => f.write_str(why),
             Stop::LockLost(lost) => write!(f, "{lost}"),
         }
     }
@@ -467,16 +477,23 @@ async fn execute(
     options: &StepOptions<'_>,
     progress: &Progress,
     repairing: bool,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let (bounds, replicas): (Vec<ComponentChange>, Vec<ComponentChange>) =
         plan.changes.iter().cloned().partition(|c| c.hpa.is_some());
     let replicas = Plan {
         changes: replicas,
         ..plan.clone()
     };
-    steps::execute(cluster, namespace, &replicas, options, progress, repairing).await?;
+    steps::execute(cluster, namespace, &replicas, options, progress, repairing)
+        .await
+        .map_err(Stop::Step)?;
     for c in &bounds {
-        bounds::execute(cluster, namespace, c, options.timeout, progress).await?;
+        bounds::execute(cluster, namespace, c, options.timeout, progress)
+            .await
+            .map_err(|stop| match stop {
+                bounds::BoundsStop::Failed(why) => Stop::Step(why),
+                bounds::BoundsStop::OtherWriter(why) => Stop::OtherHpaWriter(why),
+            })?;
     }
     Ok(())
 }
