@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -322,7 +322,9 @@ pub fn watch_history(
     name: &str,
 ) -> impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + use<> {
     let config = watcher::Config::default().labels(&selector(Some(name), Revisions::All));
-    watcher(api(cluster, driver, Some(namespace)), config).boxed()
+    watcher(api(cluster, driver, Some(namespace)), config)
+        .default_backoff()
+        .boxed()
 }
 
 /// The revision number a watched storage object holds (its `version`

@@ -48,6 +48,14 @@ fn seeded(prefix: &str, stop_ms: u64) -> testbed::TestNamespace {
     ns
 }
 
+/// Sets the query nodes' `terminationGracePeriodSeconds`, as a post-renderer
+/// or a hand patch would.
+fn set_grace(ns: &str, seconds: u32) {
+    let patch =
+        format!(r#"{{"spec":{{"template":{{"spec":{{"terminationGracePeriodSeconds":{seconds}}}}}}}}}"#);
+    kubectl(&["patch", "deployment", QN, "-n", ns, "-p", &patch]);
+}
+
 /// `jsonpath` over the release's query node pods.
 fn querynode_jsonpath(ns: &str, path: &str) -> String {
     let output = format!("jsonpath={path}");
@@ -115,15 +123,7 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
     assert_eq!(doc["items"][0]["victimsChosen"], honours_deletion_cost());
 
     // The Operator's way: a grace period past Milvus's timeout is no shortfall.
-    kubectl(&[
-        "patch",
-        "deployment",
-        QN,
-        "-n",
-        ns,
-        "-p",
-        r#"{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":2592000}}}}"#,
-    ]);
+    set_grace(ns, 2592000);
     wait_ready(ns);
     let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
     assert!(
@@ -133,15 +133,7 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
     assert!(!plan.contains("— short"), "{plan}");
 
     // Below 30 s a query node's handoff is cut short: refused without the flag.
-    kubectl(&[
-        "patch",
-        "deployment",
-        QN,
-        "-n",
-        ns,
-        "-p",
-        r#"{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":5}}}}"#,
-    ]);
+    set_grace(ns, 5);
     wait_ready(ns);
     let err = fails(&["plan", "my-release", "queryNode=2", "-n", ns], 3);
     assert!(

@@ -73,6 +73,22 @@ pub fn forbidden_watch(e: &kube::runtime::watcher::Error) -> Option<String> {
     status.is_forbidden().then(|| status.message.clone())
 }
 
+/// A forbidden watch as the one-line error every other refused call gives
+/// (`forbidden: you cannot watch … in namespace …`); `None` for errors the
+/// watcher's backoff retries.
+pub fn forbidden_watch_error(
+    e: &kube::runtime::watcher::Error,
+    resource: &str,
+    namespace: &str,
+) -> Option<ApiError> {
+    forbidden_watch(e).map(|message| ApiError::Forbidden {
+        verb: "watch".to_string(),
+        resource: resource.to_string(),
+        scope: format!("namespace {namespace:?}"),
+        message,
+    })
+}
+
 /// What a call does, for error messages: `list` `secrets` in `namespace x`.
 #[derive(Debug, Clone)]
 pub struct Op<'a> {
@@ -250,15 +266,6 @@ impl Cluster {
         params: &ListParams,
     ) -> Result<Vec<HorizontalPodAutoscaler>, ApiError> {
         self.list(namespace, params).await
-    }
-
-    pub async fn list_deployments(
-        &self,
-        namespace: &str,
-        params: &ListParams,
-    ) -> Result<Vec<LiveWorkload>, ApiError> {
-        let items: Vec<Deployment> = self.list(namespace, params).await?;
-        Ok(items.iter().map(live_deployment).collect())
     }
 
     pub async fn list_statefulsets(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {

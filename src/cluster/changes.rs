@@ -13,7 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 
 use super::Cluster;
-use super::api::{ApiError, forbidden_watch};
+use super::api::{ApiError, forbidden_watch_error};
 use super::fields::resource_name;
 use crate::helm::{self, Revisions};
 
@@ -101,14 +101,7 @@ where
                     Some(Ok(()))
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
-                Err(e) => forbidden_watch(&e).map(|message| {
-                    Err(ApiError::Forbidden {
-                        verb: "watch".to_string(),
-                        resource: resource.clone(),
-                        scope: format!("namespace {namespace:?}"),
-                        message,
-                    })
-                }),
+                Err(e) => forbidden_watch_error(&e, &resource, &namespace).map(Err),
             };
             futures::future::ready(change)
         })

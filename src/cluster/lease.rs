@@ -34,6 +34,8 @@ impl From<ApiError> for NotAcquired {
 pub enum Lost {
     /// Someone else holds it now.
     Taken { holder: String },
+    /// Someone deleted it.
+    Deleted,
     /// It could not be renewed within [`lock::RENEW_DEADLINE`].
     NotRenewed { cause: String },
 }
@@ -45,6 +47,9 @@ impl std::fmt::Display for Lost {
                 f,
                 "the release's lock was taken over by another kubectl milvus scale ({})",
                 lock::readable(holder)
+            ),
+            Lost::Deleted => f.write_str(
+                "the release's lock (its Lease) was deleted by someone else while this run held it, so another run may start",
             ),
             Lost::NotRenewed { cause } => write!(
                 f,
@@ -264,7 +269,7 @@ impl HeldLease {
             let deadline = last_renewed + lock::RENEW_DEADLINE;
             match tokio::time::timeout_at(deadline, self.renew(cluster)).await {
                 Ok(Ok(())) => last_renewed = Instant::now(),
-                Ok(Err(lost @ Lost::Taken { .. })) => return lost,
+                Ok(Err(lost @ (Lost::Taken { .. } | Lost::Deleted))) => return lost,
                 Ok(Err(Lost::NotRenewed { cause: why })) => cause = why,
                 Err(_) => cause = "the API server did not answer".to_string(),
             }
@@ -307,15 +312,11 @@ impl HeldLease {
                     Ok(Some(now)) => Err(Lost::Taken {
                         holder: holder(&now).unwrap_or("nobody").to_string(),
                     }),
-                    Ok(None) => Err(Lost::Taken {
-                        holder: "nobody (the Lease was deleted)".to_string(),
-                    }),
+                    Ok(None) => Err(Lost::Deleted),
                     Err(e) => Err(Lost::NotRenewed { cause: e.to_string() }),
                 }
             }
-            Err(ApiError::NotFound { .. }) => Err(Lost::Taken {
-                holder: "nobody (the Lease was deleted)".to_string(),
-            }),
+            Err(ApiError::NotFound { .. }) => Err(Lost::Deleted),
             Err(e) => Err(Lost::NotRenewed { cause: e.to_string() }),
         }
     }

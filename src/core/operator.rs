@@ -716,6 +716,18 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
 /// timeout from the resource's `spec.config` (Milvus's default where unset).
 /// A shortfall can only come from someone else's edit, so it is told as
 /// such, under the same flag rule as for Helm releases.
+/// The account of a grace shortfall on an Operator cluster, with what to do.
+pub fn grace_shortfall(check: &scale_in::GraceCheck) -> String {
+    format!(
+        "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",
+        check.component,
+        check.pod_grace_seconds,
+        check.milvus_stop_seconds,
+        check.milvus_stop_source,
+        scale_in::shortfall_risk(&check.component)
+    )
+}
+
 fn grace_checks(
     input: &OperatorPlanInput<'_>,
     changes: &[ComponentChange],
@@ -740,23 +752,10 @@ fn grace_checks(
             .min();
         let check = scale_in::grace_check(&c.component, pod_grace, &layers, &cr.milvus_version());
         if check.short() {
-            warnings.push(format!(
-                "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",
-                check.component,
-                check.pod_grace_seconds,
-                check.milvus_stop_seconds,
-                check.milvus_stop_source,
-                scale_in::shortfall_risk(&check.component)
-            ));
+            warnings.push(grace_shortfall(&check));
         }
         if check.needs_flag && !input.accept_short_grace {
-            return Err(Rejection::Refused(format!(
-                "{}: pods get only {}s to stop (terminationGracePeriodSeconds) while Milvus's graceful stop may take {}s: {}; give the pods at least 30s, or pass --accept-short-grace to scale in anyway",
-                check.component,
-                check.pod_grace_seconds,
-                check.milvus_stop_seconds,
-                scale_in::shortfall_risk(&check.component)
-            )));
+            return Err(Rejection::Refused(scale_in::grace_refusal(&check)));
         }
         checks.push(check);
     }

@@ -415,13 +415,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                 warnings.push(scale_in::grace_warning(&check, input.release.name()));
             }
             if check.needs_flag && !input.scale_in.accept_short_grace {
-                return Err(Rejection::Refused(format!(
-                    "{}: pods get only {}s to stop (terminationGracePeriodSeconds) while Milvus's graceful stop may take {}s: {}; give the pods at least 30s, or pass --accept-short-grace to scale in anyway",
-                    component.key,
-                    check.pod_grace_seconds,
-                    check.milvus_stop_seconds,
-                    scale_in::shortfall_risk(component.key)
-                )));
+                return Err(Rejection::Refused(scale_in::grace_refusal(&check)));
             }
             grace.push(check);
         }

@@ -175,6 +175,17 @@ pub fn grace_check(
     }
 }
 
+/// Why scale-in is refused without `--accept-short-grace` (see [`grace_check`]).
+pub fn grace_refusal(check: &GraceCheck) -> String {
+    format!(
+        "{}: pods get only {}s to stop (terminationGracePeriodSeconds) while Milvus's graceful stop may take {}s: {}; give the pods at least 30s, or pass --accept-short-grace to scale in anyway",
+        check.component,
+        check.pod_grace_seconds,
+        check.milvus_stop_seconds,
+        shortfall_risk(&check.component)
+    )
+}
+
 /// The one-line account of a shortfall, with what to do about it.
 pub fn grace_warning(check: &GraceCheck, release: &str) -> String {
     // The API server fills an unset grace period in as 30 s: a live 30 is

@@ -25,16 +25,6 @@ pub enum ManagedBy {
     ArgoCd,
 }
 
-impl ManagedBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ManagedBy::Helm => "helm",
-            ManagedBy::MilvusOperator => "milvus-operator",
-            ManagedBy::ArgoCd => "argocd",
-        }
-    }
-}
-
 /// A Deployment's or StatefulSet's live replica counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

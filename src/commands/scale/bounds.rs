@@ -93,6 +93,12 @@ pub(crate) async fn execute(
     Ok(())
 }
 
+fn other_writer(name: &str, now: Bounds, expected: Bounds) -> String {
+    format!(
+        "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
+    )
+}
+
 /// Resolves, with a one-line account, when the HPA's bounds are seen to be
 /// other than `expected` (what this run wrote last). Never resolves while
 /// they stay so; a watch that cannot be made leaves the check to the next
@@ -105,9 +111,7 @@ async fn bounds_changed(cluster: &Cluster, namespace: &str, name: &str, expected
         if let Ok(hpa) = event {
             let now = Bounds::of(&hpa);
             if now != expected {
-                return format!(
-                    "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
-                );
+                return other_writer(name, now, expected);
             }
         }
     }
@@ -138,9 +142,7 @@ async fn write(
             return Ok(());
         }
         if now != *expected {
-            return Err(BoundsStop::OtherWriter(format!(
-                "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
-            )));
+            return Err(BoundsStop::OtherWriter(other_writer(name, now, *expected)));
         }
         let patch = Patch::Merge(json!({
             "metadata": {"resourceVersion": live.metadata.resource_version},

@@ -29,11 +29,8 @@ pub(super) async fn other_writer(cluster: &Cluster, ours: &StoredRelease) -> Str
                     ours.driver.as_str().to_lowercase()
                 );
             }
-            Err(_) => {
-                // The watcher re-lists after a backoff; nothing is missed.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                None
-            }
+            // The watcher re-lists after its backoff; nothing is missed.
+            Err(_) => None,
         };
         let Some((object, deleted)) = seen else { continue };
         let Some(v) = helm::watched_version(&object) else {

@@ -13,7 +13,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 
 use crate::cluster::Cluster;
-use crate::cluster::api::{ApiError, Op, forbidden_watch, live_deployment};
+use crate::cluster::api::{ApiError, Op, forbidden_watch_error, live_deployment};
 use crate::cluster::fields::{self, write_params};
 use crate::core::ownership;
 use crate::core::plan::{ComponentChange, Plan};
@@ -40,15 +40,7 @@ impl Seen {
 /// dropped connection, an expired resourceVersion) are retried by the
 /// watcher's backoff.
 fn refusal(e: &watcher::Error, resource: &str, namespace: &str) -> Option<String> {
-    forbidden_watch(e).map(|message| {
-        ApiError::Forbidden {
-            verb: "watch".to_string(),
-            resource: resource.to_string(),
-            scope: format!("namespace {namespace:?}"),
-            message,
-        }
-        .to_string()
-    })
+    forbidden_watch_error(e, resource, namespace).map(|e| e.to_string())
 }
 
 /// How scale-in steps are taken and gated.

@@ -19,7 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, Discovery, Scope};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Map, Value, json};
@@ -470,19 +470,7 @@ pub async fn seed_release_rendered(
         skipped: Vec::new(),
     };
 
-    let discovery = Discovery::new(client.clone())
-        .filter(&[
-            "",
-            "apps",
-            "batch",
-            "autoscaling",
-            "policy",
-            "rbac.authorization.k8s.io",
-            "networking.k8s.io",
-        ])
-        .run()
-        .await
-        .context("API discovery")?;
+    let discovery = discover(&client).await?;
 
     // Resolve kinds and decorate like Helm does at install time.
     let mut planned: Vec<(ApiResource, Scope, Value)> = Vec::new();
@@ -490,19 +478,7 @@ pub async fn seed_release_rendered(
         let api_version = obj["apiVersion"].as_str().unwrap_or("").to_string();
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.clone()),
-        };
-        let mut resolved = discovery.resolve_gvk(&GroupVersionKind::gvk(&group, &version, &kind));
-        if resolved.is_none() && kind == "HorizontalPodAutoscaler" {
-            // autoscaling/v2 is GA only from 1.23; v2beta2 has the same fields.
-            resolved = discovery.resolve_gvk(&GroupVersionKind::gvk("autoscaling", "v2beta2", &kind));
-            if resolved.is_some() {
-                obj["apiVersion"] = json!("autoscaling/v2beta2");
-            }
-        }
-        let Some((ar, caps)) = resolved else {
+        let Some((ar, caps)) = resolve(&discovery, &mut obj, ns) else {
             seeded.skipped.push(format!(
                 "{kind} {name}: {api_version} is not served by this API server"
             ));
@@ -511,9 +487,6 @@ pub async fn seed_release_rendered(
         let meta = obj["metadata"]
             .as_object_mut()
             .context("object without metadata")?;
-        if caps.scope == Scope::Namespaced {
-            meta.insert("namespace".into(), json!(ns));
-        }
         let labels = meta.entry("labels").or_insert_with(|| json!({}));
         if labels.is_null() {
             *labels = json!({});
@@ -550,6 +523,51 @@ pub async fn seed_release_rendered(
         wait_release_ready(ns).await?;
     }
     Ok(seeded)
+}
+
+/// API discovery of the groups the rendered charts use.
+pub(crate) async fn discover(client: &kube::Client) -> Result<Discovery> {
+    Discovery::new(client.clone())
+        .filter(&[
+            "",
+            "apps",
+            "batch",
+            "autoscaling",
+            "policy",
+            "rbac.authorization.k8s.io",
+            "networking.k8s.io",
+        ])
+        .run()
+        .await
+        .context("API discovery")
+}
+
+/// The API resource of a manifest object, as the server serves it: an
+/// `autoscaling/v2` HPA becomes `autoscaling/v2beta2` where v2 is not
+/// served (GA only from 1.23; same fields). A namespaced object gets
+/// `ns`. `None` when its kind is not served.
+pub(crate) fn resolve(
+    discovery: &Discovery,
+    obj: &mut Value,
+    ns: &str,
+) -> Option<(ApiResource, ApiCapabilities)> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or("").to_string();
+    let kind = obj["kind"].as_str().unwrap_or("").to_string();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+    let mut resolved = discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, &kind));
+    if resolved.is_none() && kind == "HorizontalPodAutoscaler" {
+        resolved = discovery.resolve_gvk(&GroupVersionKind::gvk("autoscaling", "v2beta2", &kind));
+        if resolved.is_some() {
+            obj["apiVersion"] = json!("autoscaling/v2beta2");
+        }
+    }
+    let (ar, caps) = resolved?;
+    if caps.scope == Scope::Namespaced
+        && let Some(meta) = obj["metadata"].as_object_mut()
+    {
+        meta.insert("namespace".into(), json!(ns));
+    }
+    Some((ar, caps))
 }
 
 /// Creates `planned` kind group by kind group in Helm's install order, each

@@ -57,6 +57,21 @@ fn replicas_of(items: &[Value], name: &str) -> Option<i64> {
         .and_then(|d| d["spec"]["replicas"].as_i64())
 }
 
+/// `kubectl patch milvus my-release --type merge -p PATCH`, as a user does.
+fn patch_milvus(ns: &str, patch: &str) {
+    kubectl(&[
+        "patch",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ]);
+}
+
 async fn milvus(ns: &str, name: &str) -> Value {
     get_json(vec![
         "get".into(),
@@ -333,18 +348,7 @@ async fn patching_the_cr_scales_and_a_hand_scale_is_reverted() {
     let gen0 = milvus(&ns, "my-release").await["metadata"]["generation"]
         .as_i64()
         .unwrap();
-    let patch = r#"{"spec":{"components":{"queryNode":{"replicas":3}}}}"#;
-    kubectl(&[
-        "patch",
-        "milvus",
-        "my-release",
-        "-n",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        patch,
-    ]);
+    patch_milvus(&ns, r#"{"spec":{"components":{"queryNode":{"replicas":3}}}}"#);
     let m = until(
         60,
         "observedGeneration to move and Healthy at 3 query nodes",
@@ -451,18 +455,7 @@ async fn replicas_minus_one_leaves_spec_replicas_to_the_hpa() {
         "--replicas=5",
     ]);
     // Make the stand-in reconcile for sure: change the spec, wait for it.
-    let patch = r#"{"spec":{"components":{"dataNode":{"replicas":2}}}}"#;
-    kubectl(&[
-        "patch",
-        "milvus",
-        "my-release",
-        "-n",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        patch,
-    ]);
+    patch_milvus(&ns, r#"{"spec":{"components":{"dataNode":{"replicas":2}}}}"#);
     until(60, "datanode at 2 and the CR observed", || async {
         let m = milvus(&ns, "my-release").await;
         let items = deployments(&ns, "my-release").await;

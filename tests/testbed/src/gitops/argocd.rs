@@ -3,12 +3,13 @@
 
 use anyhow::{Context, Result, bail};
 use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiResource, Discovery, Scope};
+use kube::discovery::{ApiResource, Scope};
 use serde_json::{Value, json};
 
 use super::crds::install_crds;
-use crate::seed::{ApplyMethod, Scenario, fixtures_dir, kind_rank, parse_manifest, rewrite_manifest};
+use crate::seed::{
+    ApplyMethod, Scenario, discover, fixtures_dir, kind_rank, parse_manifest, resolve, rewrite_manifest,
+};
 use crate::{TestBed, TestNamespace};
 
 /// Argo CD's tracking annotation.
@@ -145,19 +146,7 @@ pub async fn seed_argocd_app(
     let mut objects = parse_manifest(&manifest)?;
     objects.sort_by_key(|o| kind_rank(o["kind"].as_str().unwrap_or("")));
 
-    let discovery = Discovery::new(client.clone())
-        .filter(&[
-            "",
-            "apps",
-            "batch",
-            "autoscaling",
-            "policy",
-            "rbac.authorization.k8s.io",
-            "networking.k8s.io",
-        ])
-        .run()
-        .await
-        .context("API discovery")?;
+    let discovery = discover(&client).await?;
     let mut seeded = SeededArgoApp {
         app: app.clone(),
         app_namespace: bed.namespace("argocd").await?,
@@ -175,14 +164,7 @@ pub async fn seed_argocd_app(
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
-        let mut resolved = discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, &kind));
-        if resolved.is_none() && kind == "HorizontalPodAutoscaler" {
-            resolved = discovery.resolve_gvk(&GroupVersionKind::gvk("autoscaling", "v2beta2", &kind));
-            if resolved.is_some() {
-                obj["apiVersion"] = json!("autoscaling/v2beta2");
-            }
-        }
-        let Some((ar, caps)) = resolved else {
+        let Some((ar, caps)) = resolve(&discovery, &mut obj, ns) else {
             seeded
                 .skipped
                 .push(format!("{kind} {name}: {api_version} is not served"));
@@ -191,9 +173,6 @@ pub async fn seed_argocd_app(
         let meta = obj["metadata"]
             .as_object_mut()
             .context("object without metadata")?;
-        if caps.scope == Scope::Namespaced {
-            meta.insert("namespace".into(), json!(ns));
-        }
         // Cluster-scoped objects are tracked under the destination namespace.
         let id = tracking_id(&app, &api_version, &kind, ns, &name);
         if matches!(opts.tracking, Tracking::Annotation | Tracking::AnnotationAndLabel) {
