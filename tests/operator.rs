@@ -365,6 +365,25 @@ fn refusals_change_nothing() {
         e.contains("scalable components of Milvus my-release: proxy, queryNode, dataNode, streamingNode"),
         "{e}"
     );
+    // Scale-in options the operator's ownership rules out are refused, never skipped.
+    let pod = "my-release-milvus-querynode-0-x";
+    for args in [
+        &["scale", "my-release", "queryNode=1", "--remove", pod][..],
+        &["plan", "my-release", "queryNode=1", "--remove", pod][..],
+    ] {
+        let e = fails(&[args, &["-n", ns]].concat(), 2);
+        assert!(
+            e.contains("--remove is not supported for Milvus my-release"),
+            "{e}"
+        );
+    }
+    for gate in [&["--pause", "30s"][..], &["--check", "true"][..]] {
+        let e = fails(
+            &[&["scale", "my-release", "queryNode=1", "-n", ns][..], gate].concat(),
+            2,
+        );
+        assert!(e.contains("--pause and --check are not supported"), "{e}");
+    }
     assert_eq!(milvus(ns, "my-release")["metadata"]["generation"], generation);
 
     let standalone = namespace("op-standalone");

@@ -798,6 +798,13 @@ fn a_second_scale_while_one_runs_is_refused() {
     assert!(status.contains("is working on it right now"), "{status}");
     let plan = ok(&["plan", "my-release", "queryNode=3", "-n", ns]);
     assert!(plan.contains("revision 2 is being scaled right now"), "{plan}");
+    // A dry run, which takes no Lease, does not show the live run's
+    // revision as a repair to make: it is refused the same way.
+    let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns, "--dry-run"], 3);
+    assert!(
+        err.contains("my-release is being scaled right now by kubectl milvus scale on "),
+        "{err}"
+    );
     assert_eq!(
         history(ns, "my-release", None),
         before,

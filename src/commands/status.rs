@@ -85,7 +85,7 @@ async fn nothing_found(cluster: &Cluster, name: Option<&str>, all_namespaces: bo
     let namespace = cluster.namespace();
     match (name, all_namespaces) {
         (Some(name), true) => InvalidInput(format!(
-            "Helm release {name:?} not found in any namespace, nor a Milvus resource of that name"
+            "Helm release {name:?} not found in any namespace, nor a Milvus resource of that name; `kubectl milvus status -A` lists every Milvus instance you can see"
         ))
         .into(),
         (Some(name), false) => {

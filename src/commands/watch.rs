@@ -50,7 +50,11 @@ pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
             match changed.next().await {
                 Some(Ok(())) => {}
                 Some(Err(refused)) => return Err(anyhow::Error::new(refused)),
-                None => return Err(anyhow::anyhow!("the watches on namespace {namespace:?} ended")),
+                None => {
+                    return Err(anyhow::anyhow!(
+                        "the watches on namespace {namespace:?} ended (the API server closed them); run kubectl milvus status -w again"
+                    ));
+                }
             }
             tokio::time::sleep(DEBOUNCE).await;
             while let Some(Some(more)) = changed.next().now_or_never() {

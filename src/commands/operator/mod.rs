@@ -177,6 +177,7 @@ pub async fn live(
 /// `plan` for a `Milvus` resource: reads only.
 pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, None, &args.bounds)?;
+    refuse_remove(&args.scale_in, cr.name())?;
     let (_, _, plan) = read_and_plan(
         cluster,
         cr,
@@ -186,6 +187,18 @@ pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Re
     )
     .await?;
     plan_cmd::output(args.output, plan, None)
+}
+
+/// `--remove` cannot be honoured: the operator owns the Deployments, and
+/// `scale` writes only the resource (never marks the operator's pods).
+pub fn refuse_remove(flags: &crate::cli::ScaleInFlags, name: &str) -> Result<()> {
+    if flags.remove.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::InvalidInput(format!(
+        "--remove is not supported for Milvus {name} (Milvus Operator): the operator owns its Deployments, so which pod leaves cannot be chosen; run without --remove (`kubectl milvus plan` predicts the pods that go)"
+    ))
+    .into())
 }
 
 /// What runs for a resource, read fresh, and the plan made from it.

@@ -22,6 +22,7 @@ use crate::commands::scale::steps::{Progress, wait_step};
 use crate::commands::scale::{bounds, interrupted};
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::{ComponentChange, Plan};
+use crate::error::InvalidInput;
 use crate::render;
 
 /// Why a run stopped early, as one sentence.
@@ -51,6 +52,15 @@ struct Run<'a> {
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
+    super::refuse_remove(&args.scale_in, found.name())?;
+    // Never silently skip a health gate the user asked for.
+    if !args.pause.is_zero() || args.check.is_some() {
+        return Err(InvalidInput(format!(
+            "--pause and --check are not supported for Milvus {} (Milvus Operator) yet; scale in one replica per run (e.g. queryNode=-1) and check between runs",
+            found.name()
+        ))
+        .into());
+    }
     // Refusals and dry runs need no lock (and so change nothing, a Lease included).
     let accept = args.scale_in.accept_short_grace;
     let (_, _, plan) = super::read_and_plan(cluster, &found, &requests, args.force, accept).await?;
@@ -96,8 +106,8 @@ async fn load_and_run(
             g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
         ));
     }
-    for w in plan.warnings.iter().filter(|w| w.contains("graceful stop")) {
-        progress.line(&format!("Warning: {w}"));
+    for g in plan.grace.iter().filter(|g| g.short()) {
+        progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
     }
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
         return hpa_bounds(cluster, args, &cr, &plan).await;
@@ -124,6 +134,7 @@ async fn run_holding(
     lease: &crate::cluster::lease::HeldLease,
     progress: Progress,
 ) -> Result<String> {
+    let continue_cmd = continue_command(&cr, args, &plan);
     let (tx, rx) = watch::channel(cr.clone());
     let follow = async {
         let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
@@ -172,22 +183,38 @@ async fn run_holding(
             cr.name()
         )),
         Err(Stop(why)) => {
-            let continue_cmd = format!(
-                "kubectl milvus scale {} {} -n {}",
-                cr.name(),
-                args.changes.join(" "),
-                cr.namespace()
-            );
-            let continue_cmd = match &args.replicas {
-                Some(n) => format!("{continue_cmd} --replicas {n}"),
-                None => continue_cmd,
-            };
             let at = reached(&run);
             Err(anyhow::anyhow!(
                 "{why}; stopped with Milvus {} at {at} (the resource records it, nothing else to repair); continue with: {continue_cmd}",
                 cr.name()
             ))
         }
+    }
+}
+
+/// The command that carries a stopped run on, with absolute targets (a
+/// relative `queryNode=-2` re-run after one step would go one too far).
+/// Deployment groups a relative request took to different targets cannot
+/// be named by one `COMPONENT=N`: there the command as typed is repeated.
+fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> String {
+    let uniform = plan.changes.iter().all(|c| {
+        plan.changes
+            .iter()
+            .filter(|o| o.component == c.component)
+            .all(|o| o.target == c.target)
+    });
+    if uniform {
+        return crate::commands::scale::continue_command(cr.name(), cr.namespace(), plan);
+    }
+    let typed = format!(
+        "kubectl milvus scale {} {} -n {}",
+        cr.name(),
+        args.changes.join(" "),
+        cr.namespace()
+    );
+    match &args.replicas {
+        Some(n) => format!("{typed} --replicas {n}"),
+        None => typed,
     }
 }
 

@@ -48,6 +48,13 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
     if args.dry_run {
         let loaded = Loaded::read(cluster, args, &requests).await?;
+        // Read without the Lease: a pending revision of ours may belong to a
+        // run at work now, whose targets are no repair to show.
+        if let Some(p) = &loaded.abandoned
+            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, p).await
+        {
+            return Err(busy(&args.release, cluster.namespace(), &holder));
+        }
         let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
         return plan_cmd::output(PlanOutput::Table, loaded.plan, owned);
     }
@@ -75,15 +82,17 @@ pub(crate) async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Prog
     lease::acquire(cluster, namespace, &args.release, &me, waiting)
         .await
         .map_err(|e| match e {
-            NotAcquired::Busy { holder } => Refused(format!(
-                "{} is being scaled right now by kubectl milvus scale on {}; wait for it to finish (`kubectl milvus status {} -n {namespace}` shows it)",
-                args.release,
-                lock::readable(&holder),
-                args.release
-            ))
-            .into(),
+            NotAcquired::Busy { holder } => busy(&args.release, namespace, lock::readable(&holder)),
             NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
         })
+}
+
+/// The refusal while another run holds the release's Lease.
+fn busy(release: &str, namespace: &str, holder: &str) -> anyhow::Error {
+    Refused(format!(
+        "{release} is being scaled right now by kubectl milvus scale on {holder}; wait for it to finish (`kubectl milvus status {release} -n {namespace}` shows it)"
+    ))
+    .into()
 }
 
 /// This run's identity on the Lease: `host/pid/random`.
@@ -148,7 +157,8 @@ impl Loaded {
             ))
             .into());
         };
-        // The Lease is ours, so a pending revision of ours has no run.
+        // Under the Lease a pending revision of ours has no run (a dry run,
+        // without it, asks the Lease itself: see `run`).
         let abandoned = if is_pending(last.release.status()) {
             match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, None) {
                 PendingWork::Helm => {
@@ -217,14 +227,14 @@ async fn scale_holding(
     )? {
         progress.line(&format!("Warning: {warning}"));
     }
-    if plan.nothing_to_do() && loaded.abandoned.is_none() {
-        return nothing_to_do(cluster, args, &loaded).await;
-    }
-
-    // A killed run may have left a pod marked: take that mark off first.
+    // A killed run (or a clean-up that failed) may have left a pod marked:
+    // take that mark off first, even when there is nothing else to do.
     steps::unmark_pods(cluster, &namespace, &args.release)
         .await
         .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    if plan.nothing_to_do() && loaded.abandoned.is_none() {
+        return nothing_to_do(cluster, args, &loaded).await;
+    }
     for g in &plan.grace {
         progress.line(&format!(
             "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
@@ -500,13 +510,15 @@ async fn execute(
 
 /// The command that carries a stopped run on: `COMPONENT=N …` for replica
 /// changes, `COMPONENT --min N --max M` for each bounds change.
-fn continue_command(release: &str, namespace: &str, plan: &Plan) -> String {
-    let counts: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| c.hpa.is_none())
-        .map(|c| format!("{}={}", c.component, c.target))
-        .collect();
+pub(crate) fn continue_command(release: &str, namespace: &str, plan: &Plan) -> String {
+    let mut counts: Vec<String> = Vec::new();
+    // Deployment groups of one component share its `COMPONENT=N`.
+    for c in plan.changes.iter().filter(|c| c.hpa.is_none()) {
+        let count = format!("{}={}", c.component, c.target);
+        if !counts.contains(&count) {
+            counts.push(count);
+        }
+    }
     let mut commands: Vec<String> = plan
         .changes
         .iter()
