@@ -7,6 +7,7 @@ pub mod connect;
 pub mod fields;
 pub mod gitops;
 pub mod lease;
+pub mod milvus;
 pub mod operator;
 
 pub use api::{ApiError, Cluster};

@@ -1,0 +1,411 @@
+//! Talking to Milvus the way kubectl reaches pods: through the API server's
+//! proxy subresource (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`)
+//! with the user's own client — no port-forward, no network path to pods,
+//! nothing installed. RBAC: `get` (GET) and `create` (POST) on `pods/proxy`.
+//!
+//! Every request has its own short timeout and every failure becomes an
+//! [`Unreachable`] value: a Milvus that cannot be asked never fails or
+//! hangs `status` or `plan`. The decisions are in [`crate::core::milvus`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::join;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::Patch;
+use tokio::time::Instant;
+
+use super::Cluster;
+use super::api::Op;
+use super::fields::write_params;
+use crate::core::milvus::api::{
+    self, Balance, Call, Distribution, Health, Method, NodeInfo, Reply, Unreachable,
+};
+use crate::core::milvus::drain::{self, Drain, Event, Held, MarkedPod, Next, Outcome, StopCause};
+use crate::core::milvus::nodes::{MilvusPod, map_nodes};
+use crate::core::milvus::view::{self, Budget, Gathered};
+
+/// Requests to one instance's Milvus pods.
+#[derive(Clone)]
+pub struct Milvus {
+    client: kube::Client,
+    namespace: String,
+    per_request: Duration,
+    concurrency: usize,
+}
+
+impl Milvus {
+    pub fn new(cluster: &Cluster, namespace: &str, budget: &Budget) -> Milvus {
+        Milvus {
+            client: cluster.client(),
+            namespace: namespace.to_string(),
+            per_request: budget.per_request,
+            concurrency: budget.concurrency.max(1),
+        }
+    }
+
+    /// The proxy URL of `call` on `pod`'s metrics port.
+    pub fn url(&self, pod: &MilvusPod, call: &Call) -> String {
+        format!(
+            "/api/v1/namespaces/{}/pods/{}:{}/proxy{}",
+            self.namespace, pod.name, pod.metrics_port, call.path
+        )
+    }
+
+    /// One request, bounded by the per-request timeout. The answer is read
+    /// raw (`Client::send`): kube's `request_text` would parse Milvus's
+    /// `{"msg": …}` error bodies as a Kubernetes `Status` and lose both the
+    /// HTTP code and the message.
+    pub async fn send(&self, pod: &MilvusPod, call: &Call) -> Result<Reply, Unreachable> {
+        if !pod.askable() {
+            return Err(Unreachable::NoPod {
+                component: pod.component.clone(),
+            });
+        }
+        let builder = http::Request::builder().uri(self.url(pod, call));
+        let request = match call.method {
+            Method::Get => builder.method(http::Method::GET).body(Vec::new()),
+            Method::Post => builder
+                .method(http::Method::POST)
+                .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(call.form_body().into_bytes()),
+        }
+        .map_err(|e| Unreachable::Transport {
+            message: e.to_string(),
+        })?;
+        let exchange = async {
+            let response = self
+                .client
+                .send(request.map(kube::client::Body::from))
+                .await
+                .map_err(|e| Unreachable::Transport {
+                    message: innermost(&e),
+                })?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect_bytes()
+                .await
+                .map_err(|e| Unreachable::Transport {
+                    message: innermost(&e),
+                })?;
+            Ok(Reply {
+                status,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.per_request, exchange)
+            .await
+            .unwrap_or_else(|_| Err(Unreachable::timeout(self.per_request)))
+    }
+
+    /// The body of a successful answer, or why there is none.
+    pub async fn ask(&self, pod: &MilvusPod, call: &Call) -> Result<String, Unreachable> {
+        let reply = self.send(pod, call).await?;
+        api::check(call, &reply).map(str::to_string)
+    }
+
+    /// A management route, asked of the first management pod that answers
+    /// (at most two: a second proxy covers one that is stopping). Milvus's
+    /// own refusals (`{"msg"}` errors, a missing route) are answers, not a
+    /// reason to ask another proxy: every proxy forwards to the same
+    /// coordinator.
+    pub async fn manage(&self, pods: &[MilvusPod], call: &Call) -> Result<String, Unreachable> {
+        let targets = view::management_pods(pods);
+        let mut last = Unreachable::NoPod {
+            component: "proxy".into(),
+        };
+        for pod in targets.iter().take(2) {
+            match self.ask(pod, call).await {
+                Ok(body) => return Ok(body),
+                Err(
+                    e @ (Unreachable::Milvus { .. }
+                    | Unreachable::NoRoute { .. }
+                    | Unreachable::Forbidden { .. }),
+                ) => {
+                    return Err(e);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    pub async fn node_list(&self, pods: &[MilvusPod]) -> Result<Vec<NodeInfo>, Unreachable> {
+        let body = self.manage(pods, &Call::node_list()).await?;
+        api::parse_node_list(&body)
+    }
+
+    pub async fn distribution(&self, pods: &[MilvusPod], node: i64) -> Result<Distribution, Unreachable> {
+        let body = self.manage(pods, &Call::distribution(node)).await?;
+        api::parse_distribution(&body)
+    }
+
+    pub async fn balance(&self, pods: &[MilvusPod]) -> Result<Balance, Unreachable> {
+        let body = self.manage(pods, &Call::balance_status()).await?;
+        api::parse_balance(&body)
+    }
+
+    /// `/healthz` of every pod in `pods`, `concurrency` at a time.
+    pub async fn health(&self, pods: Vec<MilvusPod>) -> Vec<(MilvusPod, Health)> {
+        futures::stream::iter(pods)
+            .map(|pod| async move {
+                let h = api::health(self.send(&pod, &Call::healthz()).await);
+                (pod, h)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Everything `status` shows of Milvus for one instance, within
+    /// `budget`: health and QueryCoord's view asked concurrently.
+    pub async fn gather(
+        &self,
+        pods: Vec<MilvusPod>,
+        marked: Vec<MarkedPod>,
+        live_run: Option<String>,
+        budget: &Budget,
+    ) -> Gathered {
+        let health_targets = view::health_targets(&pods, budget);
+        let asked_health = health_targets.len();
+        let all = pods.as_slice();
+        let querycoord = async {
+            let mut requests = 0;
+            let nodes = self.node_list(all).await;
+            requests += 1;
+            let Ok(list) = &nodes else {
+                return (Some(nodes), Default::default(), None, requests);
+            };
+            let mapped = map_nodes(list, all);
+            let ids = view::distribution_targets(&mapped, budget);
+            requests += ids.len() + 1;
+            let counts = futures::stream::iter(ids)
+                .map(|id| async move { (id, self.distribution(all, id).await.map(|d| Held::of(&d))) })
+                .buffer_unordered(self.concurrency);
+            let (held, balance) = join(counts.collect::<Vec<_>>(), self.balance(all)).await;
+            (Some(nodes), held.into_iter().collect(), Some(balance), requests)
+        };
+        let (health, (nodes, held, balance, requests)) = join(self.health(health_targets), querycoord).await;
+        let requests = requests + asked_health;
+        Gathered {
+            pods,
+            health,
+            nodes,
+            held,
+            balance,
+            marked,
+            live_run,
+            requests,
+        }
+    }
+
+    /// Carries `drain` out until it is drained (the pod may now be removed)
+    /// or stopped. `stop` resolves when the run must stop from outside
+    /// (Ctrl-C, the lease, another writer); `progress` gets each change.
+    /// Returns `Ok(())` at [`Next::Drained`]; afterwards the engine calls
+    /// [`Milvus::finish_drain`] with what became of the pod.
+    pub async fn drive(
+        &self,
+        cluster: &Cluster,
+        pods: &[MilvusPod],
+        drain: &mut Drain,
+        stop: impl Future<Output = StopCause>,
+        mut progress: impl FnMut(&str),
+    ) -> Result<(), Outcome> {
+        let started = Instant::now();
+        tokio::pin!(stop);
+        let mut next = drain.start();
+        let mut last_line = String::new();
+        loop {
+            let event = match next {
+                Next::Drained { .. } => return Ok(()),
+                Next::Done(Outcome::Drained { .. }) => return Ok(()),
+                Next::Done(outcome) => return Err(outcome),
+                Next::Poll { node, after } => {
+                    tokio::select! {
+                        cause = &mut stop => Event::Stop(cause),
+                        polled = async {
+                            tokio::time::sleep(after).await;
+                            self.distribution(pods, node).await
+                        } => match polled {
+                            Ok(d) => Event::Polled(d),
+                            Err(u) => Event::PollFailed(u),
+                        },
+                    }
+                }
+                // Every other step is short (bounded by the per-request or
+                // API timeout) and finished before a stop is taken, so the
+                // machine always knows what Milvus was told.
+                ref step => {
+                    let event = self.perform(cluster, pods, drain.pod(), step).await;
+                    match futures::FutureExt::now_or_never(&mut stop) {
+                        Some(cause) => {
+                            // Feed the step's result first, then the stop.
+                            drain.on(event, started.elapsed());
+                            Event::Stop(cause)
+                        }
+                        None => event,
+                    }
+                }
+            };
+            next = drain.on(event, started.elapsed());
+            let line = drain.progress();
+            if line != last_line {
+                progress(&line);
+                last_line = line;
+            }
+        }
+    }
+
+    /// After [`Milvus::drive`] returned `Ok`: the pod left (`None`) — done —
+    /// or it could not be removed (`Some(cause)`) — the node is resumed and
+    /// the mark taken off.
+    pub async fn finish_drain(
+        &self,
+        cluster: &Cluster,
+        pods: &[MilvusPod],
+        drain: &mut Drain,
+        stopped: Option<StopCause>,
+    ) -> Outcome {
+        let event = match stopped {
+            None => Event::PodLeft,
+            Some(cause) => Event::Stop(cause),
+        };
+        let mut next = drain.on(event, Duration::ZERO);
+        loop {
+            match next {
+                Next::Done(outcome) => return outcome,
+                ref step => {
+                    let event = self.perform(cluster, pods, drain.pod(), step).await;
+                    next = drain.on(event, Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    async fn perform(&self, cluster: &Cluster, pods: &[MilvusPod], pod: &str, step: &Next) -> Event {
+        let milvus = |call: Call| async move {
+            match self.manage(pods, &call).await {
+                Ok(_) => Event::Ok,
+                Err(e) => Event::Failed(e.to_string()),
+            }
+        };
+        match step {
+            Next::Mark(mark) => patch_pod(cluster, &self.namespace, pod, drain::mark_patch(mark)).await,
+            Next::Unmark => patch_pod(cluster, &self.namespace, pod, drain::unmark_patch()).await,
+            Next::Suspend(node) => milvus(Call::suspend(*node)).await,
+            Next::Resume(node) => milvus(Call::resume(*node)).await,
+            Next::Transfer(node) => {
+                let (segments, channels) = join(
+                    milvus(Call::transfer_segments(*node)),
+                    milvus(Call::transfer_channels(*node)),
+                )
+                .await;
+                match (segments, channels) {
+                    (Event::Failed(e), _) | (_, Event::Failed(e)) => Event::Failed(e),
+                    _ => Event::Ok,
+                }
+            }
+            Next::Locate => match self.node_list(pods).await {
+                Ok(list) => {
+                    let mapped = map_nodes(&list, pods);
+                    Event::Located(
+                        mapped
+                            .into_iter()
+                            .find(|n| n.pod.as_deref() == Some(pod))
+                            .map(|n| (n.id, n.state)),
+                    )
+                }
+                Err(e) => Event::Failed(e.to_string()),
+            },
+            Next::Poll { node, .. } => match self.distribution(pods, *node).await {
+                Ok(d) => Event::Polled(d),
+                Err(u) => Event::PollFailed(u),
+            },
+            Next::Drained { .. } => Event::Ok,
+            Next::Done(_) => Event::Ok,
+        }
+    }
+}
+
+/// The innermost cause of a transport error: what a user can act on.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Patches one pod with a merge patch (a drain mark on or off). A pod gone
+/// meanwhile has nothing left to mark.
+async fn patch_pod(cluster: &Cluster, namespace: &str, pod: &str, patch: serde_json::Value) -> Event {
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "patch",
+        resource: "pods",
+        namespace: Some(namespace),
+        name: Some(pod),
+    };
+    match cluster
+        .call(op, pods.patch(pod, &write_params(), &Patch::Merge(patch)))
+        .await
+    {
+        Ok(_) | Err(super::ApiError::NotFound { .. }) => Event::Ok,
+        Err(e) => Event::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_go_through_the_pod_proxy_on_the_metrics_port() {
+        // A client that is never used: building one needs no server.
+        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let m = Milvus {
+            client,
+            namespace: "ns".into(),
+            per_request: Duration::from_millis(200),
+            concurrency: 2,
+        };
+        let pod = MilvusPod {
+            name: "r-milvus-proxy-0".into(),
+            component: "proxy".into(),
+            ip: "10.0.0.2".into(),
+            metrics_port: 9091,
+            running: true,
+            ready: true,
+        };
+        assert_eq!(
+            m.url(&pod, &Call::node_list()),
+            "/api/v1/namespaces/ns/pods/r-milvus-proxy-0:9091/proxy/management/querycoord/node/list"
+        );
+        // Nothing listens there: an Unreachable value, within the timeout.
+        let started = std::time::Instant::now();
+        let r = m.ask(&pod, &Call::healthz()).await;
+        assert!(
+            matches!(
+                r,
+                Err(Unreachable::Transport { .. } | Unreachable::Timeout { .. })
+            ),
+            "{r:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let idle = MilvusPod {
+            running: false,
+            ..pod
+        };
+        assert_eq!(
+            m.ask(&idle, &Call::healthz()).await,
+            Err(Unreachable::NoPod {
+                component: "proxy".into()
+            })
+        );
+    }
+}
