@@ -23,9 +23,9 @@ use super::fields::write_params;
 use crate::core::milvus::api::{
     self, Balance, Call, Distribution, Health, Method, NodeInfo, Reply, Unreachable,
 };
-use crate::core::milvus::drain::{self, Drain, Event, Held, MarkedPod, Next, Outcome, StopCause};
+use crate::core::milvus::drain::{self, Drain, Event, Held, MarkedPod, Next, Outcome, Repair, StopCause};
 use crate::core::milvus::nodes::{MilvusPod, map_nodes};
-use crate::core::milvus::view::{self, Budget, Gathered};
+use crate::core::milvus::view::{self, Budget, Gate, Gathered};
 
 /// Requests to one instance's Milvus pods.
 #[derive(Clone)]
@@ -148,14 +148,16 @@ impl Milvus {
         api::parse_balance(&body)
     }
 
-    /// `/healthz` of every pod in `pods`, `concurrency` at a time.
-    pub async fn health(&self, pods: Vec<MilvusPod>) -> Vec<(MilvusPod, Health)> {
+    /// `/healthz` of every pod in `pods`, `concurrency` at a time; those
+    /// not answered by `deadline` are left out.
+    pub async fn health(&self, pods: Vec<MilvusPod>, deadline: Instant) -> Vec<(MilvusPod, Health)> {
         futures::stream::iter(pods)
             .map(|pod| async move {
                 let h = api::health(self.send(&pod, &Call::healthz()).await);
                 (pod, h)
             })
             .buffer_unordered(self.concurrency)
+            .take_until(tokio::time::sleep_until(deadline))
             .collect()
             .await
     }
@@ -169,6 +171,7 @@ impl Milvus {
         live_run: Option<String>,
         budget: &Budget,
     ) -> Gathered {
+        let deadline = Instant::now() + budget.overall;
         let health_targets = view::health_targets(&pods, budget);
         let asked_health = health_targets.len();
         let all = pods.as_slice();
@@ -184,11 +187,14 @@ impl Milvus {
             requests += ids.len() + 1;
             let counts = futures::stream::iter(ids)
                 .map(|id| async move { (id, self.distribution(all, id).await.map(|d| Held::of(&d))) })
-                .buffer_unordered(self.concurrency);
-            let (held, balance) = join(counts.collect::<Vec<_>>(), self.balance(all)).await;
-            (Some(nodes), held.into_iter().collect(), Some(balance), requests)
+                .buffer_unordered(self.concurrency)
+                .take_until(tokio::time::sleep_until(deadline));
+            let balance = async { tokio::time::timeout_at(deadline, self.balance(all)).await.ok() };
+            let (held, balance) = join(counts.collect::<Vec<_>>(), balance).await;
+            (Some(nodes), held.into_iter().collect(), balance, requests)
         };
-        let (health, (nodes, held, balance, requests)) = join(self.health(health_targets), querycoord).await;
+        let (health, (nodes, held, balance, requests)) =
+            join(self.health(health_targets, deadline), querycoord).await;
         let requests = requests + asked_health;
         Gathered {
             pods,
@@ -200,6 +206,53 @@ impl Milvus {
             live_run,
             requests,
         }
+    }
+
+    /// Milvus's own health gate between scale-in steps (see `view::gate`).
+    pub async fn gate(&self, pods: &[MilvusPod]) -> Gate {
+        let targets = view::gate_targets(pods);
+        let deadline = Instant::now() + self.per_request;
+        view::gate(&self.health(targets, deadline + Duration::from_millis(100)).await)
+    }
+
+    /// Repairs what runs that did not finish left behind: each marked pod's
+    /// node resumed when that run had suspended it and it still is, then
+    /// the mark taken off. Without marks, no request is made. Milvus
+    /// unreachable: nothing is touched (the marks stay for a run that can
+    /// see), and the reason is returned. One line per repair.
+    pub async fn repair(
+        &self,
+        cluster: &Cluster,
+        pods: &[MilvusPod],
+        marked: &[MarkedPod],
+    ) -> Result<Vec<String>, Unreachable> {
+        if marked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = self.node_list(pods).await?;
+        let mapped = map_nodes(&list, pods);
+        let mut said = Vec::new();
+        for r in drain::repairs(marked, Some(&mapped)) {
+            match r {
+                Repair::Resume { node, pod } => match self.manage(pods, &Call::resume(node)).await {
+                    Ok(_) => {
+                        patch_pod(cluster, &self.namespace, &pod, drain::unmark_patch()).await;
+                        said.push(format!(
+                            "resumed query node {node} (pod {pod}), left suspended by a run that did not finish"
+                        ));
+                    }
+                    Err(e) => said.push(format!(
+                        "query node {node} (pod {pod}) stays suspended, left so by a run that did not finish: resume failed ({e}); its mark stays for the next run"
+                    )),
+                },
+                Repair::Unmark { pod } => {
+                    if patch_pod(cluster, &self.namespace, &pod, drain::unmark_patch()).await == Event::Ok {
+                        said.push(format!("took a stale drain mark off pod {pod}"));
+                    }
+                }
+            }
+        }
+        Ok(said)
     }
 
     /// Carries `drain` out until it is drained (the pod may now be removed)
@@ -328,6 +381,22 @@ impl Milvus {
             Next::Drained { .. } => Event::Ok,
             Next::Done(_) => Event::Ok,
         }
+    }
+}
+
+/// Deletes a drained pod (servers before v1.22, see `drain::Removal`). A
+/// pod already gone is what was wanted.
+pub async fn delete_pod(cluster: &Cluster, namespace: &str, pod: &str) -> Result<(), super::ApiError> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "delete",
+        resource: "pods",
+        namespace: Some(namespace),
+        name: Some(pod),
+    };
+    match cluster.call(op, pods.delete(pod, &Default::default())).await {
+        Ok(_) | Err(super::ApiError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

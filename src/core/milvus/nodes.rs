@@ -17,7 +17,9 @@ use super::api::{DEFAULT_METRICS_PORT, METRICS_PORT_NAME, NodeInfo, NodeState};
 #[serde(rename_all = "camelCase")]
 pub struct MilvusPod {
     pub name: String,
-    /// The values/spec key of its component (`queryNode`, `streamingNode`, `proxy`…).
+    /// Its component's key in `components::CATALOGUE` (`queryNode`,
+    /// `streamingNode`, `proxy`, `mixCoordinator`…), from the pod's
+    /// component label, so Helm and Operator pods read the same.
     pub component: String,
     /// `status.podIP`; empty until the pod has one.
     pub ip: String,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::api::{Balance, Health, NodeInfo, NodeState, Unreachable};
 use super::drain::{Held, MarkedPod};
 use super::nodes::{MappedNode, MilvusPod, map_nodes};
+use crate::core::components::{self, Role};
 use crate::core::lock;
 
 /// The bounds on what `status` asks Milvus, per instance.
@@ -24,6 +25,9 @@ pub struct Budget {
     pub health_per_component: usize,
     /// `distribution/get` requests: query nodes counted, at most.
     pub distributions: usize,
+    /// All of it for one instance: what has not answered by then is shown
+    /// as unknown.
+    pub overall: Duration,
 }
 
 impl Default for Budget {
@@ -33,6 +37,7 @@ impl Default for Budget {
             concurrency: 8,
             health_per_component: 3,
             distributions: 32,
+            overall: Duration::from_secs(4),
         }
     }
 }
@@ -252,6 +257,58 @@ fn node_note(q: &QueryNodeView, marked: &[MarkedPod], live_run: Option<&str>) ->
     }
 }
 
+/// The pods whose `/healthz` is part of "the service is healthy" between
+/// scale-in steps: the proxies (clients' way in) and the coordinators (or
+/// the standalone pod, which is both).
+pub fn gate_targets(pods: &[MilvusPod]) -> Vec<MilvusPod> {
+    pods.iter()
+        .filter(|p| p.askable())
+        .filter(|p| {
+            matches!(p.component.as_str(), "proxy" | "standalone")
+                || components::by_user_name(&p.component).is_some_and(|c| c.role == Role::Coordinator)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Milvus's verdict between steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Healthy,
+    /// `pod: reason` per pod that is not.
+    Unhealthy(Vec<String>),
+    /// Nothing answered: the run warns once and goes on as without Milvus.
+    Unreachable(Unreachable),
+}
+
+/// Healthy when every asked pod says so. When some answer and others do
+/// not, the silent ones count as unhealthy (Milvus is reachable, those pods
+/// are not serving); when none answers, Milvus is unreachable.
+pub fn gate(results: &[(MilvusPod, Health)]) -> Gate {
+    if results.is_empty() {
+        return Gate::Unreachable(Unreachable::NoPod {
+            component: "proxy or coordinator".into(),
+        });
+    }
+    let answered = results.iter().any(|(_, h)| !matches!(h, Health::Unknown { .. }));
+    if !answered && let Some((_, Health::Unknown { why })) = results.first() {
+        return Gate::Unreachable(why.clone());
+    }
+    let bad: Vec<String> = results
+        .iter()
+        .filter_map(|(p, h)| match h {
+            Health::Healthy => None,
+            Health::Unhealthy { reason } => Some(format!("{}: {reason}", p.name)),
+            Health::Unknown { why } => Some(format!("{}: {why}", p.name)),
+        })
+        .collect();
+    if bad.is_empty() {
+        Gate::Healthy
+    } else {
+        Gate::Unhealthy(bad)
+    }
+}
+
 /// The one line `status` (and `plan`) print when Milvus could not be asked.
 pub fn unreachable_line(why: &Unreachable) -> String {
     format!("Milvus's own view is not shown: {why}")
@@ -322,6 +379,46 @@ mod tests {
             unreachable_line(v.unreachable.as_ref().expect("why")),
             "Milvus's own view is not shown: Milvus does not serve /management/querycoord/node/list (a release older than this route)"
         );
+    }
+
+    #[test]
+    fn the_gate_asks_proxies_and_coordinators_and_needs_all_healthy() {
+        let pods = [
+            pod("proxy-0", "proxy", "10.0.0.2"),
+            pod("mixcoord-0", "mixCoordinator", "10.0.0.3"),
+            pod("qn-a", "queryNode", "10.0.0.5"),
+        ];
+        let t = gate_targets(&pods);
+        assert_eq!(
+            t.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["proxy-0", "mixcoord-0"]
+        );
+        let ok = |p: &MilvusPod| (p.clone(), Health::Healthy);
+        assert_eq!(gate(&[ok(&t[0]), ok(&t[1])]), Gate::Healthy);
+        let sick = (
+            t[1].clone(),
+            Health::Unhealthy {
+                reason: "Not all components are healthy, 0/1".into(),
+            },
+        );
+        assert_eq!(
+            gate(&[ok(&t[0]), sick]),
+            Gate::Unhealthy(vec!["mixcoord-0: Not all components are healthy, 0/1".into()])
+        );
+        let silent = |p: &MilvusPod| {
+            (
+                p.clone(),
+                Health::Unknown {
+                    why: Unreachable::timeout(Duration::from_secs(2)),
+                },
+            )
+        };
+        assert!(matches!(gate(&[ok(&t[0]), silent(&t[1])]), Gate::Unhealthy(_)));
+        assert!(matches!(
+            gate(&[silent(&t[0]), silent(&t[1])]),
+            Gate::Unreachable(_)
+        ));
+        assert!(matches!(gate(&[]), Gate::Unreachable(_)));
     }
 
     #[test]
