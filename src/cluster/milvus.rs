@@ -23,9 +23,23 @@ use super::fields::write_params;
 use crate::core::milvus::api::{
     self, Balance, Call, Distribution, Health, Method, NodeInfo, Reply, Unreachable,
 };
-use crate::core::milvus::drain::{self, Drain, Event, Held, MarkedPod, Next, Outcome, Repair, StopCause};
-use crate::core::milvus::nodes::{MilvusPod, map_nodes};
+use crate::core::milvus::drain::{
+    self, Drain, DrainOptions, Event, Held, MarkedPod, Next, Outcome, Repair, StopCause,
+};
+use crate::core::milvus::nodes::{MilvusPod, map_nodes, node_of};
 use crate::core::milvus::view::{self, Budget, Gate, Gathered};
+
+/// What a scale-in step does about Milvus for the pod leaving.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Drive it ([`Milvus::drive`]), then remove the pod.
+    Drain(Box<Drain>),
+    /// QueryCoord lists no node at the pod's IP: it holds nothing.
+    NothingHeld,
+    /// Milvus cannot be asked: the run warns (once) and removes the pod as
+    /// without a drain.
+    Unreachable(Unreachable),
+}
 
 /// Requests to one instance's Milvus pods.
 #[derive(Clone)]
@@ -253,6 +267,25 @@ impl Milvus {
             }
         }
         Ok(said)
+    }
+
+    /// Sets up the drain of the pod leaving in a scale-in step: its node,
+    /// what it holds now.
+    pub async fn prepare(&self, pods: &[MilvusPod], victim: &str, run: &str, opts: DrainOptions) -> Prepared {
+        let list = match self.node_list(pods).await {
+            Ok(l) => l,
+            Err(e) => return Prepared::Unreachable(e),
+        };
+        let mapped = map_nodes(&list, pods);
+        let Some(node) = node_of(&mapped, victim) else {
+            return Prepared::NothingHeld;
+        };
+        let held = match self.distribution(pods, node.id).await {
+            Ok(d) => Held::of(&d),
+            Err(e) => return Prepared::Unreachable(e),
+        };
+        let since = jiff::Timestamp::now().to_string();
+        Prepared::Drain(Box::new(Drain::new(victim, node, held, run, &since, opts)))
     }
 
     /// Carries `drain` out until it is drained (the pod may now be removed)

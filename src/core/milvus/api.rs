@@ -326,7 +326,7 @@ pub fn health(reply: Result<Reply, Unreachable>) -> Health {
 
 /// A query node's state in `node/list`. QueryCoord writes
 /// `nodeInfo.GetState().String()` and, for suspended nodes,
-/// `session.SuspendStateName` (querycoordv2/services.go `ListQueryNode`):
+/// `session.SuspendStateName` (querycoordv2/ops_services.go [1881706] `ListQueryNode` l.134–144):
 /// `active`, `stopping`, `suspended` today; releases before that said
 /// `Normal`, `Stopping`, `Suspend`. Both are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@
 //!
 //! Why suspend + transfer and nothing else: a suspended node is read-only
 //! in its replica and QueryCoord moves its segments and channels out by
-//! itself (`SuspendNode` → `meta.HandleNodeDown`, querycoordv2/services.go);
+//! itself (`SuspendNode` → `meta.HandleNodeDown`, querycoordv2/ops_services.go [1881706] l.324–343);
 //! the transfers (move, not copy: see `Call::transfer_segments`) only make
 //! it prompt. The plugin never suspends QueryCoord's balance — that would
 //! stop the very moves a suspended node relies on, and a run killed with

@@ -13,8 +13,8 @@
 //! * `internal/proxy/management.go` [8af3285] — the handlers: only the
 //!   Proxy registers them (`RegisterMgrRoute`, l.39–90), form parameters
 //!   read with `req.FormValue`, `{"msg": …}` errors;
-//! * `internal/querycoordv2/services.go` — `ListQueryNode`,
-//!   `SuspendNode`/`ResumeNode`, `TransferSegment`/`TransferChannel`;
+//! * `internal/querycoordv2/ops_services.go` [1881706] — `ListQueryNode` (l.106–150),
+//!   `SuspendNode`/`ResumeNode` (l.324–371), `TransferSegment` (l.376–450), `TransferChannel`;
 //! * `internal/querycoordv2/handlers.go` — `balanceSegments`/`balanceChannels`
 //!   (copy mode skips the release on the source);
 //! * `internal/http/healthz/healthz_handler.go` [061993b] — `/healthz`.

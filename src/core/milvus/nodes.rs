@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use super::api::{DEFAULT_METRICS_PORT, METRICS_PORT_NAME, NodeInfo, NodeState};
+use crate::core::components;
 
 /// A Milvus pod of the instance that can be asked and matched: the fields
 /// the Milvus view needs, taken from the live pod.
@@ -52,6 +53,27 @@ impl MilvusPod {
     pub fn askable(&self) -> bool {
         self.running && !self.ip.is_empty()
     }
+}
+
+/// The Milvus pods among an instance's pods, with their component: the
+/// chart's `component` label or the Milvus Operator's
+/// `app.kubernetes.io/component`, on pods labelled
+/// `app.kubernetes.io/name=milvus` (Pulsar's `component: proxy` is not
+/// Milvus). Pods of unknown components are left out.
+pub fn milvus_pods(pods: &[&Pod]) -> Vec<MilvusPod> {
+    pods.iter()
+        .filter_map(|p| {
+            let labels = p.metadata.labels.as_ref()?;
+            if labels.get("app.kubernetes.io/name").map(String::as_str) != Some("milvus") {
+                return None;
+            }
+            let label = labels
+                .get("component")
+                .or_else(|| labels.get("app.kubernetes.io/component"))?;
+            let component = components::by_label(label)?;
+            Some(MilvusPod::from_pod(p, component.key))
+        })
+        .collect()
 }
 
 /// The pod's container port named `metrics`, else Milvus's default 9091.
@@ -200,6 +222,21 @@ mod tests {
         assert_eq!(metrics_port(&p), 9191);
         let m = MilvusPod::from_pod(&p, "proxy");
         assert!(m.askable() && !m.ready);
+        let labelled = |labels: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "x", "labels": labels}}))
+                .expect("pod")
+        };
+        let chart =
+            labelled(serde_json::json!({"app.kubernetes.io/name": "milvus", "component": "querynode"}));
+        let operator = labelled(
+            serde_json::json!({"app.kubernetes.io/name": "milvus", "app.kubernetes.io/component": "mixcoord"}),
+        );
+        let pulsar = labelled(serde_json::json!({"app.kubernetes.io/name": "pulsar", "component": "proxy"}));
+        let found = milvus_pods(&[&chart, &operator, &pulsar, &p]);
+        assert_eq!(
+            found.iter().map(|m| m.component.as_str()).collect::<Vec<_>>(),
+            ["queryNode", "mixCoordinator"]
+        );
         let bare: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "q"}})).expect("pod");
         assert_eq!(metrics_port(&bare), 9091);
         assert!(!MilvusPod::from_pod(&bare, "proxy").askable());
