@@ -24,7 +24,7 @@ use crate::core::milvus::api::{
     self, Balance, Call, Distribution, Health, Method, NodeInfo, Reply, Unreachable,
 };
 use crate::core::milvus::drain::{
-    self, Drain, DrainOptions, Event, Held, MarkedPod, Next, Outcome, Repair, StopCause,
+    self, Drain, DrainOptions, Event, Held, MarkedPod, Next, Outcome, Removal, Repair, StopCause,
 };
 use crate::core::milvus::nodes::{MilvusPod, map_nodes, node_of};
 use crate::core::milvus::view::{self, Budget, Gate, Gathered};
@@ -39,6 +39,19 @@ pub enum Prepared {
     /// Milvus cannot be asked: the run warns (once) and removes the pod as
     /// without a drain.
     Unreachable(Unreachable),
+}
+
+/// How a drained scale-in step ended, for the engine.
+#[derive(Debug)]
+pub enum StepDrain {
+    /// Emptied, then removed.
+    Drained(Outcome),
+    /// QueryCoord had no node at the pod's IP; removed as without a drain.
+    NothingHeld,
+    /// Milvus could not be asked; removed as without a drain (warn once).
+    Unreachable(Unreachable),
+    /// The drain stopped: the pod stays, its node resumed (see the outcome).
+    Stopped(Outcome),
 }
 
 /// Requests to one instance's Milvus pods.
@@ -286,6 +299,65 @@ impl Milvus {
         };
         let since = jiff::Timestamp::now().to_string();
         Prepared::Drain(Box::new(Drain::new(victim, node, held, run, &since, opts)))
+    }
+
+    /// One scale-in step with a drain: prepare, drive until empty, make the
+    /// drained pod the one that leaves (`removal`), then `lower` — the
+    /// engine's own step: write the count and wait until the pod is gone.
+    /// `lower` returns `Err(cause)` when the step failed; with the pod still
+    /// there, its node is then resumed. The second value is `lower`'s error,
+    /// for the engine to stop the run with.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn drained_step<F, Fut>(
+        &self,
+        cluster: &Cluster,
+        pods: &[MilvusPod],
+        victim: &str,
+        removal: Removal,
+        run: &str,
+        opts: DrainOptions,
+        stop: impl Future<Output = StopCause>,
+        progress: impl FnMut(&str),
+        lower: F,
+    ) -> (StepDrain, Option<String>)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let mut d = match self.prepare(pods, victim, run, opts).await {
+            Prepared::Drain(d) => d,
+            Prepared::NothingHeld => return (StepDrain::NothingHeld, lower().await.err()),
+            Prepared::Unreachable(e) => return (StepDrain::Unreachable(e), lower().await.err()),
+        };
+        if let Err(outcome) = self.drive(cluster, pods, &mut d, stop, progress).await {
+            return (StepDrain::Stopped(outcome), None);
+        }
+        if removal == Removal::DeleteThenLower
+            && let Err(e) = delete_pod(cluster, &self.namespace, victim).await
+        {
+            let cause = StopCause::Api {
+                detail: e.to_string(),
+            };
+            let outcome = self.finish_drain(cluster, pods, &mut d, Some(cause)).await;
+            return (StepDrain::Stopped(outcome), Some(e.to_string()));
+        }
+        match lower().await {
+            Ok(()) => (
+                StepDrain::Drained(self.finish_drain(cluster, pods, &mut d, None).await),
+                None,
+            ),
+            // The drained pod was deleted: it is leaving whatever became of
+            // the count, and its node with it.
+            Err(e) if removal == Removal::DeleteThenLower => (
+                StepDrain::Drained(self.finish_drain(cluster, pods, &mut d, None).await),
+                Some(e),
+            ),
+            Err(e) => {
+                let cause = StopCause::Api { detail: e.clone() };
+                let outcome = self.finish_drain(cluster, pods, &mut d, Some(cause)).await;
+                (StepDrain::Stopped(outcome), Some(e))
+            }
+        }
     }
 
     /// Carries `drain` out until it is drained (the pod may now be removed)

@@ -49,6 +49,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Transfers are sent again when a node has not shrunk for this long
 /// (QueryCoord drops a segment task that exceeds its own timeout).
 pub const RETRANSFER_AFTER: Duration = Duration::from_secs(15);
+/// A drain whose polls all fail for this long stops (node resumed if it
+/// can be), rather than waiting out `--drain-timeout` blind.
+pub const UNREACHABLE_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -301,6 +304,7 @@ pub struct DrainOptions {
     pub timeout: Duration,
     pub poll_every: Duration,
     pub retransfer_after: Duration,
+    pub unreachable_limit: Duration,
 }
 
 impl Default for DrainOptions {
@@ -309,6 +313,7 @@ impl Default for DrainOptions {
             timeout: DEFAULT_TIMEOUT,
             poll_every: POLL_EVERY,
             retransfer_after: RETRANSFER_AFTER,
+            unreachable_limit: UNREACHABLE_LIMIT,
         }
     }
 }
@@ -330,6 +335,8 @@ pub struct Drain {
     last_shrink: Duration,
     last_transfer: Duration,
     last_error: Option<String>,
+    /// Since when every poll has failed.
+    failing_since: Option<Duration>,
     stop: Option<StopCause>,
     resumed: Resumed,
     drained_after: Option<Duration>,
@@ -360,6 +367,7 @@ impl Drain {
             last_shrink: Duration::ZERO,
             last_transfer: Duration::ZERO,
             last_error: None,
+            failing_since: None,
             stop: None,
             resumed: Resumed::NotNeeded,
             drained_after: None,
@@ -442,15 +450,8 @@ impl Drain {
                 self.phase = Phase::Locating;
                 Next::Locate
             }
-            (Phase::Polling | Phase::Locating, Event::PollFailed(u)) => {
-                self.last_error = Some(u.to_string());
-                self.wait_or_time_out(at)
-            }
-            (Phase::Locating, Event::Failed(e)) => {
-                self.last_error = Some(e);
-                self.phase = Phase::Polling;
-                self.wait_or_time_out(at)
-            }
+            (Phase::Polling | Phase::Locating, Event::PollFailed(u)) => self.poll_failed(u.to_string(), at),
+            (Phase::Locating, Event::Failed(e)) => self.poll_failed(e, at),
             (Phase::Locating, Event::Located(found)) => self.located(found, at),
             (Phase::Drained, Event::PodLeft) => {
                 self.phase = Phase::Finished;
@@ -501,6 +502,7 @@ impl Drain {
         }
         self.now = held;
         self.last_error = None;
+        self.failing_since = None;
         if held.total() == 0 {
             self.phase = Phase::Drained;
             self.drained_after = Some(at);
@@ -521,6 +523,21 @@ impl Drain {
             node: self.node,
             after: self.opts.poll_every,
         }
+    }
+
+    fn poll_failed(&mut self, error: String, at: Duration) -> Next {
+        let since = *self.failing_since.get_or_insert(at);
+        if at.saturating_sub(since) >= self.opts.unreachable_limit {
+            return self.stop(StopCause::Milvus {
+                detail: format!(
+                    "Milvus did not answer for {}s while query node {} was draining ({error})",
+                    self.opts.unreachable_limit.as_secs(),
+                    self.node
+                ),
+            });
+        }
+        self.last_error = Some(error);
+        self.wait_or_time_out(at)
     }
 
     fn wait_or_time_out(&mut self, at: Duration) -> Next {
@@ -838,6 +855,7 @@ mod tests {
             timeout: Duration::from_secs(60),
             poll_every: S,
             retransfer_after: Duration::from_secs(15),
+            unreachable_limit: Duration::from_secs(30),
         };
         Drain::new(
             "qn-12",
@@ -1046,16 +1064,34 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_polls_are_waited_out_until_the_timeout() {
+    fn polls_without_answer_stop_after_the_unreachable_limit_or_the_timeout() {
         let mut d = polling(held(4, 0));
         let t = Unreachable::timeout(2 * S);
+        let poll = Next::Poll { node: 12, after: S };
+        assert_eq!(d.on(Event::PollFailed(t.clone()), 5 * S), poll);
+        // An answer in between starts the count again.
+        assert_eq!(d.on(Event::Polled(dist(4, 0)), 10 * S), poll);
+        assert_eq!(d.on(Event::PollFailed(t.clone()), 11 * S), poll);
+        assert_eq!(d.on(Event::PollFailed(t.clone()), 40 * S), poll);
+        // 30 s without an answer: stop, resume.
+        assert_eq!(d.on(Event::PollFailed(t.clone()), 41 * S), Next::Resume(12));
+        d.on(Event::Ok, 41 * S);
+        let Next::Done(Outcome::Stopped { cause, .. }) = d.on(Event::Ok, 41 * S) else {
+            panic!("done")
+        };
         assert_eq!(
-            d.on(Event::PollFailed(t.clone()), 5 * S),
-            Next::Poll { node: 12, after: S }
+            cause.to_string(),
+            "Milvus did not answer for 30s while query node 12 was draining (no answer within 2s)"
         );
-        assert_eq!(d.on(Event::PollFailed(t), 70 * S), Next::Resume(12));
-        d.on(Event::Ok, 70 * S);
-        let Next::Done(Outcome::Stopped { cause, .. }) = d.on(Event::Ok, 70 * S) else {
+        // Failing near the timeout: the timeout says the last error.
+        let mut d = polling(held(4, 0));
+        assert_eq!(d.on(Event::Polled(dist(3, 0)), 10 * S), poll);
+        assert_eq!(d.on(Event::Polled(dist(2, 0)), 20 * S), poll);
+        assert_eq!(d.on(Event::Polled(dist(1, 0)), 30 * S), poll);
+        assert_eq!(d.on(Event::Polled(dist(1, 0)), 40 * S), poll);
+        assert_eq!(d.on(Event::PollFailed(t), 61 * S), Next::Resume(12));
+        d.on(Event::Ok, 61 * S);
+        let Next::Done(Outcome::Stopped { cause, .. }) = d.on(Event::Ok, 61 * S) else {
             panic!("done")
         };
         assert_eq!(
