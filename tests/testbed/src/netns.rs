@@ -13,7 +13,10 @@
 //! machine), the eighth /18 holds the /30 links (`198.19.192.4k/30` for block
 //! k: host `.4k+1`, namespace `.4k+2`). A block is taken only when no route of
 //! the machine (any table) overlaps it or its link; any route into the /15
-//! that is not ours (a `kmtb*` device) makes [`ensure`] refuse.
+//! that is not ours (a `kmtb*` device, or our guard) makes [`ensure`] refuse.
+//! The guard: `unreachable 198.18.0.0/15`, so an address of a block whose
+//! namespace is gone (a removed netns, a stale pod status) is refused on
+//! this machine instead of following the default route out.
 //!
 //! Pod IPs inside a block are handed out per simulator process in /24 slots
 //! ([`PodIps`]), claimed in `<state>/ipam/` under a flock and reclaimed when
@@ -194,6 +197,17 @@ pub fn ensure(layout: &Layout) -> Result<PodNetwork> {
          `bash tests/testbed/scripts/provision.sh` (installs it) as root",
     )?;
     let _lock = MachineLock::acquire()?;
+    let routes = machine_routes()?;
+    if let Some(r) = routes.iter().find(|r| r.dst.overlaps(RANGE) && !r.ours()) {
+        bail!(
+            "the test bed's pod range {RANGE} is already routed on this machine ({}): \
+             it will not hand out pod addresses that may exist on a real network; \
+             remove that route or run the tests on another machine",
+            r.line
+        );
+    }
+    ip(&["route", "replace", "unreachable", &RANGE.to_string()])
+        .context("add the guard route (needs root: CAP_NET_ADMIN)")?;
     if let Some(net) = read_record(layout)
         && healthy(&net)
     {
@@ -202,22 +216,11 @@ pub fn ensure(layout: &Layout) -> Result<PodNetwork> {
     let (netns, veth) = names(layout);
     teardown_names(&netns, &veth);
     let routes = machine_routes()?;
-    if let Some(r) = routes
-        .iter()
-        .find(|r| r.dst.overlaps(RANGE) && !r.dev.starts_with(VETH_PREFIX))
-    {
-        bail!(
-            "the test bed's pod range {RANGE} is already routed on this machine ({}): \
-             it will not hand out pod addresses that may exist on a real network; \
-             remove that route or run the tests on another machine",
-            r.line
-        );
-    }
     let Some(block) = (0..BLOCKS).find(|k| {
         let (pods, link) = block_cidrs(*k);
         !routes
             .iter()
-            .any(|r| r.dst.overlaps(pods) || r.dst.overlaps(link))
+            .any(|r| !r.guard() && (r.dst.overlaps(pods) || r.dst.overlaps(link)))
     }) else {
         bail!("all {BLOCKS} pod blocks of {RANGE} are used by other test planes on this machine");
     };
@@ -250,6 +253,13 @@ pub fn down(layout: &Layout) -> Result<()> {
     teardown_names(&netns, &veth);
     let _ = std::fs::remove_file(record_file(layout));
     let _ = std::fs::remove_dir_all(layout.state_dir.join("ipam"));
+    // The guard goes with the last plane's network.
+    let others = machine_routes()?
+        .iter()
+        .any(|r| r.dst.overlaps(RANGE) && r.dev.starts_with(VETH_PREFIX));
+    if !others {
+        let _ = ip(&["route", "del", "unreachable", &RANGE.to_string()]);
+    }
     Ok(())
 }
 
@@ -323,9 +333,20 @@ fn ip(args: &[&str]) -> Result<String> {
 /// One IPv4 route of the machine (any table).
 #[derive(Debug, Clone)]
 struct Route {
+    kind: String,
     dst: Cidr,
     dev: String,
     line: String,
+}
+
+impl Route {
+    /// `unreachable 198.18.0.0/15`, added by [`ensure`].
+    fn guard(&self) -> bool {
+        self.kind == "unreachable" && self.dst == RANGE
+    }
+    fn ours(&self) -> bool {
+        self.guard() || self.dev.starts_with(VETH_PREFIX)
+    }
 }
 
 /// Every IPv4 route of this (root) network namespace except default routes
@@ -351,9 +372,11 @@ fn parse_routes(text: &str) -> Vec<Route> {
     text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace().peekable();
-            if words.peek().is_some_and(|w| TYPES.contains(w)) {
-                words.next();
+            let kind = match words.peek() {
+                Some(w) if TYPES.contains(w) => words.next().unwrap_or_default(),
+                _ => "unicast",
             }
+            .to_string();
             let dst = words.next()?;
             if dst == "default" {
                 return None;
@@ -367,6 +390,7 @@ fn parse_routes(text: &str) -> Vec<Route> {
                 .unwrap_or(&"")
                 .to_string();
             Some(Route {
+                kind,
                 dst,
                 dev,
                 line: line.trim().to_string(),
@@ -544,7 +568,9 @@ mod tests {
         assert_eq!(r[0].dst.to_string(), "192.0.2.0/24");
         assert_eq!(r[1].dev, "lo");
         assert_eq!(r[2].dst.to_string(), "192.0.2.255/32");
-        assert!(r[3].dst.overlaps(RANGE) && r[3].dev.is_empty());
+        assert!(r[3].dst.overlaps(RANGE) && r[3].dev.is_empty() && !r[3].ours());
+        let guard = parse_routes("unreachable 198.18.0.0/15 \n");
+        assert!(guard[0].guard() && guard[0].ours());
     }
 
     #[test]
