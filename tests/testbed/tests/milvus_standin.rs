@@ -709,3 +709,29 @@ async fn operator_labelled_pods_answer_and_register() {
     .await
     .unwrap();
 }
+
+/// Standalone runs coordinator, proxy and query node in one pod: it answers
+/// the management routes and is itself the only query node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_is_proxy_and_query_node_at_once() {
+    let ns = TestBed::get().namespace("mv-standalone").await.unwrap();
+    let rel = seeded(&ns, Scenario::Standalone, segments(3)).await;
+    let pod = name(&pods(&ns, "app.kubernetes.io/name=milvus,component=standalone").await[0]);
+    loaded(&ns, &rel, 3).await;
+    let pod_obj = &pods(&ns, "app.kubernetes.io/name=milvus,component=standalone").await[0];
+    let nodes = node_list(&ns, &pod).await;
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["address"], format!("{}:21123", ip(pod_obj)));
+    // The JSON form of /healthz (asked with Content-Type: application/json).
+    let client = TestBed::get().client().await.unwrap();
+    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/pods/{pod}:9091/proxy/healthz"))
+        .header("Content-Type", "application/json")
+        .body(Vec::new().into())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["state"], "OK");
+    assert_eq!(v["detail"][0]["code"], 1);
+}
