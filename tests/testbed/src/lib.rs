@@ -78,6 +78,7 @@ impl TestBed {
     }
 
     fn init() -> Result<TestBed> {
+        raise_fd_limit();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("testbed")
@@ -266,6 +267,22 @@ extern "C" fn at_exit() {
         let _ = tokio::time::timeout(Duration::from_secs(3), del).await;
     });
     let _ = std::fs::remove_dir_all(bed.scratch.path());
+}
+
+/// Every simulated Milvus pod holds a listening socket in this process:
+/// lift the soft open-files limit to the hard one.
+fn raise_fd_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
 }
 
 fn run_on<F>(handle: &tokio::runtime::Handle, fut: F) -> Result<F::Output>

@@ -164,6 +164,36 @@ impl Model {
         }
     }
 
+    /// The query node of a pod.
+    pub fn node_of_pod(&self, pod: &str) -> Option<&Node> {
+        self.nodes.values().find(|n| n.pod == pod)
+    }
+
+    /// Sealed segments held, by pod.
+    pub fn segments_by_pod(&self) -> BTreeMap<String, usize> {
+        self.nodes
+            .values()
+            .map(|n| (n.pod.clone(), n.segments.len()))
+            .collect()
+    }
+
+    /// IDs of suspended nodes.
+    pub fn suspended_nodes(&self) -> Vec<i64> {
+        self.nodes
+            .values()
+            .filter(|n| n.suspended)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Every segment lost so far (a segment lost twice appears twice).
+    pub fn lost_segments(&self) -> Vec<i64> {
+        self.lost
+            .iter()
+            .flat_map(|l| l.segments.iter().copied())
+            .collect()
+    }
+
     /// Is a collection loaded (anything to hold)? Replicas exist only then.
     pub fn loaded(&self) -> bool {
         self.next_segment > SEGMENT_ID_BASE || self.next_channel > 0
@@ -647,6 +677,7 @@ mod tests {
         settle(&mut m);
         m.balance_suspended = true;
         m.suspend_node(a).unwrap();
+        assert_eq!(m.suspended_nodes(), vec![a]);
         settle(&mut m);
         assert!(
             !m.nodes[&a].segments.is_empty(),
@@ -672,6 +703,9 @@ mod tests {
         let held: Vec<i64> = m.nodes[&b].segments.iter().copied().collect();
         m.pod_gone("qn-b", 42);
         assert_eq!(m.lost.len(), 1);
+        assert_eq!(m.lost_segments(), held);
+        assert!(m.node_of_pod("qn-b").is_none());
+        assert_eq!(m.segments_by_pod().get("qn-a"), Some(&4));
         assert_eq!(m.lost[0].segments, held);
         assert_eq!(m.lost[0].node_id, b);
         settle(&mut m);
