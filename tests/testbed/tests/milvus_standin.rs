@@ -438,12 +438,8 @@ async fn graceful_stop_moves_segments_out_unless_cut_short() {
         move_ms: Some(30),
         ..segments(12)
     };
-    let rel = seeded(&ns, Scenario::QueryNode3DataNode2, knobs.clone()).await;
-    let proxy = proxy_pod(&ns).await;
-    loaded(&ns, &rel, 12).await;
-    let client = TestBed::get().client().await.unwrap();
-    let api: Api<Pod> = Api::namespaced(client, &ns);
-    // Enough grace (3 s) for 4 moves of 30 ms: nothing lost, `stopping` meanwhile.
+    // Enough grace (3 s) for 4 moves of 30 ms: nothing lost, `stopping`
+    // meanwhile. (Written before the pods exist: it applies from the start.)
     set_pod_faults(
         &ns,
         vec![FaultRule::new(
@@ -453,6 +449,11 @@ async fn graceful_stop_moves_segments_out_unless_cut_short() {
     )
     .await
     .unwrap();
+    let rel = seeded(&ns, Scenario::QueryNode3DataNode2, knobs.clone()).await;
+    let proxy = proxy_pod(&ns).await;
+    loaded(&ns, &rel, 12).await;
+    let client = TestBed::get().client().await.unwrap();
+    let api: Api<Pod> = Api::namespaced(client, &ns);
     let m = milvus::state(&ns, &rel).unwrap();
     let first = m
         .nodes
@@ -477,7 +478,8 @@ async fn graceful_stop_moves_segments_out_unless_cut_short() {
         .await
         .unwrap();
     assert!(milvus::state(&ns, &rel).unwrap().lost.is_empty());
-    // Cut short: moves of 2 s, killed after 300 ms: it still held segments.
+    // Cut short: moves of 2 s, killed after 300 ms (3 s until the new rule
+    // reaches the simulator): it still held segments.
     loaded(&ns, &rel, 12).await;
     milvus::set_knobs(
         &ns,
