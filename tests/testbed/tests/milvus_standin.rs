@@ -474,6 +474,11 @@ async fn graceful_stop_moves_segments_out_unless_cut_short() {
         listed.iter().find(|n| n["ID"] == first.id).unwrap()["state"],
         "stopping"
     );
+    // Its components report Stopping: unhealthy while it terminates.
+    assert_eq!(
+        get(&ns, &first.pod, "/healthz").await,
+        (500, "Not all components are healthy, 0/1".to_string())
+    );
     milvus::wait_until(&ns, &rel, WAIT, "node gone", |m| !m.nodes.contains_key(&first.id))
         .await
         .unwrap();

@@ -24,6 +24,8 @@ pub(crate) struct PodCtx {
     pub component: String,
     pub labels: BTreeMap<String, String>,
     pub entry: Arc<NsEntry>,
+    /// Set when the pod's graceful stop begins.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl PodCtx {
@@ -176,20 +178,30 @@ pub(crate) fn respond(ctx: &PodCtx, path: &str, content_type: &str, form: &Form)
     let state = ctx.entry.lock();
     let knobs = state.knobs.clone();
     drop(state);
-    let healthy = !knobs
+    // commonpb.StateCode: Healthy = 1, Abnormal = 2, Stopping = 4; only
+    // Healthy (and StandBy) count as healthy.
+    let code = if ctx.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        4
+    } else if knobs
         .unhealthy
         .iter()
-        .any(|sel| selector_matches(sel, &ctx.labels));
+        .any(|sel| selector_matches(sel, &ctx.labels))
+    {
+        2
+    } else {
+        1
+    };
     match path {
-        "/healthz" => healthz(ctx, healthy, content_type),
+        "/healthz" => healthz(ctx, code, content_type),
         "/management/check/ready" => {
-            if healthy {
+            if code == 1 {
                 ok_msg()
             } else {
+                let state = if code == 4 { "Stopping" } else { "Abnormal" };
                 fail(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "failed to to check component ready",
-                    &format!("service not ready[{}: Abnormal]", ctx.component),
+                    &format!("service not ready[{}: {state}]", ctx.component),
                 )
             }
         }
@@ -203,7 +215,8 @@ pub(crate) fn respond(ctx: &PodCtx, path: &str, content_type: &str, form: &Form)
     }
 }
 
-fn healthz(ctx: &PodCtx, healthy: bool, content_type: &str) -> Reply {
+fn healthz(ctx: &PodCtx, code: u8, content_type: &str) -> Reply {
+    let healthy = code == 1;
     let state = if healthy {
         "OK".to_string()
     } else {
@@ -221,8 +234,7 @@ fn healthz(ctx: &PodCtx, healthy: bool, content_type: &str) -> Reply {
             body: state,
         };
     }
-    // commonpb.StateCode: Healthy = 1, Abnormal = 2.
-    let detail = serde_json::json!([{"name": ctx.component, "code": if healthy { 1 } else { 2 }}]);
+    let detail = serde_json::json!([{"name": ctx.component, "code": code}]);
     Reply {
         status,
         content_type: "application/json",

@@ -256,12 +256,16 @@ pub(crate) struct MilvusPod {
     instance: String,
     pod: String,
     entry: Arc<NsEntry>,
-    server: Option<tokio::task::AbortHandle>,
+    server: Option<(tokio::task::AbortHandle, Arc<http::PodCtx>)>,
 }
 
 impl MilvusPod {
-    /// The pod's graceful stop began.
+    /// The pod's graceful stop began: its components report `Stopping`
+    /// (unhealthy) and its query node turns `stopping`.
     pub(crate) fn stopping(&self) {
+        if let Some((_, ctx)) = &self.server {
+            ctx.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(m) = self.entry.lock().models.get_mut(&self.instance) {
             m.pod_stopping(&self.pod);
         }
@@ -271,8 +275,8 @@ impl MilvusPod {
 
 impl Drop for MilvusPod {
     fn drop(&mut self) {
-        if let Some(s) = &self.server {
-            s.abort();
+        if let Some((task, _)) = &self.server {
+            task.abort();
         }
         let now_ms = jiff::Timestamp::now().as_millisecond();
         if let Some(m) = self.entry.lock().models.get_mut(&self.instance) {
@@ -305,8 +309,10 @@ pub(crate) fn pod_started(ns: &str, pod: &Pod, ip: Ipv4Addr, net: Option<&PodNet
                     component: id.component.clone(),
                     labels: pod.metadata.labels.clone().unwrap_or_default(),
                     entry: entry.clone(),
+                    stopping: false.into(),
                 });
-                Some(tokio::spawn(http::serve(l, ctx)).abort_handle())
+                let task = tokio::spawn(http::serve(l, ctx.clone())).abort_handle();
+                Some((task, ctx))
             }
             Err(e) => {
                 eprintln!(
