@@ -589,6 +589,29 @@ async fn fault_knobs_unhealthy_failing_routes_no_routes_stalled_moves_legacy_nam
     let listed = node_list(&ns, &proxy).await;
     assert!(listed.iter().all(|n| n["state"] == "Normal"), "{listed:?}");
 
+    let older = MilvusKnobs {
+        numeric_segment_ids: true,
+        ..base.clone()
+    };
+    milvus::set_knobs(&ns, older).await.unwrap();
+    let qn_id = m
+        .nodes
+        .values()
+        .find(|n| n.kind == milvus::NodeKind::QueryNode)
+        .unwrap()
+        .id;
+    let (_, body) = get(&ns, &proxy, &format!("{q}/distribution/get?node_id={qn_id}")).await;
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        d["sealed_segmentIDs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_i64),
+        "{body}"
+    );
+    assert!(d.get("channel_names").is_none(), "omitted when empty: {body}");
+
     milvus::set_knobs(
         &ns,
         MilvusKnobs {

@@ -364,7 +364,7 @@ fn management(ctx: &PodCtx, knobs: &MilvusKnobs, path: &str, form: &Form) -> Rep
     }
     let mut guard = ctx.entry.lock();
     let model = guard.model(&ctx.instance, knobs);
-    let result = run_call(model, call, knobs.legacy_state_names);
+    let result = run_call(model, call, knobs);
     drop(guard);
     ctx.entry.wake();
     match result {
@@ -373,7 +373,8 @@ fn management(ctx: &PodCtx, knobs: &MilvusKnobs, path: &str, form: &Form) -> Rep
     }
 }
 
-fn run_call(model: &mut Model, call: Call, legacy: bool) -> Result<Reply, String> {
+fn run_call(model: &mut Model, call: Call, knobs: &MilvusKnobs) -> Result<Reply, String> {
+    let legacy = knobs.legacy_state_names;
     Ok(match call {
         Call::List => {
             // `json.Marshal` of ListQueryNodeResponse (status nil): nodeInfos
@@ -399,6 +400,19 @@ fn run_call(model: &mut Model, call: Call, legacy: bool) -> Result<Reply, String
                 serde_json::json!({ "nodeInfos": infos })
             };
             reply(StatusCode::OK, body.to_string())
+        }
+        Call::Distribution(id) if knobs.numeric_segment_ids => {
+            // `json.Marshal(resp)` with omitempty fields: int64 IDs, and no
+            // key at all for an empty list.
+            let n = model.distribution(id)?;
+            let mut body = serde_json::Map::new();
+            if !n.channels.is_empty() {
+                body.insert("channel_names".into(), serde_json::json!(n.channels));
+            }
+            if !n.segments.is_empty() {
+                body.insert("sealed_segmentIDs".into(), serde_json::json!(n.segments));
+            }
+            reply(StatusCode::OK, serde_json::Value::Object(body).to_string())
         }
         Call::Distribution(id) => {
             let n = model.distribution(id)?;

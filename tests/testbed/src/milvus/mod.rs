@@ -58,6 +58,9 @@ pub struct MilvusKnobs {
     /// node/list says `Normal`/`Stopping`/`Suspend`, as releases before the
     /// rename did (current: `active`/`stopping`/`suspended`).
     pub legacy_state_names: bool,
+    /// distribution/get marshals the response itself, as releases before
+    /// the string IDs did: segment IDs as JSON numbers, empty lists omitted.
+    pub numeric_segment_ids: bool,
 }
 
 impl MilvusKnobs {
