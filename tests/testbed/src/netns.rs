@@ -155,13 +155,42 @@ struct MachineLock(File);
 
 impl MachineLock {
     fn acquire() -> Result<MachineLock> {
-        let path = if Path::new("/run").is_dir() && writable("/run") {
-            PathBuf::from("/run/kubectl-milvus-testbed-netns.lock")
-        } else {
-            std::env::temp_dir().join("kubectl-milvus-testbed-netns.lock")
-        };
-        let f = lock_file(&path)?;
+        let f = lock_file(&machine_dir().join("kubectl-milvus-testbed-netns.lock"))?;
         Ok(MachineLock(f))
+    }
+}
+
+/// `/run` (gone at reboot, like network namespaces), else the temp dir.
+fn machine_dir() -> PathBuf {
+    if Path::new("/run").is_dir() && writable("/run") {
+        PathBuf::from("/run")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// `<machine dir>/kubectl-milvus-testbed-netns.d/<veth>`: the state dir that
+/// owns a veth, so a network whose plane's state dir is gone (a test that
+/// died before its `down`) can be reclaimed.
+fn owner_file(veth: &str) -> PathBuf {
+    machine_dir().join("kubectl-milvus-testbed-netns.d").join(veth)
+}
+
+/// Remove networks of this machine whose state dir no longer exists.
+fn reclaim_orphans(routes: &[Route]) {
+    let veths: std::collections::BTreeSet<&str> = routes
+        .iter()
+        .filter(|r| r.dst.overlaps(RANGE) && r.dev.starts_with(VETH_PREFIX))
+        .map(|r| r.dev.as_str())
+        .collect();
+    for veth in veths {
+        let owner = std::fs::read_to_string(owner_file(veth)).ok();
+        if owner.is_some_and(|dir| Path::new(dir.trim()).is_dir()) {
+            continue;
+        }
+        let tag = &veth[VETH_PREFIX.len()..];
+        teardown_names(&format!("kubectl-milvus-testbed-{tag}"), veth);
+        let _ = std::fs::remove_file(owner_file(veth));
     }
 }
 
@@ -215,6 +244,7 @@ pub fn ensure(layout: &Layout) -> Result<PodNetwork> {
     }
     let (netns, veth) = names(layout);
     teardown_names(&netns, &veth);
+    reclaim_orphans(&routes);
     let routes = machine_routes()?;
     let Some(block) = (0..BLOCKS).find(|k| {
         let (pods, link) = block_cidrs(*k);
@@ -242,6 +272,13 @@ pub fn ensure(layout: &Layout) -> Result<PodNetwork> {
     }
     std::fs::create_dir_all(&layout.state_dir)?;
     std::fs::write(record_file(layout), serde_json::to_vec_pretty(&net)?)?;
+    let owner = owner_file(&net.veth);
+    if let Some(dir) = owner.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Absolute: whoever checks it later may run in another directory.
+    let dir = std::fs::canonicalize(&layout.state_dir)?;
+    std::fs::write(&owner, dir.to_string_lossy().as_bytes())?;
     Ok(net)
 }
 
@@ -251,6 +288,7 @@ pub fn down(layout: &Layout) -> Result<()> {
     let _lock = MachineLock::acquire()?;
     let (netns, veth) = names(layout);
     teardown_names(&netns, &veth);
+    let _ = std::fs::remove_file(owner_file(&veth));
     let _ = std::fs::remove_file(record_file(layout));
     let _ = std::fs::remove_dir_all(layout.state_dir.join("ipam"));
     // The guard goes with the last plane's network.

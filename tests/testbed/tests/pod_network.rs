@@ -15,10 +15,20 @@ fn layout(dir: &std::path::Path) -> Layout {
     }
 }
 
+/// `down` even when an assertion fails first.
+struct Down(Layout);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = netns::down(&self.0);
+    }
+}
+
 #[test]
 fn concurrent_ensures_make_one_network_and_down_removes_it() {
     let state = tempfile::tempdir().unwrap();
     let layout = layout(state.path());
+    let _down = Down(layout.clone());
     // Several test processes starting at once: one namespace, one block.
     let nets: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4).map(|_| s.spawn(|| netns::ensure(&layout))).collect();
@@ -77,6 +87,7 @@ fn concurrent_ensures_make_one_network_and_down_removes_it() {
 #[test]
 fn the_whole_range_is_refused_unless_routed_into_a_test_bed_namespace() {
     let state = tempfile::tempdir().unwrap();
+    let _down = Down(layout(state.path()));
     netns::ensure(&layout(state.path())).expect("pod network (needs root and iproute2)");
     // An address of a block no plane uses: the guard route refuses it here.
     let out = Command::new("ip")
@@ -99,4 +110,20 @@ fn without_a_network_pod_addresses_are_link_local() {
         let ip: Ipv4Addr = ips.alloc().unwrap();
         assert!(ip.is_link_local(), "{ip}");
     }
+}
+
+#[test]
+fn a_network_whose_state_dir_is_gone_is_reclaimed() {
+    let state = tempfile::tempdir().unwrap();
+    let orphan = netns::ensure(&layout(state.path())).expect("pod network (needs root and iproute2)");
+    drop(state); // the plane's state dir is gone, its network left behind
+    let other = tempfile::tempdir().unwrap();
+    let _down = Down(layout(other.path()));
+    netns::ensure(&layout(other.path())).unwrap();
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&orphan.netns),
+        "orphan {} still there",
+        orphan.netns
+    );
 }
