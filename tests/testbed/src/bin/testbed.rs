@@ -110,6 +110,13 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                 }
                 println!("admin:       {}", layout.admin_kubeconfig().display());
                 println!("restricted:  {}", layout.restricted_kubeconfig().display());
+                match testbed::netns::read_record(layout) {
+                    Some(net) => println!(
+                        "pod network: {} in network namespace {} (veth {})",
+                        net.pod_cidr, net.netns, net.veth
+                    ),
+                    None => println!("pod network: none yet (made by `up` or the first test)"),
+                }
                 Ok(if ready {
                     ExitCode::SUCCESS
                 } else {
