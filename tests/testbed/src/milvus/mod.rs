@@ -257,7 +257,7 @@ fn node_kind(component: &str) -> Option<NodeKind> {
 /// port. Dropping it is the pod going away (what its node held is lost).
 pub(crate) struct MilvusPod {
     instance: String,
-    pod: String,
+    server_id: i64,
     entry: Arc<NsEntry>,
     server: Option<(tokio::task::AbortHandle, Arc<http::PodCtx>)>,
 }
@@ -270,7 +270,7 @@ impl MilvusPod {
             ctx.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(m) = self.entry.lock().models.get_mut(&self.instance) {
-            m.pod_stopping(&self.pod);
+            m.pod_stopping(self.server_id);
         }
         self.entry.wake();
     }
@@ -283,7 +283,7 @@ impl Drop for MilvusPod {
         }
         let now_ms = jiff::Timestamp::now().as_millisecond();
         if let Some(m) = self.entry.lock().models.get_mut(&self.instance) {
-            m.pod_gone(&self.pod, now_ms);
+            m.pod_gone(self.server_id, now_ms);
         }
         self.entry.wake();
     }
@@ -295,12 +295,12 @@ pub(crate) fn pod_started(ns: &str, pod: &Pod, ip: Ipv4Addr, net: Option<&PodNet
     let id = identify(pod)?;
     let name = pod.metadata.name.clone().unwrap_or_default();
     let entry = entry(ns);
-    {
+    let server_id = {
         let mut st = entry.lock();
         let knobs = st.knobs.clone();
         st.model(&id.instance, &knobs)
-            .pod_started(&name, &ip.to_string(), node_kind(&id.component));
-    }
+            .pod_started(&name, &ip.to_string(), node_kind(&id.component))
+    };
     entry.wake();
     let server = net.and_then(|net| {
         let addr = SocketAddrV4::new(ip, id.metrics_port);
@@ -328,7 +328,7 @@ pub(crate) fn pod_started(ns: &str, pod: &Pod, ip: Ipv4Addr, net: Option<&PodNet
     });
     Some(MilvusPod {
         instance: id.instance,
-        pod: name,
+        server_id,
         entry,
         server,
     })

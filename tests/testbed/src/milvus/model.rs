@@ -221,11 +221,9 @@ impl Model {
         }
     }
 
-    /// A Milvus pod started: its server ID, and its query node if it has one.
+    /// A Milvus pod started: its server ID (a new one for every start, even
+    /// of a pod name seen before), and its query node if it has one.
     pub fn pod_started(&mut self, pod: &str, ip: &str, kind: Option<NodeKind>) -> i64 {
-        if let Some(id) = self.server_ids.get(pod) {
-            return *id;
-        }
         let id = self.next_server_id;
         self.next_server_id += 1;
         self.server_ids.insert(pod.to_string(), id);
@@ -247,19 +245,18 @@ impl Model {
         id
     }
 
-    /// The pod began its graceful stop: its query node is `stopping`.
-    pub fn pod_stopping(&mut self, pod: &str) {
-        if let Some(n) = self.node_of_pod_mut(pod) {
+    /// The pod of server `id` began its graceful stop: its query node is
+    /// `stopping`.
+    pub fn pod_stopping(&mut self, id: i64) {
+        if let Some(n) = self.nodes.get_mut(&id) {
             n.state = NodeState::Stopping;
         }
     }
 
-    /// The pod is gone: its node leaves; what it still held is lost.
-    pub fn pod_gone(&mut self, pod: &str, now_ms: i64) {
-        self.server_ids.remove(pod);
-        let Some(id) = self.nodes.values().find(|n| n.pod == pod).map(|n| n.id) else {
-            return;
-        };
+    /// The pod of server `id` is gone: its node leaves; what it still held
+    /// is lost. (By ID: a new pod of the same name may already run.)
+    pub fn pod_gone(&mut self, id: i64, now_ms: i64) {
+        self.server_ids.retain(|_, v| *v != id);
         let Some(node) = self.nodes.remove(&id) else {
             return;
         };
@@ -279,10 +276,6 @@ impl Model {
             channels: node.channels.into_iter().collect(),
             at_ms: now_ms,
         });
-    }
-
-    fn node_of_pod_mut(&mut self, pod: &str) -> Option<&mut Node> {
-        self.nodes.values_mut().find(|n| n.pod == pod)
     }
 
     pub fn streaming(&self) -> bool {
@@ -701,7 +694,7 @@ mod tests {
         m.seed(8, 0);
         settle(&mut m);
         let held: Vec<i64> = m.nodes[&b].segments.iter().copied().collect();
-        m.pod_gone("qn-b", 42);
+        m.pod_gone(b, 42);
         assert_eq!(m.lost.len(), 1);
         assert_eq!(m.lost_segments(), held);
         assert!(m.node_of_pod("qn-b").is_none());
@@ -710,6 +703,17 @@ mod tests {
         assert_eq!(m.lost[0].node_id, b);
         settle(&mut m);
         assert_eq!(counts(&m), vec![8]);
+    }
+
+    #[test]
+    fn a_pod_name_started_again_gets_a_new_id_and_outlives_its_predecessor() {
+        let mut m = Model::new();
+        let old = m.pod_started("qn-0", "198.18.0.2", Some(NodeKind::QueryNode));
+        let new = m.pod_started("qn-0", "198.18.0.3", Some(NodeKind::QueryNode));
+        assert_ne!(old, new);
+        m.pod_gone(old, 1);
+        assert_eq!(m.server_ids.get("qn-0"), Some(&new));
+        assert_eq!(m.node_of_pod("qn-0").map(|n| n.id), Some(new));
     }
 
     #[test]
@@ -779,12 +783,12 @@ mod tests {
                 .unwrap_err()
                 .starts_with("segment lack")
         );
-        m.pod_stopping("qn-a");
+        m.pod_stopping(a);
         settle(&mut m);
         assert!(m.nodes[&a].segments.is_empty());
         assert_eq!(m.nodes[&a].state, NodeState::Stopping);
         m.check_distribution(a, b).unwrap();
-        m.pod_gone("qn-a", 1);
+        m.pod_gone(a, 1);
         assert!(m.lost.is_empty(), "an emptied node loses nothing");
     }
 }
