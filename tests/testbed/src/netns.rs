@@ -227,14 +227,7 @@ pub fn ensure(layout: &Layout) -> Result<PodNetwork> {
     )?;
     let _lock = MachineLock::acquire()?;
     let routes = machine_routes()?;
-    if let Some(r) = routes.iter().find(|r| r.dst.overlaps(RANGE) && !r.ours()) {
-        bail!(
-            "the test bed's pod range {RANGE} is already routed on this machine ({}): \
-             it will not hand out pod addresses that may exist on a real network; \
-             remove that route or run the tests on another machine",
-            r.line
-        );
-    }
+    range_is_free(&routes)?;
     ip(&["route", "replace", "unreachable", &RANGE.to_string()])
         .context("add the guard route (needs root: CAP_NET_ADMIN)")?;
     if let Some(net) = read_record(layout)
@@ -304,6 +297,20 @@ pub fn down(layout: &Layout) -> Result<()> {
 /// The recorded network of a plane, if one was made (no check that it is up).
 pub fn read_record(layout: &Layout) -> Option<PodNetwork> {
     serde_json::from_slice(&std::fs::read(record_file(layout)).ok()?).ok()
+}
+
+/// Refuse the range when a route that is not ours reaches into it: those
+/// addresses may exist on a real network.
+fn range_is_free(routes: &[Route]) -> Result<()> {
+    if let Some(r) = routes.iter().find(|r| r.dst.overlaps(RANGE) && !r.ours()) {
+        bail!(
+            "the test bed's pod range {RANGE} is already routed on this machine ({}): \
+             it will not hand out pod addresses that may exist on a real network; \
+             remove that route or run the tests on another machine",
+            r.line
+        );
+    }
+    Ok(())
 }
 
 fn block_cidrs(k: u32) -> (Cidr, Cidr) {
@@ -609,6 +616,26 @@ mod tests {
         assert!(r[3].dst.overlaps(RANGE) && r[3].dev.is_empty() && !r[3].ours());
         let guard = parse_routes("unreachable 198.18.0.0/15 \n");
         assert!(guard[0].guard() && guard[0].ours());
+    }
+
+    #[test]
+    fn a_foreign_route_into_the_range_is_refused_ours_and_default_are_not() {
+        let ours = "default via 192.0.2.1 dev eth0 \n\
+                    198.18.0.0/18 via 198.19.192.2 dev kmtb3c5eb000 \n\
+                    unreachable 198.18.0.0/15 \n\
+                    local 198.19.192.1 dev kmtb3c5eb000 table local proto kernel scope host src 198.19.192.1 \n";
+        range_is_free(&parse_routes(ours)).unwrap();
+        let foreign = format!("{ours}198.19.4.0/24 dev eth1 proto kernel scope link src 198.19.4.7 \n");
+        let err = range_is_free(&parse_routes(&foreign)).unwrap_err().to_string();
+        assert!(
+            err.contains("already routed on this machine (198.19.4.0/24 dev eth1"),
+            "{err}"
+        );
+        let wide = "10.0.0.0/8 via 192.0.2.1 dev eth0 \n128.0.0.0/1 via 192.0.2.1 dev eth0 \n";
+        assert!(
+            range_is_free(&parse_routes(wide)).is_err(),
+            "a /1 covering it counts"
+        );
     }
 
     #[test]
