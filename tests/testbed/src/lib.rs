@@ -137,6 +137,9 @@ impl TestBed {
                      its API server cannot reach this machine's network namespace"
                 )),
             };
+            if let (Some(_), Err(e)) = (&plane, &network) {
+                eprintln!("testbed: no pod network, pods get link-local addresses: {e}");
+            }
             let ips = std::sync::Arc::new(netns::PodIps::new(network.clone().ok()));
             // The simulator's client is made on its own runtime too: a kube
             // client runs its connection tasks where it was built.
