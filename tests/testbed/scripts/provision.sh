@@ -25,7 +25,8 @@ need_root() {
 
 apt_packages() {
   local missing=()
-  for p in etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync jq unzip dpkg-dev; do
+  # iproute2: `ip netns` and veth for the pod network (see netns.rs).
+  for p in etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync jq unzip dpkg-dev iproute2; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -11,7 +11,9 @@ pub mod clients;
 pub mod demo;
 pub mod gitops;
 pub mod kubeconfig;
+pub mod milvus;
 pub mod namespace;
+pub mod netns;
 pub mod operator;
 pub mod pki;
 pub mod plane;
@@ -48,6 +50,8 @@ pub struct TestBed {
     /// `rt`, and whatever they do there never slows the "kubelet" down.
     _sim_rt: tokio::runtime::Runtime,
     sim: sim::Simulator,
+    /// The pod network, or why there is none (pod IPs are then link-local).
+    network: Result<netns::PodNetwork, String>,
     /// Per-process scratch: helm homes, generated kubeconfigs.
     scratch: tempfile::TempDir,
 }
@@ -74,6 +78,7 @@ impl TestBed {
     }
 
     fn init() -> Result<TestBed> {
+        raise_fd_limit();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("testbed")
@@ -117,19 +122,38 @@ impl TestBed {
                 .apiserver_version()
                 .await
                 .with_context(|| format!("reach the API server of {}", admin.display()))?;
+            // Pod addresses live in a network namespace of this plane; on a
+            // foreign cluster (nothing to route there) they are link-local.
+            let network = match &plane {
+                Some(p) => {
+                    let layout = p.layout.clone();
+                    tokio::task::spawn_blocking(move || netns::ensure(&layout))
+                        .await
+                        .context("pod network task")?
+                        .map_err(|e| format!("{e:#}"))
+                }
+                None => Err(format!(
+                    "no pod network: the test bed is attached to a foreign cluster ({KUBECONFIG_ENV}); \
+                     its API server cannot reach this machine's network namespace"
+                )),
+            };
+            if let (Some(_), Err(e)) = (&plane, &network) {
+                eprintln!("testbed: no pod network, pods get link-local addresses: {e}");
+            }
+            let ips = std::sync::Arc::new(netns::PodIps::new(network.clone().ok()));
             // The simulator's client is made on its own runtime too: a kube
             // client runs its connection tasks where it was built.
             let sim_admin = admin.clone();
             let sim = sim_rt
                 .spawn(async move {
                     let client = kubeconfig::client_for(&sim_admin).await?;
-                    sim::Simulator::start(client, sim::SimConfig::from_env()).await
+                    sim::Simulator::start(client, sim::SimConfig::from_env(), ips).await
                 })
                 .await
                 .context("simulator start task")??;
-            Ok::<_, anyhow::Error>((admin, plane, version, sim))
+            Ok::<_, anyhow::Error>((admin, plane, version, sim, network))
         })??;
-        let (admin_kubeconfig, plane, version, sim) = setup;
+        let (admin_kubeconfig, plane, version, sim, network) = setup;
         let minor = version
             .minor
             .trim_end_matches(|c: char| !c.is_ascii_digit())
@@ -152,8 +176,18 @@ impl TestBed {
             rt,
             _sim_rt: sim_rt,
             sim,
+            network,
             scratch,
         })
+    }
+
+    /// The network namespace simulated pods live in (their IPs, the Milvus
+    /// stand-in's listeners). An error says why there is none (no privilege,
+    /// no iproute2, a foreign cluster): tests that need it fail with it.
+    pub fn pod_network(&self) -> Result<&netns::PodNetwork> {
+        self.network
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("the test bed has no pod network: {e}"))
     }
 
     /// Admin (cluster-admin) kubeconfig.
@@ -236,6 +270,22 @@ extern "C" fn at_exit() {
         let _ = tokio::time::timeout(Duration::from_secs(3), del).await;
     });
     let _ = std::fs::remove_dir_all(bed.scratch.path());
+}
+
+/// Every simulated Milvus pod holds a listening socket in this process:
+/// lift the soft open-files limit to the hard one.
+fn raise_fd_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
 }
 
 fn run_on<F>(handle: &tokio::runtime::Handle, fut: F) -> Result<F::Output>

@@ -196,7 +196,8 @@ pub async fn ensure_up(layout: &Layout) -> Result<Plane> {
 /// etcd data. Keeps the lock file. No-op when nothing runs.
 pub fn down(layout: &Layout) -> Result<()> {
     let _lock = StateLock::acquire(layout)?;
-    stop_locked(layout)
+    stop_locked(layout)?;
+    crate::netns::down(layout)
 }
 
 /// Health summary for `testbed status`.
@@ -262,6 +263,28 @@ pub(crate) fn live_cmdline(pid: u32, namespace: &str) -> Option<Vec<u8>> {
         return None;
     }
     std::fs::read(dir.join("cmdline")).ok()
+}
+
+/// Start time (clock ticks since boot, `/proc/<pid>/stat` field 22) of a
+/// live process recorded in pid namespace `namespace`: with the pid it names
+/// one process for good, even after the pid is reused.
+pub(crate) fn start_time(pid: u32, namespace: &str) -> Option<u64> {
+    if namespace != pid_namespace() {
+        return None;
+    }
+    let stat = std::fs::read_to_string(proc_dir(pid)?.join("stat")).ok()?;
+    // Fields after the parenthesised comm: state is field 3, starttime 22.
+    let rest = stat.rsplit(')').next()?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// A number only this state dir has (names of its etcd data, netns, veth).
+pub(crate) fn state_tag(layout: &Layout) -> u64 {
+    fnv(layout.state_dir.to_string_lossy().as_bytes())
 }
 
 /// Our pid namespace, as `pid:[inode]`. `/proc/self` names this process

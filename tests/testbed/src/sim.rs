@@ -14,12 +14,12 @@
 //! workload is created always apply to its pods.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -28,6 +28,9 @@ use kube::runtime::watcher::{self, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+use crate::milvus;
+use crate::netns::PodIps;
 
 /// Namespace label naming the simulator that plays kubelet for its pods.
 pub const OWNER_LABEL: &str = "kubectl-milvus.test/simulator";
@@ -133,20 +136,38 @@ pub async fn set_pod_faults(ns: &str, rules: Vec<FaultRule>) -> Result<()> {
 
 /// [`set_pod_faults`] with an explicit client.
 pub async fn set_pod_faults_with(client: &kube::Client, ns: &str, rules: &[FaultRule]) -> Result<()> {
+    write_configmap(
+        client,
+        ns,
+        FAULTS_CONFIGMAP,
+        RULES_KEY,
+        serde_json::to_string(rules)?,
+    )
+    .await
+}
+
+/// Server-side apply `data[key] = value` of the test bed's ConfigMap `name`.
+pub(crate) async fn write_configmap(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    key: &str,
+    value: String,
+) -> Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let cm = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": FAULTS_CONFIGMAP, "namespace": ns},
-        "data": {RULES_KEY: serde_json::to_string(rules)?},
+        "metadata": {"name": name, "namespace": ns},
+        "data": {key: value},
     });
     api.patch(
-        FAULTS_CONFIGMAP,
+        name,
         &PatchParams::apply("kubectl-milvus-testbed").force(),
         &Patch::Apply(cm),
     )
     .await
-    .with_context(|| format!("write {ns}/{FAULTS_CONFIGMAP}"))?;
+    .with_context(|| format!("write {ns}/{name}"))?;
     Ok(())
 }
 
@@ -168,14 +189,15 @@ impl Simulator {
         &self.config
     }
 
-    /// Register the node and start the background tasks on the current runtime.
-    pub async fn start(client: kube::Client, config: SimConfig) -> Result<Simulator> {
+    /// Register the node and start the background tasks on the current
+    /// runtime. Pod IPs come from `ips` (the test bed's pod network).
+    pub async fn start(client: kube::Client, config: SimConfig, ips: Arc<PodIps>) -> Result<Simulator> {
         let id = simulator_id();
         let ctx = Arc::new(Ctx {
             client,
             node: id.clone(),
             config: config.clone(),
-            ip_counter: AtomicU32::new(2),
+            ips,
         });
         register_node(&ctx).await?;
         tokio::spawn(heartbeat_loop(ctx.clone()));
@@ -207,14 +229,27 @@ struct Ctx {
     client: kube::Client,
     node: String,
     config: SimConfig,
-    ip_counter: AtomicU32,
+    ips: Arc<PodIps>,
 }
 
-impl Ctx {
-    fn next_pod_ip(&self) -> String {
-        // Pod IPs are just strings here: nothing ever connects to them.
-        let n = self.ip_counter.fetch_add(1, Ordering::Relaxed);
-        format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 2)
+/// A pod's IP, given back when its driver ends.
+struct IpLease {
+    ips: Arc<PodIps>,
+    ip: Ipv4Addr,
+}
+
+impl Drop for IpLease {
+    fn drop(&mut self) {
+        self.ips.release(self.ip);
+    }
+}
+
+/// Aborts a task when dropped (per-namespace helpers end with their namespace).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -427,6 +462,10 @@ type Rules = Arc<Vec<FaultRule>>;
 async fn namespace_task(ctx: Arc<Ctx>, ns: String) {
     let (rules_tx, rules_rx) = watch::channel::<Rules>(Arc::new(Vec::new()));
     tokio::spawn(rules_watch(ctx.clone(), ns.clone(), rules_tx));
+    let _milvus = AbortOnDrop(tokio::spawn(milvus::namespace_task(
+        ctx.client.clone(),
+        ns.clone(),
+    )));
 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut stream = watcher::watcher(pods, watcher::Config::default())
@@ -478,28 +517,39 @@ async fn namespace_task(ctx: Arc<Ctx>, ns: String) {
 }
 
 async fn rules_watch(ctx: Arc<Ctx>, ns: String, tx: watch::Sender<Rules>) {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={FAULTS_CONFIGMAP}"));
-    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let mut events = configmap_events(ctx.client.clone(), &ns, FAULTS_CONFIGMAP);
     loop {
         // Ends with its namespace's task (every receiver gone), not at the
         // next event: a deleted namespace sends none, and a lingering watch
         // per finished test would pile up over a long run.
         let ev = tokio::select! {
-            ev = stream.next() => ev,
+            ev = events.next() => ev,
             () = tx.closed() => return,
         };
-        let Some(ev) = ev else { return };
-        match ev {
-            Ok(Event::Apply(cm)) | Ok(Event::InitApply(cm)) => {
-                let _ = tx.send(Arc::new(parse_rules(&cm)));
-            }
-            Ok(Event::Delete(_)) => {
-                let _ = tx.send(Arc::new(Vec::new()));
-            }
-            _ => {}
-        }
+        let Some(cm) = ev else { return };
+        let _ = tx.send(Arc::new(cm.as_ref().map(parse_rules).unwrap_or_default()));
     }
+}
+
+/// One ConfigMap of a namespace as it changes: `Some` on create/update,
+/// `None` when deleted.
+pub(crate) fn configmap_events(
+    client: kube::Client,
+    ns: &str,
+    name: &str,
+) -> impl Stream<Item = Option<ConfigMap>> + Send + 'static {
+    let api: Api<ConfigMap> = Api::namespaced(client, ns);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    watcher::watcher(api, cfg)
+        .default_backoff()
+        .filter_map(|ev| async move {
+            match ev {
+                Ok(Event::Apply(cm)) | Ok(Event::InitApply(cm)) => Some(Some(cm)),
+                Ok(Event::Delete(_)) => Some(None),
+                _ => None,
+            }
+        })
+        .boxed()
 }
 
 fn parse_rules(cm: &ConfigMap) -> Vec<FaultRule> {
@@ -666,13 +716,28 @@ async fn drive_pod(
     }
 
     // Phase 2: ContainerCreating, then the steady stage.
-    let pod_ip = ctx.next_pod_ip();
+    let lease = match ctx.ips.alloc() {
+        Ok(ip) => IpLease {
+            ips: ctx.ips.clone(),
+            ip,
+        },
+        Err(e) => {
+            eprintln!("testbed: no pod IP for {ns}/{name}: {e:#}");
+            return;
+        }
+    };
+    let pod_ip = lease.ip.to_string();
+    // Set once the containers run (a Milvus pod registers and listens).
+    let mut milvus_pod: Option<milvus::MilvusPod> = None;
     let start_time = now();
     let mut applied: Option<Stage> = None;
     let started_at = tokio::time::Instant::now();
     loop {
         let Some(pod) = current(&pod_rx) else { return };
         if pod.metadata.deletion_timestamp.is_some() {
+            if let Some(m) = &milvus_pod {
+                m.stopping();
+            }
             return terminate(&ctx, &pods, &pod_rx, &rules, &name, &uid).await;
         }
         let eff = effective(&rules, &pod);
@@ -698,6 +763,9 @@ async fn drive_pod(
                 _ => (Stage::Running { ready: true }, None),
             }
         };
+        if matches!(want, Stage::Running { .. }) && milvus_pod.is_none() {
+            milvus_pod = milvus::pod_started(&ns, &pod, lease.ip, ctx.ips.network());
+        }
         // A finished Job pod never goes back (like a real kubelet).
         if applied != Some(Stage::Completed) && applied != Some(want) {
             let status = pod_status(&pod, want, &pod_ip, &start_time);

@@ -50,6 +50,13 @@ fn pid_exists(pid: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+fn netns_exists(name: &str) -> bool {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
 fn port_open(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -78,6 +85,20 @@ fn up_reuses_and_down_stops_exactly_what_up_started() {
         .map(|k| recorded[k].as_u64().unwrap() as u16)
         .collect();
     assert!(ports.iter().all(|p| port_open(*p)), "{ports:?}");
+    // `up` made this plane's pod network (its own names: no collision with
+    // the shared plane's).
+    let layout = Layout {
+        state_dir: state.path().to_path_buf(),
+        ..Layout::from_env()
+    };
+    let (netns_name, veth) = testbed::netns::names(&layout);
+    assert!(
+        text(&up).contains(&format!("network namespace {netns_name}")),
+        "{}",
+        text(&up)
+    );
+    assert!(netns_exists(&netns_name));
+    assert_ne!(testbed::netns::names(&Layout::from_env()).0, netns_name);
 
     let again = testbed(state.path(), &["up"]);
     assert!(again.status.success(), "{}", text(&again));
@@ -91,6 +112,9 @@ fn up_reuses_and_down_stops_exactly_what_up_started() {
     // `down` returns once the processes have exited; their ports close with them.
     assert!(ports.iter().all(|p| !port_open(*p)), "still listening: {ports:?}");
     assert!(!state.path().join("pids/kube-apiserver.pid").exists());
+    assert!(!netns_exists(&netns_name), "down leaves the network namespace");
+    let link = Command::new("ip").args(["link", "show", &veth]).output().unwrap();
+    assert!(!link.status.success(), "down leaves the veth {veth}");
     assert!(!testbed(state.path(), &["status"]).status.success());
 }
 

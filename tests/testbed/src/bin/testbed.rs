@@ -8,6 +8,7 @@ const USAGE: &str = "usage: testbed <up|down|status|env|demo>
   up      start the local control plane unless a healthy one runs (idempotent);
           prints `export KUBECTL_MILVUS_TEST_KUBECONFIG=...`
   down    stop the demo (if any) and exactly the processes `up` started, remove etcd data
+          and the pod network (network namespace, veth, route)
   demo    seed namespace milvus-demo (Helm release my-release + Operator cluster my-milvus)
           and keep a background process playing kubelet and operator (idempotent)
   status  show ports, pids and API readiness (exit 1 when not ready)
@@ -74,6 +75,15 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                     p.state.apiserver_port
                 );
             }
+            // The pod network the test bed's simulators put pods in (also
+            // made on demand by every test process).
+            match testbed::netns::ensure(layout) {
+                Ok(net) => eprintln!(
+                    "testbed: pod network {} in network namespace {} (veth {})",
+                    net.pod_cidr, net.netns, net.veth
+                ),
+                Err(e) => eprintln!("testbed: no pod network (tests that need it will fail): {e:#}"),
+            }
             println!("{}", export_line(layout));
             Ok(ExitCode::SUCCESS)
         }
@@ -100,6 +110,13 @@ async fn run(cmd: &str, layout: &Layout) -> anyhow::Result<ExitCode> {
                 }
                 println!("admin:       {}", layout.admin_kubeconfig().display());
                 println!("restricted:  {}", layout.restricted_kubeconfig().display());
+                match testbed::netns::read_record(layout) {
+                    Some(net) => println!(
+                        "pod network: {} in network namespace {} (veth {})",
+                        net.pod_cidr, net.netns, net.veth
+                    ),
+                    None => println!("pod network: none yet (made by `up` or the first test)"),
+                }
                 Ok(if ready {
                     ExitCode::SUCCESS
                 } else {
