@@ -24,9 +24,9 @@ use crate::core::milvus::api::{
     self, Balance, Call, Distribution, Health, Method, NodeInfo, Reply, Unreachable,
 };
 use crate::core::milvus::drain::{
-    self, Drain, DrainOptions, Event, Held, MarkedPod, Next, Outcome, Removal, Repair, StopCause,
+    self, Drain, DrainOptions, DrainPlan, Event, Held, MarkedPod, Next, Outcome, Removal, Repair, StopCause,
 };
-use crate::core::milvus::nodes::{MilvusPod, map_nodes, node_of};
+use crate::core::milvus::nodes::{MilvusPod, map_nodes, milvus_pods, node_of};
 use crate::core::milvus::view::{self, Budget, Gate, Gathered};
 
 /// What a scale-in step does about Milvus for the pod leaving.
@@ -486,6 +486,65 @@ impl Milvus {
             Next::Drained { .. } => Event::Ok,
             Next::Done(_) => Event::Ok,
         }
+    }
+}
+
+/// Milvus's view of one instance for `status`, from its live pods (raw, for
+/// their IPs and metrics ports) and the run holding its Lease, if any.
+/// Bounded by `budget`; never fails.
+pub async fn instance_view(
+    cluster: &Cluster,
+    namespace: &str,
+    pods: &[&Pod],
+    live_run: Option<String>,
+    budget: &Budget,
+) -> view::MilvusView {
+    let m = Milvus::new(cluster, namespace, budget);
+    let g = m
+        .gather(milvus_pods(pods), drain::marked_pods(pods), live_run, budget)
+        .await;
+    view::view(&g)
+}
+
+/// The drain part of `plan` for the query-node pods leaving, in step
+/// order: their nodes and what they hold (one `node/list`, one
+/// `distribution/get` per leaving pod), or why Milvus cannot be asked.
+pub async fn drain_plan(
+    cluster: &Cluster,
+    namespace: &str,
+    pods: &[&Pod],
+    victims: &[String],
+    removal: Removal,
+    timeout: Duration,
+) -> DrainPlan {
+    let budget = Budget::default();
+    let m = Milvus::new(cluster, namespace, &budget);
+    let mpods = milvus_pods(pods);
+    let (mapped, unreachable) = match m.node_list(&mpods).await {
+        Ok(list) => (Some(map_nodes(&list, &mpods)), None),
+        Err(e) => (None, Some(e)),
+    };
+    let ids: Vec<i64> = mapped
+        .iter()
+        .flatten()
+        .filter(|n| n.pod.as_ref().is_some_and(|p| victims.contains(p)))
+        .map(|n| n.id)
+        .collect();
+    let held: std::collections::BTreeMap<i64, Result<Held, Unreachable>> = futures::stream::iter(ids)
+        .map(|id| {
+            let (m, mpods) = (&m, &mpods);
+            async move { (id, m.distribution(mpods, id).await.map(|d| Held::of(&d))) }
+        })
+        .buffer_unordered(budget.concurrency)
+        .collect()
+        .await;
+    DrainPlan {
+        component: "queryNode".into(),
+        enabled: true,
+        removal,
+        timeout_secs: timeout.as_secs(),
+        leaving: drain::leaving_nodes(victims, mapped.as_deref(), &held),
+        unreachable,
     }
 }
 
