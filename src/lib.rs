@@ -8,7 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod core;
+pub mod engine;
 pub mod error;
-pub mod helm;
 pub mod render;
 pub mod version;

@@ -6,8 +6,12 @@ pub mod changes;
 pub mod connect;
 pub mod fields;
 pub mod gitops;
+pub mod helm_records;
+pub mod hpa;
 pub mod lease;
+pub mod live;
 pub mod operator;
+pub mod rollout;
 
 pub use api::{ApiError, Cluster};
 pub use connect::{ConnectOptions, Connection, connect};

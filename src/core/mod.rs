@@ -11,6 +11,7 @@ pub mod ownership;
 pub mod plan;
 pub mod pods;
 pub mod release;
+pub mod request;
 pub mod scale_in;
 pub mod status;
 pub mod values;

@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::core::bounds::{Bounds, bounds_change, kubectl_patch};
+use crate::core::bounds::{Bounds, kubectl_patch};
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::plan::{
-    self, Candidate, ComponentChange, Plan, Rejection, Request, Target, check_role, component_change,
-    managing_hpa,
+    self, Candidate, ComponentChange, Plan, Rejection, Request, Target, bounds_change, check_role,
+    component_change, managing_hpa,
 };
 use crate::core::scale_in;
 use crate::core::status::{

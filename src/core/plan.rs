@@ -17,87 +17,7 @@ use crate::core::scale_in::{self, ControllerRules, GraceCheck};
 use crate::core::status::{LiveWorkload, ManagedBy, component_workloads, desired_replicas, owner_workload};
 use crate::core::values::{self, Replicas};
 
-/// A target as typed: absolute or relative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Absolute(u32),
-    Relative(i64),
-    /// New bounds for the HPA managing the component (`--min`/`--max`); a
-    /// side left out stays as the HPA has it.
-    Bounds {
-        min: Option<u32>,
-        max: Option<u32>,
-    },
-}
-
-/// One `COMPONENT=N` request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub component: String,
-    pub target: Target,
-}
-
-/// Why a request cannot be planned. `Invalid` is the user's input;
-/// `Refused` is a safety rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    Invalid(String),
-    Refused(String),
-}
-
-/// Parses `queryNode=3`, `querynode=+2`, `dataNode=-1`.
-pub fn parse_request(text: &str) -> Result<Request, Rejection> {
-    let Some((component, n)) = text.split_once('=') else {
-        return Err(Rejection::Invalid(format!(
-            "invalid change {text:?}: write COMPONENT=N, e.g. queryNode=3, queryNode=+1 or queryNode=-1"
-        )));
-    };
-    let component = component.trim();
-    if component.is_empty() {
-        return Err(Rejection::Invalid(format!(
-            "invalid change {text:?}: the component name is missing"
-        )));
-    }
-    Ok(Request {
-        component: component.to_string(),
-        target: parse_target(component, n.trim())?,
-    })
-}
-
-/// The most replicas a Deployment accepts (`spec.replicas` is an int32).
-pub const MAX_REPLICAS: u32 = i32::MAX as u32;
-
-/// Parses the replica part: `3`, `+2`, `-1`. Counts a Deployment could not
-/// hold are refused here, before anything is read or planned.
-pub fn parse_target(component: &str, n: &str) -> Result<Target, Rejection> {
-    let bad = || {
-        Rejection::Invalid(format!(
-            "invalid replica count {n:?} for {component}: use a whole number (3) or a relative one (+1, -1)"
-        ))
-    };
-    let (sign, digits) = match (n.strip_prefix('+'), n.strip_prefix('-')) {
-        (Some(d), _) => (Some(1), d),
-        (_, Some(d)) => (Some(-1), d),
-        _ => (None, n),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let value = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|v| u32::try_from(v).ok())
-        .filter(|v| *v <= MAX_REPLICAS)
-        .ok_or_else(|| {
-            Rejection::Invalid(format!(
-                "replica count {n:?} for {component} is out of range: a Deployment holds at most {MAX_REPLICAS} replicas"
-            ))
-        })?;
-    Ok(match sign {
-        None => Target::Absolute(value),
-        Some(s) => Target::Relative(s * i64::from(value)),
-    })
-}
+pub use crate::core::request::{MAX_REPLICAS, Rejection, Request, Target, parse_request, parse_target};
 
 /// The inputs a plan is made from.
 pub struct PlanInput<'a> {
@@ -389,7 +309,7 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                     )));
                 }
                 let in_values = Bounds::from_values(&values, component.key);
-                bounds::bounds_change(&candidate, h, (min, max), in_values, &mut warnings)?
+                bounds_change(&candidate, h, (min, max), in_values, &mut warnings)?
             }
             (Some(h), _) => {
                 return Err(Rejection::Refused(format!(
@@ -546,6 +466,65 @@ pub fn component_change(
         target,
         steps: steps(current, target),
         hpa: None,
+    })
+}
+
+/// The change of `hpa`'s bounds for a component (or deployment group) it
+/// manages; `values` are the bounds Helm's values give, where they exist.
+pub fn bounds_change(
+    c: &Candidate<'_>,
+    hpa: &HorizontalPodAutoscaler,
+    (min, max): (Option<u32>, Option<u32>),
+    values: Option<Bounds>,
+    warnings: &mut Vec<String>,
+) -> Result<ComponentChange, Rejection> {
+    let name = match c.group {
+        Some(g) => format!("{}/{g}", c.key),
+        None => c.key.to_string(),
+    };
+    let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
+    let current = Bounds::of(hpa);
+    let target = Bounds {
+        min: min.unwrap_or(current.min),
+        max: max.unwrap_or(current.max),
+    };
+    if target.min > target.max {
+        return Err(Rejection::Invalid(format!(
+            "{name}: minReplicas {} would be above maxReplicas {} of HorizontalPodAutoscaler {hpa_name}; give both --min and --max",
+            target.min, target.max
+        )));
+    }
+    if let Some(v) = values
+        && v != current
+    {
+        warnings.push(format!(
+            "{name}: {} say HPA {v} but HorizontalPodAutoscaler {hpa_name} has {current} (changed outside {}); the plan starts from the live HPA",
+            c.record, c.outside
+        ));
+    }
+    let running = c.live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
+    let lands = target.clamp(running);
+    if lands < running {
+        warnings.push(format!(
+            "{name}: maxReplicas {} is below the {running} replicas running; it is lowered one replica at a time, each step waited for (the HPA alone would remove them all at once)",
+            target.max
+        ));
+    }
+    Ok(ComponentChange {
+        component: c.key.to_string(),
+        label: c.component.label.to_string(),
+        group: c.group.map(str::to_string),
+        deployments: c.deployments.clone(),
+        current: running,
+        values: c.desired.clone(),
+        target: lands,
+        steps: steps(running, lands),
+        hpa: Some(HpaChange {
+            name: hpa_name,
+            current,
+            values,
+            target,
+        }),
     })
 }
 

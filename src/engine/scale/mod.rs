@@ -17,14 +17,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
 
 use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
+use crate::cluster::helm_records::other_writer;
+use crate::cluster::helm_records::{self as helm, StoredRelease};
+use crate::cluster::hpa::{self, BoundsStop};
 use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
-use crate::commands::gitops;
-use crate::commands::{plan as plan_cmd, releases, status};
+use crate::cluster::live::fetch_live;
+use crate::cluster::rollout::{replicas_handed_back, unmark_pods};
 use crate::core::bounds::Setting;
 use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
@@ -32,17 +33,21 @@ use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
 use crate::core::scale_in::{self, ControllerRules};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
+use crate::engine::owner as gitops;
+use crate::engine::plan as plan_cmd;
+use crate::engine::signals::interrupted;
+use crate::engine::{releases, rendered, status};
 use crate::error::Refused;
-use crate::helm::{self, StoredRelease};
 use crate::render;
+use crate::render::progress::Progress;
 
-pub(crate) mod bounds;
-mod guard;
+mod bounds;
+pub mod operator;
 mod record;
-pub(crate) mod steps;
+mod steps;
 
 use self::record::{Finish, OtherWriter, Unfinished};
-use self::steps::{Progress, StepOptions, deployment_op, hand_back_deployment_replicas};
+use self::steps::StepOptions;
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
@@ -56,7 +61,7 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
             return Err(busy(&args.release, cluster.namespace(), &holder));
         }
         let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
-        return plan_cmd::output(PlanOutput::Table, loaded.plan, owned);
+        return render::plan::output(PlanOutput::Table, loaded.plan, owned);
     }
     let progress = Progress::new();
     let lease = acquire(cluster, args, &progress).await?;
@@ -130,15 +135,15 @@ impl Loaded {
         let namespace = cluster.namespace();
         let (history, live, rules) = tokio::join!(
             helm::history(cluster, namespace, &args.release),
-            status::fetch_live(cluster, namespace),
+            fetch_live(cluster, namespace),
             cluster.controller_rules()
         );
         let history = history?;
         let live = live?;
         let rules = rules?;
         let Some(last) = history.last().cloned() else {
-            if let Some(rendered) = gitops::rendered_named(cluster, namespace, &args.release, &live).await {
-                return Err(gitops::refuse_rendered(&rendered, &gitops::requested(requests)));
+            if let Some(rendered) = rendered::rendered_named(cluster, namespace, &args.release, &live).await {
+                return Err(rendered::refuse_rendered(&rendered, &gitops::requested(requests)));
             }
             return Err(releases::not_found(cluster, namespace, &args.release).await);
         };
@@ -229,7 +234,7 @@ async fn scale_holding(
     }
     // A killed run (or a clean-up that failed) may have left a pod marked:
     // take that mark off first, even when there is nothing else to do.
-    steps::unmark_pods(cluster, &namespace, &args.release)
+    unmark_pods(cluster, &namespace, &args.release)
         .await
         .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
@@ -281,14 +286,14 @@ async fn scale_holding(
         r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r,
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
-        what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
+        what = other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
     };
 
     // No survivor keeps a mark, whatever stopped the run (a failure here
     // is repeated by the next run's start); meanwhile read what was reached
     // and hand spec.replicas back to Helm (other objects: no ordering needed).
     let (unmarked, reached) = tokio::join!(
-        steps::unmark_pods(cluster, &namespace, &args.release),
+        unmark_pods(cluster, &namespace, &args.release),
         reached(cluster, &namespace, plan)
     );
     let continue_cmd = continue_command(&args.release, &namespace, plan);
@@ -464,21 +469,6 @@ impl std::fmt::Display for Stop {
     }
 }
 
-pub(crate) async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// The replica changes stepped first, then each HPA's bounds.
 async fn execute(
     cluster: &Cluster,
@@ -501,8 +491,8 @@ async fn execute(
         bounds::execute(cluster, namespace, c, options.timeout, progress)
             .await
             .map_err(|stop| match stop {
-                bounds::BoundsStop::Failed(why) => Stop::Step(why),
-                bounds::BoundsStop::OtherWriter(why) => Stop::OtherHpaWriter(why),
+                BoundsStop::Failed(why) => Stop::Step(why),
+                BoundsStop::OtherWriter(why) => Stop::OtherHpaWriter(why),
             })?;
     }
     Ok(())
@@ -589,23 +579,13 @@ fn describe_reached(reached: &BTreeMap<String, Setting>) -> String {
 /// run ends here, a repairing re-run included, so no claim of ours outlives
 /// a run.
 async fn reached(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, Setting>> {
-    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut out = BTreeMap::new();
     for c in &plan.changes {
-        if let Some(h) = &c.hpa {
-            let at = bounds::settle(cluster, namespace, &h.name).await?;
-            out.insert(c.component.clone(), Setting::Bounds(at));
-            continue;
-        }
-        let mut n = 0;
-        for d in &c.deployments {
-            let dep = cluster
-                .call(deployment_op("get", namespace, d), api.get(d))
-                .await?;
-            n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
-            hand_back_deployment_replicas(cluster, namespace, dep).await?;
-        }
-        out.insert(c.component.clone(), Setting::Replicas(n));
+        let at = match &c.hpa {
+            Some(h) => Setting::Bounds(hpa::settle(cluster, namespace, &h.name).await?),
+            None => Setting::Replicas(replicas_handed_back(cluster, namespace, &c.deployments).await?),
+        };
+        out.insert(c.component.clone(), at);
     }
     Ok(out)
 }

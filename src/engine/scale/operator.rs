@@ -16,14 +16,18 @@ use tokio::sync::watch;
 use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::cluster::hpa::{self, BoundsStop};
 use crate::cluster::operator as api;
-use crate::commands::plan as plan_cmd;
-use crate::commands::scale::steps::{Progress, wait_step};
-use crate::commands::scale::{bounds, interrupted};
+use crate::cluster::rollout::wait_step;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::{ComponentChange, Plan};
+use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::engine::plan as plan_cmd;
+use crate::engine::scale::bounds;
+use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
 use crate::render;
+use crate::render::progress::Progress;
 
 /// Why a run stopped early, as one sentence.
 #[derive(Debug)]
@@ -52,7 +56,7 @@ struct Run<'a> {
 
 pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> Result<String> {
     let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
-    super::refuse_remove(&args.scale_in, found.name())?;
+    refuse_remove(&args.scale_in, found.name())?;
     // Never silently skip a health gate the user asked for.
     if !args.pause.is_zero() || args.check.is_some() {
         return Err(InvalidInput(format!(
@@ -63,14 +67,14 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> 
     }
     // Refusals and dry runs need no lock (and so change nothing, a Lease included).
     let accept = args.scale_in.accept_short_grace;
-    let (_, _, plan) = super::read_and_plan(cluster, &found, &requests, args.force, accept).await?;
+    let (_, plan) = read_and_plan(cluster, &found, &requests, args.force, accept).await?;
     if args.dry_run {
         return Ok(render::plan::table(&plan));
     }
     // One run at a time per resource, as for Helm releases (the same Lease
     // name: a Helm release and a resource of one name would share Deployments).
     let progress = Progress::new();
-    let lease = crate::commands::scale::acquire(cluster, args, &progress).await?;
+    let lease = super::acquire(cluster, args, &progress).await?;
     let result = load_and_run(cluster, args, &found, &requests, &lease, progress).await;
     let _ = lease.release(cluster).await;
     result
@@ -99,7 +103,7 @@ async fn load_and_run(
             )
         })?;
     let accept = args.scale_in.accept_short_grace;
-    let (deployments, live, plan) = super::read_and_plan(cluster, &cr, requests, args.force, accept).await?;
+    let (live, plan) = read_and_plan(cluster, &cr, requests, args.force, accept).await?;
     for g in &plan.grace {
         progress.line(&format!(
             "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
@@ -113,7 +117,7 @@ async fn load_and_run(
         return hpa_bounds(cluster, args, &cr, &plan).await;
     }
     // Steps a killed run wrote but never saw done are waited for first.
-    let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+    let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
     let loaded = Loaded { cr, plan, waiting };
     run_holding(cluster, args, loaded, requests, lease, progress).await
 }
@@ -204,7 +208,7 @@ fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> Strin
             .all(|o| o.target == c.target)
     });
     if uniform {
-        return crate::commands::scale::continue_command(cr.name(), cr.namespace(), plan);
+        return super::continue_command(cr.name(), cr.namespace(), plan);
     }
     let typed = format!(
         "kubectl milvus scale {} {} -n {}",
@@ -250,18 +254,18 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
     };
     let outcome = tokio::select! {
         r = work => r,
-        () = interrupted() => Err(bounds::BoundsStop::Failed("interrupted by a signal".to_string())),
+        () = interrupted() => Err(BoundsStop::Failed("interrupted by a signal".to_string())),
     };
     progress.finish();
     // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
     let mut reached = Vec::new();
     for c in &plan.changes {
         if let Some(h) = &c.hpa {
-            let at = bounds::settle(cluster, namespace, &h.name).await?;
+            let at = hpa::settle(cluster, namespace, &h.name).await?;
             reached.push((c, at));
         }
     }
-    if let Err(bounds::BoundsStop::OtherWriter(why)) = &outcome {
+    if let Err(BoundsStop::OtherWriter(why)) = &outcome {
         // Their bounds stand: no "continue with" that would undo them.
         return Err(anyhow::anyhow!(
             "{why}; find out who else changes it before scaling Milvus {} again",
@@ -291,7 +295,7 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
         ));
     }
     let done: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
-    let pods = super::statuses(cluster, Some(namespace), Some(cr.name())).await?;
+    let pods = statuses(cluster, Some(namespace), Some(cr.name())).await?;
     let rows: Vec<_> = pods
         .items
         .first()
@@ -363,20 +367,19 @@ async fn execute(
         (plan, waiting)
     } else {
         wait_observed(run, first.generation()).await?;
-        let (deployments, live) = super::live(run.cluster, first.namespace())
+        let live = crate::cluster::live::fetch_live(run.cluster, first.namespace())
             .await
             .map_err(|e| Stop(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
-        let plan = super::make(
+        let plan = make(
             &now,
-            &deployments,
             &live,
             requests,
             args.force,
             args.scale_in.accept_short_grace,
         )
         .map_err(|e| Stop(crate::error::one_line(&e)))?;
-        let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+        let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
         (plan, waiting)
     };
     for (d, n) in &waiting {
@@ -425,7 +428,7 @@ async fn execute(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let pods = super::statuses(run.cluster, Some(first.namespace()), Some(first.name()))
+    let pods = statuses(run.cluster, Some(first.namespace()), Some(first.name()))
         .await
         .map_err(|e| Stop(crate::error::one_line(&e)))?;
     let rows: Vec<_> = pods

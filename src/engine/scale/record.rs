@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::cluster::helm_records::{self as helm, StoredRelease};
 use crate::core::bounds::Setting;
 use crate::core::manifest;
 use crate::core::plan::ComponentChange;
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, Release, SUPERSEDED};
 use crate::core::values;
 use crate::error::Refused;
-use crate::helm::{self, StoredRelease};
 
 /// The run that last wrote a record (so a re-read after a lost answer can
 /// tell our own write from someone else's; Helm's own writes drop it).

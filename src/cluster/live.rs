@@ -1,0 +1,79 @@
+//! The live objects of one namespace, read once and shared by every shape
+//! (Helm releases, `Milvus` resources, Argo-rendered instances).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+
+use super::Cluster;
+use super::api::live_deployment;
+use super::gitops::deployment_object;
+use super::operator::operator_deployment;
+use crate::core::gitops::LiveObject;
+use crate::core::operator::{MANAGED_BY_LABEL, MANAGER, OperatorDeployment};
+use crate::core::status::LiveWorkload;
+
+/// The live objects of one namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub workloads: Vec<LiveWorkload>,
+    /// The Deployments' identity and metadata (GitOps markers).
+    pub objects: Vec<LiveObject>,
+    /// The Milvus Operator's Deployments (by its `managed-by` label), as
+    /// its lookups need them: from the same list, not a second one.
+    pub operator: Vec<OperatorDeployment>,
+    /// Each Deployment's pod `terminationGracePeriodSeconds`, where set.
+    pub grace: BTreeMap<String, i64>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub pods: Vec<Pod>,
+}
+
+/// Deployments, HPAs and pods of a namespace, concurrently. Consistent
+/// reads (no `resourceVersion=0`): what `kubectl get` shows at this moment,
+/// never an older state a lagging watch cache still holds. (Servers from
+/// v1.31 serve consistent lists from their cache anyway.)
+pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
+    let params = ListParams::default();
+    let params = &params;
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<Deployment>(namespace, params),
+        cluster.list_hpas(namespace, params),
+        cluster.list_pods(namespace, params)
+    )?;
+    let grace = deployments
+        .iter()
+        .filter_map(|d| {
+            let seconds = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .termination_grace_period_seconds?;
+            Some((d.metadata.name.clone()?, seconds))
+        })
+        .collect();
+    let operator = deployments
+        .iter()
+        .filter(|d| {
+            d.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .is_some_and(|m| m == MANAGER)
+        })
+        .map(operator_deployment)
+        .collect();
+    Ok(Live {
+        workloads: deployments.iter().map(live_deployment).collect(),
+        objects: deployments.iter().map(deployment_object).collect(),
+        operator,
+        grace,
+        hpas,
+        pods,
+    })
+}
