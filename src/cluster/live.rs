@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
 use kube::api::ListParams;
 
 use super::Cluster;
-use super::api::live_deployment;
+use super::api::{ApiError, Op, live_deployment};
 use super::gitops::deployment_object;
 use super::operator::operator_deployment;
 use crate::core::gitops::LiveObject;
+use crate::core::manifest::MILVUS_CONFIG_FILES;
 use crate::core::operator::{MANAGED_BY_LABEL, MANAGER, OperatorDeployment};
 use crate::core::status::LiveWorkload;
 
@@ -76,4 +78,32 @@ pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
         hpas,
         pods,
     })
+}
+
+/// The Milvus configuration files (only those keys: the ConfigMap holds
+/// credentials next to them) of a live ConfigMap; none when it is not
+/// there.
+pub async fn milvus_config(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "get",
+        resource: "configmaps",
+        namespace: Some(namespace),
+        name: Some(name),
+    };
+    match cluster.call(op, api.get(name)).await {
+        Ok(cm) => Ok(Some(
+            cm.data
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| MILVUS_CONFIG_FILES.contains(&k.as_str()))
+                .collect(),
+        )),
+        Err(ApiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

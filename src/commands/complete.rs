@@ -23,6 +23,7 @@ use crate::cli::{Cli, KubeFlags};
 use crate::cluster::connect::{load_kubeconfig, parse_request_timeout};
 use crate::cluster::operator::{self as operator_api, Found};
 use crate::cluster::{Cluster, ConnectOptions, connect};
+use crate::core::chart::Chart;
 use crate::core::{components, manifest, operator, plan};
 use crate::engine::releases::{self, current_records};
 
@@ -458,7 +459,10 @@ async fn changes(ctx: &Context<'_>) -> Vec<(String, String)> {
             .and_then(|current| current.record().cloned())
         {
             let objects = manifest::parse(record.release.manifest()).ok()?;
-            return Some(plan::scalable_components(&record.release, &objects));
+            return Some(plan::scalable_components(
+                &Chart::of_record(&record.release),
+                &objects,
+            ));
         }
         let cr = operator_api::get(&cluster, &namespace, release).await.ok()??;
         let deployments = operator_api::deployments(&cluster, Some(&namespace), &Default::default())

@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::core::chart::Chart;
 use crate::core::components::{self, Role};
 use crate::core::manifest::{Labels, ManifestObject};
-use crate::core::release::Release;
 use crate::core::values;
 
 pub const FLUX_NAME_LABEL: &str = "helm.toolkit.fluxcd.io/name";
@@ -649,11 +649,12 @@ pub fn rendered_instances(
         .collect()
 }
 
-/// The release record `status` and `plan` model an instance with: chart
-/// and versions from its labels, values from what the rendered objects
-/// run (`-1` where an HPA targets the workload), the message queue from
-/// its dependencies. Revision 0, status `none`.
-pub fn rendered_release(r: &Rendered, hpa_targets: &[(String, String)]) -> Release {
+/// The chart an instance was rendered from, as its live objects tell it:
+/// chart and versions from their labels, values from what they run (`-1`
+/// where an HPA targets the workload), the message queue from its
+/// dependencies. No Milvus configuration: that is read from the live
+/// ConfigMap by whoever needs it.
+pub fn rendered_chart(r: &Rendered, hpa_targets: &[(String, String)]) -> Chart {
     let milvus: Vec<&ManifestObject> = r
         .objects
         .iter()
@@ -687,22 +688,14 @@ pub fn rendered_release(r: &Rendered, hpa_targets: &[(String, String)]) -> Relea
     if let Some(mq) = message_queue_key(&r.objects) {
         values::set(&mut config, &format!("{mq}.enabled"), json!(true));
     }
-    Release(json!({
-        "name": r.instance,
-        "namespace": r.namespace,
-        "version": 0,
-        "info": {
-            "status": "none",
-            "description": format!("rendered by {}", r.owner.describe()),
-            "last_deployed": ""
-        },
-        "chart": {
-            "metadata": {"name": "milvus", "version": chart_version, "appVersion": label("app.kubernetes.io/version")},
-            "values": {}
-        },
-        "config": config,
-        "manifest": ""
-    }))
+    Chart {
+        name: r.instance.clone(),
+        chart_name: "milvus".to_string(),
+        chart_version,
+        app_version: label("app.kubernetes.io/version"),
+        values: config,
+        config: Vec::new(),
+    }
 }
 
 /// The chart's message-queue values key, from the dependency workloads
@@ -1035,14 +1028,13 @@ mod tests {
             ]
         );
 
-        let release = rendered_release(r, &[("Deployment".into(), "my-milvus-milvus-proxy".into())]);
-        assert_eq!(release.name(), "my-milvus");
+        let chart = rendered_chart(r, &[("Deployment".into(), "my-milvus-milvus-proxy".into())]);
+        assert_eq!(chart.name, "my-milvus");
         assert_eq!(
-            (release.chart_version(), release.app_version()),
+            (chart.chart_version.as_str(), chart.app_version.as_str()),
             ("5.0.19", "2.6.15")
         );
-        assert_eq!(release.version(), 0);
-        let v = release.effective_values();
+        let v = chart.values;
         assert_eq!(values::get(&v, "queryNode.replicas"), Some(&json!(2)));
         assert_eq!(values::get(&v, "proxy.replicas"), Some(&json!(-1)), "HPA-managed");
         assert_eq!(values::mode(&v), "cluster");

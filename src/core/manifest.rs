@@ -124,17 +124,28 @@ pub fn milvus_config_layers(manifest: &str) -> Vec<(String, serde_json::Value)> 
         if doc.kind.as_deref() != Some("ConfigMap") || !doc.data.contains_key("default.yaml") {
             continue;
         }
-        return ["default.yaml", "user.yaml"]
-            .iter()
-            .filter_map(|file| {
-                let body = doc.data.get(*file)?;
-                let parsed = serde_saphyr::from_str_with_options(body, yaml_options()).unwrap_or_default();
-                Some((file.to_string(), parsed))
-            })
-            .collect();
+        return config_layers(&doc.data);
     }
     Vec::new()
 }
+
+/// The files of the Milvus configuration a ConfigMap holds (its
+/// `default.yaml`, then `user.yaml`), each parsed; the ConfigMap's other
+/// keys are never read.
+pub fn config_layers(data: &BTreeMap<String, String>) -> Vec<(String, serde_json::Value)> {
+    MILVUS_CONFIG_FILES
+        .iter()
+        .filter_map(|file| {
+            let body = data.get(*file)?;
+            let parsed = serde_saphyr::from_str_with_options(body, yaml_options()).unwrap_or_default();
+            Some((file.to_string(), parsed))
+        })
+        .collect()
+}
+
+/// The Milvus configuration files of the chart's ConfigMap, lowest
+/// precedence first.
+pub const MILVUS_CONFIG_FILES: [&str; 2] = ["default.yaml", "user.yaml"];
 
 /// Helm accepts what its Go YAML parser accepts: a repeated mapping key
 /// (user `labels` overlapping the chart's own) keeps the last value. No

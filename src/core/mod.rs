@@ -1,6 +1,7 @@
 //! Pure domain logic: plain functions over plain data, testable without a cluster.
 
 pub mod bounds;
+pub mod chart;
 pub mod components;
 pub mod duration;
 pub mod gitops;

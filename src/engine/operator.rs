@@ -133,7 +133,7 @@ pub async fn plan(
         args.scale_in.accept_short_grace,
     )
     .await?;
-    Ok(Planned { plan, owned: None })
+    Ok((plan, None))
 }
 
 /// `--remove` cannot be honoured: the operator owns the Deployments, and

@@ -11,17 +11,13 @@ use crate::core::bounds;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request, ScaleInInput};
-use crate::engine::{owner, releases, rendered};
+use crate::engine::{owner, releases};
 use crate::error::{Refused, rejection};
 
 /// A plan, and the GitOps owner's warning to put at its top.
-pub struct Planned {
-    pub plan: Plan,
-    pub owned: Option<String>,
-}
+pub type Planned = (Plan, Option<String>);
 
-/// `plan` of a Helm release (or, without a record, of an Argo CD-rendered
-/// instance of that name): reads only.
+/// `plan` of a Helm release: reads only.
 pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> Result<Planned> {
     let namespace = cluster.namespace().to_string();
     let (current, live) = tokio::join!(
@@ -29,17 +25,7 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
         fetch_live(cluster, &namespace)
     );
     let live = live?;
-    let current = match current {
-        Ok(c) => c,
-        Err(e) => {
-            let (plan, owned) =
-                rendered::plan_rendered(cluster, &namespace, args, requests, &live, e).await?;
-            return Ok(Planned {
-                plan,
-                owned: Some(owned),
-            });
-        }
-    };
+    let current = current?;
     let Some(stored) = current.deployed.as_ref() else {
         return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
     };
@@ -70,7 +56,7 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
             ),
         });
     }
-    Ok(Planned { plan, owned })
+    Ok((plan, owned))
 }
 
 /// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`, or

@@ -10,9 +10,11 @@ use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::live_statefulset;
 use crate::cluster::gitops::{application_resource, statefulset_object};
-use crate::cluster::live::{Live, fetch_live};
-use crate::core::gitops::{self, LiveObject, OwnerKind, Rendered};
-use crate::core::plan::{self, Plan, PlanInput, Request};
+use crate::cluster::live::{self, Live, fetch_live};
+use crate::core::gitops::{self, LiveObject, Rendered};
+use crate::core::manifest;
+use crate::core::plan::{self, ChartShape, Common, Plan, Request};
+use crate::core::scale_in::ConfigLayers;
 use crate::core::status::{self as model, LiveState, LiveWorkload, ManagedBy, ReleaseStatus};
 use crate::engine::owner::{Apis, enrich, plan_warning};
 use crate::error::{Refused, rejection};
@@ -134,49 +136,78 @@ fn hpa_targets(live: &Live) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `plan` of a name without a Helm record: an Argo CD-rendered instance is
-/// planned from its live objects, with the owner's warning; any other name
-/// keeps the not-found error.
-pub async fn plan_rendered(
+/// An Argo CD-rendered instance a name was resolved to, with the live
+/// objects of its namespace it was found among.
+pub struct RenderedInstance {
+    pub rendered: Rendered,
+    /// The namespace's Deployments and StatefulSets.
+    pub workloads: Vec<LiveWorkload>,
+    pub live: Live,
+}
+
+/// The Argo CD-rendered instance `name` names among a namespace's live
+/// objects, if any.
+pub async fn named(cluster: &Cluster, namespace: &str, name: &str, live: Live) -> Option<RenderedInstance> {
+    let none = BTreeSet::new();
+    let (wanted, apps) = find_rendered(cluster, &live.objects, &none, Some(name)).await;
+    if wanted.is_empty() {
+        return None;
+    }
+    let (here, workloads) = complete_in(cluster, namespace, &live, &none, apps.as_deref(), &wanted).await;
+    let rendered = here.into_iter().next()?;
+    Some(RenderedInstance {
+        rendered,
+        workloads,
+        live,
+    })
+}
+
+/// `plan` of an Argo CD-rendered instance: planned from its live objects,
+/// with the owner's warning.
+pub async fn plan(
     cluster: &Cluster,
-    namespace: &str,
     args: &PlanArgs,
     requests: &[Request],
-    live: &Live,
-    not_found: anyhow::Error,
+    found: &RenderedInstance,
 ) -> Result<(Plan, String)> {
-    let none = BTreeSet::new();
-    let (wanted, apps) = find_rendered(cluster, &live.objects, &none, Some(&args.release)).await;
-    if wanted.is_empty() {
-        return Err(not_found);
-    }
-    let (here, workloads) = complete_in(cluster, namespace, live, &none, apps.as_deref(), &wanted).await;
-    let Some(mut r) = here.into_iter().next() else {
-        return Err(not_found);
-    };
-    let release = gitops::rendered_release(&r, &hpa_targets(live));
+    let RenderedInstance {
+        rendered,
+        workloads,
+        live,
+    } = found;
+    let namespace = rendered.namespace.as_str();
+    let mut chart = gitops::rendered_chart(rendered, &hpa_targets(live));
+    let mut owner = rendered.owner.clone();
+    let mut apis = Apis::default();
+    let (rules, config, ()) = tokio::join!(
+        cluster.controller_rules(),
+        milvus_config(cluster, rendered),
+        enrich(cluster, &mut apis, &mut owner, namespace)
+    );
+    chart.config = config?;
     let scale_in = plan::ScaleInInput {
-        rules: cluster.controller_rules().await?,
+        rules: rules?,
         grace: live.grace.clone(),
         remove: args.scale_in.remove.clone(),
         accept_short_grace: args.scale_in.accept_short_grace,
     };
-    let input = PlanInput {
-        release: &release,
+    let shape = ChartShape {
+        chart,
         namespace,
-        objects: &r.objects,
-        workloads: &workloads,
+        objects: &rendered.objects,
+        workloads,
+        managed_by: ManagedBy::ArgoCd,
+        rendered_by: Some(owner.describe()),
+    };
+    let common = Common {
         hpas: &live.hpas,
         pods: &live.pods,
         force: args.force,
         now: jiff::Timestamp::now(),
         scale_in: &scale_in,
     };
-    let mut plan = plan::plan(&input, requests).map_err(rejection)?;
-    enrich(cluster, &mut Apis::default(), &mut r.owner, namespace).await;
-    plan.helm_command = format!("none: no Helm record ({} renders it)", r.owner.describe());
-    plan.managed_by = ManagedBy::ArgoCd;
-    let warning = plan_warning(&r.owner, &plan);
+    let plan = plan::plan_shape(&shape, &common, requests).map_err(rejection)?;
+    let warning = plan_warning(&owner, &plan);
     Ok((plan, warning))
 }
 
@@ -187,47 +218,32 @@ async fn rendered_status(
     live: &Live,
     workloads: &[LiveWorkload],
 ) -> ReleaseStatus {
-    let release = gitops::rendered_release(&r, &hpa_targets(live));
+    let mut status = rendered_model(&r, live, workloads);
+    enrich(cluster, apis, &mut r.owner, &r.namespace).await;
+    status.owner = Some(r.owner);
+    status
+}
+
+/// What `status` shows of a rendered instance, but its owner.
+fn rendered_model(r: &Rendered, live: &Live, workloads: &[LiveWorkload]) -> ReleaseStatus {
+    let chart = gitops::rendered_chart(r, &hpa_targets(live));
     let state = LiveState {
         workloads,
         hpas: &live.hpas,
         pods: &live.pods,
     };
-    let mut status = model::build(
-        &release,
-        &r.namespace,
-        "none",
-        None,
-        &r.objects,
-        &state,
-        jiff::Timestamp::now(),
-    );
-    enrich(cluster, apis, &mut r.owner, &r.namespace).await;
+    let mut status = model::build_chart(&chart, &r.namespace, &r.objects, &state, jiff::Timestamp::now());
     status.managed_by = ManagedBy::ArgoCd;
-    status.owner = Some(r.owner);
     status
-}
-
-/// The Argo CD-rendered instance RELEASE names in a namespace, if any.
-pub async fn rendered_named(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-    live: &Live,
-) -> Option<ReleaseStatus> {
-    rendered_statuses(cluster, Some((namespace, live)), &BTreeSet::new(), Some(name))
-        .await
-        .into_iter()
-        .next()
 }
 
 /// `scale` of an instance with no Helm record: refused even when forced,
 /// since there is no record to keep in step (the emergency route is a
-/// plain `kubectl scale`, which the owner reverts as well).
-pub fn refuse_rendered(status: &ReleaseStatus, keys: &[String]) -> anyhow::Error {
-    let Some(owner) = &status.owner else {
-        return Refused(format!("{} has no Helm record", status.release)).into();
-    };
+/// plain `kubectl scale`, which Argo CD reverts as well).
+pub async fn refuse(cluster: &Cluster, found: RenderedInstance, keys: &[String]) -> anyhow::Error {
+    let status = rendered_model(&found.rendered, &found.live, &found.workloads);
+    let mut owner = found.rendered.owner;
+    enrich(cluster, &mut Apis::default(), &mut owner, &status.namespace).await;
     let named = |component: &str| keys.iter().any(|k| k.split('.').next() == Some(component));
     let workloads: Vec<String> = status
         .components
@@ -236,14 +252,27 @@ pub fn refuse_rendered(status: &ReleaseStatus, keys: &[String]) -> anyhow::Error
         .map(|c| format!("{}/{}", c.kind.to_lowercase(), c.workload))
         .collect();
     Refused(format!(
-        "{}; --force-gitops cannot help: there is no Helm record to keep in step (in an emergency: kubectl scale -n {} {} --replicas N, which {} too)",
+        "{}; --force-gitops cannot help: there is no Helm record to keep in step (in an emergency: kubectl scale -n {} {} --replicas N, which Argo CD reverts too)",
         owner.refusal(&status.release, keys),
         status.namespace,
         workloads.join(" "),
-        match owner.kind {
-            OwnerKind::FluxHelmRelease => "Flux reverts",
-            OwnerKind::ArgoCdApplication => "Argo CD reverts",
-        }
     ))
     .into()
+}
+
+/// The user's Milvus configuration of a rendered instance, from the live
+/// ConfigMap its pods mount: the chart names it `<fullname>`, each
+/// component's Deployment `<fullname>-<component>`. None (Milvus's
+/// defaults) where the instance has no such ConfigMap.
+async fn milvus_config(cluster: &Cluster, r: &Rendered) -> Result<ConfigLayers> {
+    let Some(name) = r.objects.iter().find_map(|o| {
+        let label = o.labels.get("component")?;
+        let base = o.name.strip_suffix(label.as_str())?.strip_suffix('-')?;
+        (o.kind == "Deployment" && o.labels.get(gitops::NAME_LABEL).map(String::as_str) == Some("milvus"))
+            .then(|| base.to_string())
+    }) else {
+        return Ok(Vec::new());
+    };
+    let data = live::milvus_config(cluster, &r.namespace, &name).await?;
+    Ok(data.map(|d| manifest::config_layers(&d)).unwrap_or_default())
 }

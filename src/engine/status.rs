@@ -6,6 +6,7 @@ use futures::future::try_join_all;
 
 use crate::cluster::Cluster;
 use crate::cluster::live::fetch_live;
+use crate::core::chart::Chart;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::operator::Instance;
@@ -171,7 +172,7 @@ async fn helm_statuses(
         })?;
         let mut workloads = live.workloads.clone();
         // Milvus StatefulSets (external woodpecker) are rare: list them only then.
-        if component_workloads(&stored.release, &objects)
+        if component_workloads(&Chart::of_record(&stored.release), &objects)
             .iter()
             .any(|c| c.object.kind == "StatefulSet")
         {

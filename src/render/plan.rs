@@ -5,7 +5,7 @@ use std::fmt::Write;
 use indicatif::HumanCount;
 
 use crate::cli::PlanOutput;
-use crate::core::plan::{Plan, PodFate};
+use crate::core::plan::{Command, Plan, PodFate};
 use crate::core::status::ManagedBy;
 use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
@@ -164,14 +164,11 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "… and {} more new pods", HumanCount(plan.new_pods_not_shown));
         }
     }
-    let _ = match plan.managed_by {
-        ManagedBy::Helm | ManagedBy::ArgoCd => {
-            write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command)
-        }
-        ManagedBy::MilvusOperator => write!(
+    let _ = match &plan.command {
+        Command::HelmCommand(helm) => write!(out, "\nEquivalent Helm command:\n  {helm}\n"),
+        Command::KubectlCommand(kubectl) => write!(
             out,
-            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {}\n",
-            plan.kubectl_command
+            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {kubectl}\n"
         ),
     };
     out

@@ -17,24 +17,19 @@ use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
 use crate::cluster::hpa::{self, BoundsStop};
+use crate::cluster::lease::HeldLease;
 use crate::cluster::operator as api;
 use crate::cluster::rollout::wait_step;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
+use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
-use crate::engine::plan as plan_cmd;
 use crate::engine::scale::bounds;
+use crate::engine::scale::stop::Stop;
 use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
 use crate::render;
 use crate::render::progress::Progress;
-
-/// Why a run stopped early, as one sentence.
-#[derive(Debug)]
-struct Stop(String);
-
-/// How [`foreign_change`] starts its sentence.
-const FOREIGN: &str = "another writer";
 
 /// What the run last knew of the replica fields it scales.
 struct Watched {
@@ -51,11 +46,17 @@ struct Run<'a> {
     cr: watch::Receiver<MilvusResource>,
     watched: Mutex<Watched>,
     timeout: Duration,
-    progress: Progress,
+    progress: &'a Progress,
 }
 
-pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
+/// The refusals of a run that need no lock (and so change nothing, a
+/// Lease included); the plan, for a dry run.
+pub(super) async fn check(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    found: &MilvusResource,
+    requests: &[Request],
+) -> Result<Plan> {
     refuse_remove(&args.scale_in, found.name())?;
     // Never silently skip a health gate the user asked for.
     if !args.pause.is_zero() || args.check.is_some() {
@@ -65,32 +66,22 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> 
         ))
         .into());
     }
-    // Refusals and dry runs need no lock (and so change nothing, a Lease included).
     let accept = args.scale_in.accept_short_grace;
-    let (_, plan) = read_and_plan(cluster, &found, &requests, args.force, accept).await?;
-    if args.dry_run {
-        return Ok(render::plan::table(&plan));
-    }
-    // One run at a time per resource, as for Helm releases (the same Lease
-    // name: a Helm release and a resource of one name would share Deployments).
-    let progress = Progress::new();
-    let lease = super::acquire(cluster, args, &progress).await?;
-    let result = load_and_run(cluster, args, &found, &requests, &lease, progress).await;
-    let _ = lease.release(cluster).await;
-    result
+    let (_, plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    Ok(plan)
 }
 
 /// Reads the resource and what runs again under the Lease, then runs: a run
 /// that finished (or stopped) while this one waited for the Lease has moved
 /// the resource on, and its values are where this run starts, not "another
 /// writer".
-async fn load_and_run(
+pub(super) async fn holding(
     cluster: &Cluster,
     args: &ScaleArgs,
     found: &MilvusResource,
-    requests: &[crate::core::plan::Request],
-    lease: &crate::cluster::lease::HeldLease,
-    progress: Progress,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
 ) -> Result<String> {
     let cr = api::get(cluster, found.namespace(), found.name())
         .await
@@ -114,7 +105,7 @@ async fn load_and_run(
         progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
     }
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
-        return hpa_bounds(cluster, args, &cr, &plan).await;
+        return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;
     }
     // Steps a killed run wrote but never saw done are waited for first.
     let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
@@ -134,9 +125,9 @@ async fn run_holding(
     cluster: &Cluster,
     args: &ScaleArgs,
     Loaded { cr, plan, waiting }: Loaded,
-    requests: &[crate::core::plan::Request],
-    lease: &crate::cluster::lease::HeldLease,
-    progress: Progress,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
 ) -> Result<String> {
     let continue_cmd = continue_command(&cr, args, &plan);
     let (tx, rx) = watch::channel(cr.clone());
@@ -149,7 +140,7 @@ async fn run_holding(
                 }
                 // Retrying cannot mend a refusal; other errors are retried.
                 Err(api::WatchError::Forbidden(message)) => {
-                    return Stop(format!(
+                    return Stop::Step(format!(
                         "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
                         crate::core::operator::RESOURCE,
                         cr.namespace()
@@ -158,7 +149,7 @@ async fn run_holding(
                 Err(_) => {}
             }
         }
-        Stop("the watch on the Milvus resource ended".to_string())
+        Stop::Step("the watch on the Milvus resource ended".to_string())
     };
     let run = Run {
         cluster,
@@ -173,20 +164,19 @@ async fn run_holding(
     };
     let outcome = tokio::select! {
         r = execute(&run, &cr, (plan, waiting), requests, args) => r,
-        () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
+        () = interrupted() => Err(Stop::Signal),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),
-        lost = lease.keep(cluster) => Err(Stop(lost.to_string())),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
     };
-    run.progress.finish();
     match outcome {
         Ok(done) => Ok(done),
         // Someone else's value stands: no "continue with" that would undo it.
-        Err(Stop(why)) if why.starts_with(FOREIGN) => Err(anyhow::anyhow!(
+        Err(Stop::OtherWriter(why)) => Err(anyhow::anyhow!(
             "{why}; this run wrote nothing over it; find out who else scales Milvus {} before scaling it again",
             cr.name()
         )),
-        Err(Stop(why)) => {
+        Err(why) => {
             let at = reached(&run);
             Err(anyhow::anyhow!(
                 "{why}; stopped with Milvus {} at {at} (the resource records it, nothing else to repair); continue with: {continue_cmd}",
@@ -225,7 +215,14 @@ fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> Strin
 /// A bounds change of the user's HPA: the resource stays at `replicas: -1`
 /// and is not written; the HPA is the record (nothing else to repair: a
 /// re-run reads where it stopped).
-async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, plan: &Plan) -> Result<String> {
+async fn hpa_bounds(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    cr: &MilvusResource,
+    plan: &Plan,
+    lease: &HeldLease,
+    progress: &Progress,
+) -> Result<String> {
     let describe = |c: &ComponentChange, to: &dyn std::fmt::Display| {
         let hpa = c.hpa.as_ref().map(|h| (h.name.as_str(), h.current));
         hpa.map_or_else(String::new, |(n, from)| {
@@ -244,19 +241,18 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
             now.join(", ")
         ));
     }
-    let progress = Progress::new();
     let namespace = cr.namespace();
     let work = async {
         for c in &plan.changes {
-            bounds::execute(cluster, namespace, c, args.timeout, &progress).await?;
+            bounds::execute(cluster, namespace, c, args.timeout, progress).await?;
         }
-        Ok(())
+        Ok::<(), BoundsStop>(())
     };
     let outcome = tokio::select! {
-        r = work => r,
-        () = interrupted() => Err(BoundsStop::Failed("interrupted by a signal".to_string())),
+        r = work => r.map_err(Stop::from),
+        () = interrupted() => Err(Stop::Signal),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
     };
-    progress.finish();
     // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
     let mut reached = Vec::new();
     for c in &plan.changes {
@@ -265,7 +261,7 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
             reached.push((c, at));
         }
     }
-    if let Err(BoundsStop::OtherWriter(why)) = &outcome {
+    if let Err(Stop::OtherHpaWriter(why)) = &outcome {
         // Their bounds stand: no "continue with" that would undo them.
         return Err(anyhow::anyhow!(
             "{why}; find out who else changes it before scaling Milvus {} again",
@@ -311,11 +307,11 @@ async fn guard(run: &Run<'_>) -> Stop {
     let mut cr = run.cr.clone();
     loop {
         if cr.changed().await.is_err() {
-            return Stop("the watch on the Milvus resource ended".to_string());
+            return Stop::Step("the watch on the Milvus resource ended".to_string());
         }
         let seen = cr.borrow_and_update().clone();
         let Ok(w) = run.watched.lock() else {
-            return Stop("internal error: the run's state is poisoned".to_string());
+            return Stop::Step("internal error: the run's state is poisoned".to_string());
         };
         if seen.generation() < w.from_generation {
             continue;
@@ -325,7 +321,7 @@ async fn guard(run: &Run<'_>) -> Stop {
                 .as_ref()
                 .is_none_or(|ours| foreign_change(&seen, ours).is_some())
         {
-            return Stop(change);
+            return Stop::OtherWriter(change);
         }
     }
 }
@@ -357,7 +353,7 @@ async fn execute(
     run: &Run<'_>,
     first: &MilvusResource,
     (plan, waiting): (Plan, Vec<(String, u32)>),
-    requests: &[crate::core::plan::Request],
+    requests: &[Request],
     args: &ScaleArgs,
 ) -> Result<String, Stop> {
     // Carry on: the operator must have applied what the resource asks (a
@@ -369,7 +365,7 @@ async fn execute(
         wait_observed(run, first.generation()).await?;
         let live = crate::cluster::live::fetch_live(run.cluster, first.namespace())
             .await
-            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+            .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
         let plan = make(
             &now,
@@ -378,14 +374,14 @@ async fn execute(
             args.force,
             args.scale_in.accept_short_grace,
         )
-        .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
         let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
         (plan, waiting)
     };
     for (d, n) in &waiting {
-        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress)
+        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, run.progress)
             .await
-            .map_err(Stop)?;
+            .map_err(Stop::Step)?;
     }
     if plan.nothing_to_do() {
         return Ok(format!(
@@ -430,7 +426,7 @@ async fn execute(
     );
     let pods = statuses(run.cluster, Some(first.namespace()), Some(first.name()))
         .await
-        .map_err(|e| Stop(crate::error::one_line(&e)))?;
+        .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
     let rows: Vec<_> = pods
         .items
         .first()
@@ -472,10 +468,10 @@ async fn step(
                 d,
                 w.replicas,
                 run.timeout,
-                &run.progress,
+                run.progress,
             )
             .await
-            .map_err(Stop)?;
+            .map_err(Stop::Step)?;
         }
     }
     Ok(())
@@ -486,21 +482,21 @@ async fn step(
 /// read, which names another writer if it was one. Returns the generation
 /// the patch made.
 async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Result<i64, Stop> {
-    let stop = |e: ApiError| Stop(e.to_string());
+    let stop = |e: ApiError| Stop::Step(e.to_string());
     for _ in 0..5 {
         let Some(cr) = api::get(run.cluster, first.namespace(), first.name())
             .await
             .map_err(stop)?
         else {
-            return Err(Stop(format!("Milvus {} was deleted", first.name())));
+            return Err(Stop::Step(format!("Milvus {} was deleted", first.name())));
         };
         let ops = {
             let mut w = run
                 .watched
                 .lock()
-                .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+                .map_err(|_| Stop::Step("internal error: the run's state is poisoned".to_string()))?;
             if let Some(change) = foreign_change(&cr, &w.expected) {
-                return Err(Stop(change));
+                return Err(Stop::OtherWriter(change));
             }
             w.writing = Some(
                 w.expected
@@ -517,14 +513,14 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
                     })
                     .collect(),
             );
-            json_patch(&cr, writes).map_err(Stop)?
+            json_patch(&cr, writes).map_err(Stop::Step)?
         };
         match api::patch(run.cluster, &cr, ops).await {
             Ok(patched) => {
                 let mut w = run
                     .watched
                     .lock()
-                    .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+                    .map_err(|_| Stop::Step("internal error: the run's state is poisoned".to_string()))?;
                 if let Some(written) = w.writing.take() {
                     w.expected = written;
                 }
@@ -541,7 +537,7 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
             }
         }
     }
-    Err(Stop(format!(
+    Err(Stop::Step(format!(
         "Milvus {} kept changing under this run's patches",
         first.name()
     )))
@@ -556,7 +552,7 @@ async fn wait_observed(run: &Run<'_>, generation: i64) -> Result<(), Stop> {
                 return Ok(());
             }
             if cr.changed().await.is_err() {
-                return Err(Stop("the watch on the Milvus resource ended".to_string()));
+                return Err(Stop::Step("the watch on the Milvus resource ended".to_string()));
             }
         }
     };
@@ -567,7 +563,7 @@ async fn wait_observed(run: &Run<'_>, generation: i64) -> Result<(), Stop> {
     };
     within.unwrap_or_else(|_| {
         let now = run.cr.borrow().clone();
-        Err(Stop(format!(
+        Err(Stop::Step(format!(
             "the Milvus Operator did not observe generation {generation} of Milvus {} within {:?} (status.observedGeneration {}); is the operator running?",
             now.name(),
             run.timeout,
