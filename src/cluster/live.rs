@@ -1,9 +1,12 @@
 //! The live objects of one namespace, read once and shared by every shape
 //! (Helm releases, `Milvus` resources, Argo-rendered instances).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Result;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -105,5 +108,43 @@ pub async fn milvus_config(
         )),
         Err(ApiError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// The live objects of each namespace, read once for a whole command: the
+/// Helm, Operator and Argo-rendered halves of `status` all ask here, and
+/// whoever asks first starts the read the others then share.
+pub struct LiveReads<'a> {
+    cluster: &'a Cluster,
+    reads: Mutex<HashMap<String, SharedRead<'a>>>,
+}
+
+type SharedRead<'a> = Shared<BoxFuture<'a, Result<Arc<Live>, Arc<anyhow::Error>>>>;
+
+impl<'a> LiveReads<'a> {
+    pub fn new(cluster: &'a Cluster) -> Self {
+        LiveReads {
+            cluster,
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live objects of `namespace`, read at the first ask.
+    pub async fn get(&self, namespace: &str) -> Result<Arc<Live>> {
+        let read = {
+            let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let cluster = self.cluster;
+            let ns = namespace.to_string();
+            reads
+                .entry(namespace.to_string())
+                .or_insert_with(|| {
+                    async move { fetch_live(cluster, &ns).await.map(Arc::new).map_err(Arc::new) }
+                        .boxed()
+                        .shared()
+                })
+                .clone()
+        };
+        read.await
+            .map_err(|e| anyhow::anyhow!("{}", crate::error::one_line(&e)))
     }
 }

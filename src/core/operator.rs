@@ -147,6 +147,17 @@ impl MilvusResource {
     pub fn namespace(&self) -> &str {
         &self.metadata.namespace
     }
+    /// Its identity and markers, as GitOps ownership reads them.
+    pub fn meta(&self) -> crate::core::gitops::ResourceMeta<'_> {
+        crate::core::gitops::ResourceMeta {
+            group: API_GROUP,
+            kind: KIND,
+            namespace: &self.metadata.namespace,
+            name: &self.metadata.name,
+            labels: &self.metadata.labels,
+            annotations: &self.metadata.annotations,
+        }
+    }
     pub fn uid(&self) -> &str {
         &self.metadata.uid
     }

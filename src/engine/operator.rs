@@ -7,7 +7,7 @@ use futures::future::try_join_all;
 use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
 use crate::cluster::helm_records::{self as helm, Revisions};
-use crate::cluster::live::{Live, fetch_live};
+use crate::cluster::live::{Live, LiveReads, fetch_live};
 use crate::cluster::operator::{self as api, Found};
 use crate::core::manifest;
 use crate::core::operator::{
@@ -15,7 +15,7 @@ use crate::core::operator::{
 };
 use crate::core::plan::{Plan, Request};
 use crate::engine::plan::Planned;
-use crate::engine::releases;
+use crate::engine::{owner, releases};
 use crate::error::rejection;
 
 /// The names of the `Milvus` resources in a namespace, for hints; none
@@ -39,7 +39,12 @@ pub struct Statuses {
 /// The status of the `Milvus` resources in scope (`namespace = None`:
 /// everywhere), all of them or the one named. None without the CRD; a
 /// warning when listing them is forbidden.
-pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&str>) -> Result<Statuses> {
+pub async fn statuses(
+    cluster: &Cluster,
+    reads: &LiveReads<'_>,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<Statuses> {
     let crs: Vec<MilvusResource> = match api::list(cluster, namespace).await? {
         Found::Resources(crs) => crs
             .into_iter()
@@ -61,7 +66,7 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
     namespaces.dedup();
     let (records, lives) = tokio::join!(
         helm::list_both(cluster, namespace, None, Revisions::Current),
-        try_join_all(namespaces.iter().map(|ns| fetch_live(cluster, ns)))
+        try_join_all(namespaces.iter().map(|ns| reads.get(ns)))
     );
     // Unreadable records are the Helm path's to report.
     let grouped = releases::group(records?.records);
@@ -125,15 +130,19 @@ pub async fn plan(
     cr: &MilvusResource,
 ) -> Result<Planned> {
     refuse_remove(&args.scale_in, cr.name())?;
-    let (_, plan) = read_and_plan(
-        cluster,
-        cr,
-        requests,
-        args.force,
-        args.scale_in.accept_short_grace,
-    )
-    .await?;
-    Ok((plan, None))
+    let (planned, owner) = tokio::join!(
+        read_and_plan(
+            cluster,
+            cr,
+            requests,
+            args.force,
+            args.scale_in.accept_short_grace
+        ),
+        owner::milvus_owner(cluster, cr)
+    );
+    let (_, plan) = planned?;
+    let owned = owner.map(|o| owner::plan_warning(&o, &plan));
+    Ok((plan, owned))
 }
 
 /// `--remove` cannot be honoured: the operator owns the Deployments, and

@@ -12,7 +12,9 @@ use crate::cluster::helm_records::StoredRelease;
 use crate::cluster::live::Live;
 use crate::core::gitops::{self, Lookup, Owner, OwnerKind};
 use crate::core::manifest::{self, ManifestObject};
+use crate::core::operator::MilvusResource;
 use crate::core::plan::{ComponentChange, Plan, Request, Target};
+use crate::core::status::ManagedBy;
 use crate::error::Refused;
 
 /// Argo CD's default control-plane namespace, tried when Applications
@@ -21,16 +23,35 @@ const ARGO_NAMESPACE: &str = "argocd";
 
 pub const FORCE_HINT: &str = "--force-gitops scales anyway, for an emergency";
 
-/// The owner APIs, discovered once per command and only when needed.
+/// The owner APIs, discovered once per command and only when needed, and
+/// the Argo CD Applications, listed once per command at most.
 #[derive(Default)]
-pub struct Apis(Option<Result<GitopsApis, Lookup>>);
+pub struct Apis {
+    served: Option<Result<GitopsApis, Lookup>>,
+    applications: Option<Result<Vec<serde_json::Value>, ApiError>>,
+}
 
 impl Apis {
-    async fn get(&mut self, cluster: &Cluster) -> Result<GitopsApis, Lookup> {
-        if self.0.is_none() {
-            self.0 = Some(cluster.gitops_apis().await.map_err(|e| lookup_of(&e)));
+    /// With the Applications already listed (to confirm label tracking).
+    pub fn with_applications(applications: Option<Vec<serde_json::Value>>) -> Apis {
+        Apis {
+            served: None,
+            applications: applications.map(Ok),
         }
-        self.0.clone().unwrap_or(Err(Lookup::Failed))
+    }
+
+    async fn get(&mut self, cluster: &Cluster) -> Result<GitopsApis, Lookup> {
+        if self.served.is_none() {
+            self.served = Some(cluster.gitops_apis().await.map_err(|e| lookup_of(&e)));
+        }
+        self.served.clone().unwrap_or(Err(Lookup::Failed))
+    }
+
+    async fn applications(&mut self, cluster: &Cluster) -> &Result<Vec<serde_json::Value>, ApiError> {
+        if self.applications.is_none() {
+            self.applications = Some(cluster.list_custom(&application_resource(), None).await);
+        }
+        self.applications.get_or_insert_with(|| Ok(Vec::new()))
     }
 }
 
@@ -72,6 +93,8 @@ pub async fn enrich(cluster: &Cluster, apis: &mut Apis, owner: &mut Owner, names
         }
     };
     match owner.kind {
+        // Nothing to read of it: the change belongs in its Git source.
+        OwnerKind::FluxKustomization => {}
         OwnerKind::FluxHelmRelease => {
             let (Some(version), Some(ns)) = (served.helm_release_version, owner.namespace.clone()) else {
                 owner.lookup = Lookup::NotServed;
@@ -90,7 +113,7 @@ pub async fn enrich(cluster: &Cluster, apis: &mut Apis, owner: &mut Owner, names
                 owner.lookup = Lookup::NotServed;
                 return;
             }
-            match find_application(cluster, owner, namespace).await {
+            match find_application(cluster, apis, owner, namespace).await {
                 Ok(app) => gitops::enrich_argo(owner, &app),
                 Err(lookup) => owner.lookup = lookup,
             }
@@ -100,8 +123,9 @@ pub async fn enrich(cluster: &Cluster, apis: &mut Apis, owner: &mut Owner, names
 
 /// The Application of an app instance: in its own namespace when the
 /// instance names one, else among all (falling back to `argocd`).
-pub(crate) async fn find_application(
+async fn find_application(
     cluster: &Cluster,
+    apis: &mut Apis,
     owner: &Owner,
     namespace: &str,
 ) -> Result<serde_json::Value, Lookup> {
@@ -112,18 +136,21 @@ pub(crate) async fn find_application(
             .await
             .map_err(|e| lookup_of(&e));
     }
-    match cluster.list_custom(&ar, None).await {
-        Ok(apps) => gitops::find_application(&apps, &owner.name, namespace)
-            .cloned()
-            .ok_or(Lookup::NotFound),
-        Err(listing) => cluster
-            .get_custom(&ar, ARGO_NAMESPACE, &owner.name)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => lookup_of(&listing),
-                other => lookup_of(&other),
-            }),
-    }
+    let listing = match apis.applications(cluster).await {
+        Ok(apps) => {
+            return gitops::find_application(apps, &owner.name, namespace)
+                .cloned()
+                .ok_or(Lookup::NotFound);
+        }
+        Err(listing) => lookup_of(listing),
+    };
+    cluster
+        .get_custom(&ar, ARGO_NAMESPACE, &owner.name)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound { .. } => listing,
+            other => lookup_of(&other),
+        })
 }
 
 /// What `plan` (and `scale --dry-run`) says of an owned release.
@@ -137,6 +164,25 @@ pub fn plan_warning(owner: &Owner, plan: &Plan) -> String {
         "{}; `scale` refuses it ({force})",
         owner.refusal(&plan.release, &changed(plan))
     )
+}
+
+/// The owner of a `Milvus` resource, from the markers on the resource
+/// itself; label tracking is confirmed by an Application of that name.
+pub async fn milvus_owner(cluster: &Cluster, cr: &MilvusResource) -> Option<Owner> {
+    let meta = cr.meta();
+    let mut apis = Apis::default();
+    let mut owner = match gitops::resource_owner(&meta) {
+        Some(owner) => owner,
+        None => {
+            meta.labels.get(gitops::INSTANCE_LABEL)?;
+            let Ok(apps) = apis.applications(cluster).await else {
+                return None;
+            };
+            gitops::argo_instance_owner(&meta, apps)?
+        }
+    };
+    enrich(cluster, &mut apis, &mut owner, cr.namespace()).await;
+    Some(owner)
 }
 
 /// The guard of `scale`: refuses a GitOps-owned release (exit 3) unless
@@ -166,6 +212,9 @@ pub async fn owner_of(cluster: &Cluster, stored: &StoredRelease, live: &Live) ->
 /// The values keys a plan changes (those of every named component when
 /// none changes).
 pub fn changed(plan: &Plan) -> Vec<String> {
+    if plan.managed_by == ManagedBy::MilvusOperator {
+        return resource_fields(plan);
+    }
     let keys = |c: &ComponentChange| {
         let bounds = c.hpa.as_ref().map(|h| {
             let from = h.values.unwrap_or(h.current);
@@ -181,6 +230,22 @@ pub fn changed(plan: &Plan) -> Vec<String> {
         .collect();
     if changing.is_empty() {
         plan.changes.iter().flat_map(keys).collect()
+    } else {
+        changing
+    }
+}
+
+/// The spec fields of a `Milvus` resource a plan writes (bounds changes
+/// write the user's HPA, not the resource).
+fn resource_fields(plan: &Plan) -> Vec<String> {
+    let field = |c: &ComponentChange| match &c.group {
+        Some(g) => format!("spec.components.{}.groups[{g}].replicas", c.component),
+        None => format!("spec.components.{}.replicas", c.component),
+    };
+    let replicas = || plan.changes.iter().filter(|c| c.hpa.is_none());
+    let changing: Vec<String> = replicas().filter(|c| !c.is_noop()).map(field).collect();
+    if changing.is_empty() {
+        replicas().map(field).collect()
     } else {
         changing
     }

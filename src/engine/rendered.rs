@@ -37,7 +37,7 @@ pub async fn rendered_statuses(
         },
     };
     let (wanted, apps) = find_rendered(cluster, &candidates, recorded, name).await;
-    let mut apis = Apis::default();
+    let mut apis = Apis::with_applications(apps.clone());
     let mut out = Vec::new();
     let namespaces: BTreeSet<String> = wanted.iter().map(|r| r.namespace.clone()).collect();
     for ns in namespaces {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use futures::future::try_join_all;
 
 use crate::cluster::Cluster;
-use crate::cluster::live::fetch_live;
+use crate::cluster::live::LiveReads;
 use crate::core::chart::Chart;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
@@ -19,9 +19,11 @@ use crate::error::InvalidInput;
 /// namespace and name (a Helm release first where both share a name).
 pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bool) -> Result<Vec<Instance>> {
     let scope = (!all_namespaces).then(|| cluster.namespace().to_string());
+    // Both halves read each namespace's objects through one shared read.
+    let reads = LiveReads::new(cluster);
     let (helm, operator) = tokio::join!(
-        helm_statuses(cluster, name, all_namespaces),
-        operator::statuses(cluster, scope.as_deref(), name)
+        helm_statuses(cluster, &reads, name, all_namespaces),
+        operator::statuses(cluster, &reads, scope.as_deref(), name)
     );
     let operator = operator?;
     let mut items: Vec<Instance> = helm?
@@ -50,7 +52,7 @@ pub async fn collect(
     release: Option<&str>,
     all_namespaces: bool,
 ) -> Result<Vec<ReleaseStatus>> {
-    let found = helm_statuses(cluster, release, all_namespaces).await?;
+    let found = helm_statuses(cluster, &LiveReads::new(cluster), release, all_namespaces).await?;
     if found.is_empty() {
         return Err(nothing_found(cluster, release, all_namespaces).await);
     }
@@ -94,6 +96,7 @@ async fn nothing_found(cluster: &Cluster, name: Option<&str>, all_namespaces: bo
 /// when there are none (a named non-Milvus release is an error).
 async fn helm_statuses(
     cluster: &Cluster,
+    reads: &LiveReads<'_>,
     release: Option<&str>,
     all_namespaces: bool,
 ) -> Result<Vec<ReleaseStatus>> {
@@ -104,7 +107,7 @@ async fn helm_statuses(
         // Records and live objects are independent: fetch them together.
         let (records, live) = tokio::join!(
             releases::current_records(cluster, Some(&namespace), release),
-            fetch_live(cluster, &namespace)
+            reads.get(&namespace)
         );
         (records?, Some(live))
     };
@@ -117,7 +120,7 @@ async fn helm_statuses(
     // Instances Argo CD renders without a Helm record are shown too.
     let recorded = grouped.keys().cloned().collect();
     let scope = match &prefetched {
-        Some(Ok(live)) => Some((namespace.as_str(), live)),
+        Some(Ok(live)) => Some((namespace.as_str(), &**live)),
         _ => None,
     };
     let rendered = if all_namespaces || scope.is_some() {
@@ -135,6 +138,12 @@ async fn helm_statuses(
         .filter(|c| c.record().is_some_and(|r| r.release.is_milvus()))
         .collect();
     if milvus.is_empty() {
+        // With no Helm record, only the live objects could have shown an
+        // instance: if they cannot be read, that is what to say, not
+        // "nothing found".
+        if let Some(Err(e)) = prefetched {
+            return Err(e);
+        }
         return Ok(rendered);
     }
 
@@ -147,9 +156,11 @@ async fn helm_statuses(
     let live_sets = match prefetched {
         Some(live) => vec![(namespace.clone(), live?)],
         None => {
-            try_join_all(namespaces.iter().map(|ns| async move {
-                Ok::<_, anyhow::Error>((ns.clone(), fetch_live(cluster, ns).await?))
-            }))
+            try_join_all(
+                namespaces
+                    .iter()
+                    .map(|ns| async move { Ok::<_, anyhow::Error>((ns.clone(), reads.get(ns).await?)) }),
+            )
             .await?
         }
     };

@@ -15,7 +15,7 @@
 
 use anyhow::Result;
 
-use crate::cli::ScaleArgs;
+use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lease::{self, HeldLease, NotAcquired};
 use crate::core::lock;
@@ -42,7 +42,8 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
         Instance::Milvus(cr) => {
             let plan = operator::check(cluster, args, cr, &requests).await?;
             if args.dry_run {
-                return Ok(render::plan::table(&plan));
+                let owned = operator::owned(cluster, cr, &plan).await;
+                return render::plan::output(PlanOutput::Table, plan, owned);
             }
         }
     }

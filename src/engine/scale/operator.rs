@@ -18,12 +18,14 @@ use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
 use crate::cluster::hpa::{self, BoundsStop};
 use crate::cluster::lease::HeldLease;
+use crate::cluster::live::LiveReads;
 use crate::cluster::operator as api;
 use crate::cluster::rollout::wait_step;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::engine::owner;
 use crate::engine::scale::bounds;
 use crate::engine::scale::stop::Stop;
 use crate::engine::signals::interrupted;
@@ -71,6 +73,12 @@ pub(super) async fn check(
     Ok(plan)
 }
 
+/// What a dry run says of a GitOps tool that keeps the resource in Git.
+pub(super) async fn owned(cluster: &Cluster, cr: &MilvusResource, plan: &Plan) -> Option<String> {
+    let owner = owner::milvus_owner(cluster, cr).await?;
+    Some(owner::plan_warning(&owner, plan))
+}
+
 /// Reads the resource and what runs again under the Lease, then runs: a run
 /// that finished (or stopped) while this one waited for the Lease has moved
 /// the resource on, and its values are where this run starts, not "another
@@ -94,7 +102,19 @@ pub(super) async fn holding(
             )
         })?;
     let accept = args.scale_in.accept_short_grace;
-    let (live, plan) = read_and_plan(cluster, &cr, requests, args.force, accept).await?;
+    let (planned, owner) = tokio::join!(
+        read_and_plan(cluster, &cr, requests, args.force, accept),
+        owner::milvus_owner(cluster, &cr)
+    );
+    let (live, plan) = planned?;
+    // GitOps reverts what it did not write: refused unless forced. Bounds
+    // changes write the user's HPA, not the resource.
+    let keys = owner::changed(&plan);
+    if !keys.is_empty()
+        && let Some(warning) = owner::guard(owner.as_ref(), cr.name(), &keys, args.force_gitops)?
+    {
+        progress.line(&format!("Warning: {warning}"));
+    }
     for g in &plan.grace {
         progress.line(&format!(
             "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
@@ -291,7 +311,13 @@ async fn hpa_bounds(
         ));
     }
     let done: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
-    let pods = statuses(cluster, Some(namespace), Some(cr.name())).await?;
+    let pods = statuses(
+        cluster,
+        &LiveReads::new(cluster),
+        Some(namespace),
+        Some(cr.name()),
+    )
+    .await?;
     let rows: Vec<_> = pods
         .items
         .first()
@@ -424,9 +450,14 @@ async fn execute(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let pods = statuses(run.cluster, Some(first.namespace()), Some(first.name()))
-        .await
-        .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
+    let pods = statuses(
+        run.cluster,
+        &LiveReads::new(run.cluster),
+        Some(first.namespace()),
+        Some(first.name()),
+    )
+    .await
+    .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
     let rows: Vec<_> = pods
         .items
         .first()
