@@ -782,6 +782,7 @@ pub fn rendered_chart(r: &Rendered, hpa_targets: &[(String, String)]) -> Chart {
         app_version: label("app.kubernetes.io/version"),
         values: config,
         config: Vec::new(),
+        server_side: false,
     }
 }
 

@@ -757,12 +757,9 @@ impl Shape for MilvusShape<'_> {
     }
 }
 
-/// The grace account of each component being scaled in: its pods' grace
-/// period (the operator gives 30 days) against Milvus's graceful-stop
-/// timeout from the resource's `spec.config` (Milvus's default where unset).
-/// A shortfall can only come from someone else's edit, so it is told as
-/// such, under the same flag rule as for Helm releases.
-/// The account of a grace shortfall on an Operator cluster, with what to do.
+/// The account of a grace shortfall on an Operator cluster, with what to
+/// do: the operator gives pods 30 days, so a shortfall can only come from
+/// someone else's edit (the flag rule is the same as for Helm releases).
 pub fn grace_shortfall(check: &scale_in::GraceCheck) -> String {
     format!(
         "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",
