@@ -3,5 +3,6 @@
 pub mod document;
 pub mod milvus;
 pub mod plan;
+pub mod progress;
 pub mod status;
 pub mod table;

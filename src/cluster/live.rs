@@ -1,0 +1,150 @@
+//! The live objects of one namespace, read once and shared by every shape
+//! (Helm releases, `Milvus` resources, Argo-rendered instances).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Result;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
+use kube::api::ListParams;
+
+use super::Cluster;
+use super::api::{ApiError, Op, live_deployment};
+use super::gitops::deployment_object;
+use super::operator::operator_deployment;
+use crate::core::gitops::LiveObject;
+use crate::core::manifest::MILVUS_CONFIG_FILES;
+use crate::core::operator::{MANAGED_BY_LABEL, MANAGER, OperatorDeployment};
+use crate::core::status::LiveWorkload;
+
+/// The live objects of one namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub workloads: Vec<LiveWorkload>,
+    /// The Deployments' identity and metadata (GitOps markers).
+    pub objects: Vec<LiveObject>,
+    /// The Milvus Operator's Deployments (by its `managed-by` label), as
+    /// its lookups need them: from the same list, not a second one.
+    pub operator: Vec<OperatorDeployment>,
+    /// Each Deployment's pod `terminationGracePeriodSeconds`, where set.
+    pub grace: BTreeMap<String, i64>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub pods: Vec<Pod>,
+}
+
+/// Deployments, HPAs and pods of a namespace, concurrently. Consistent
+/// reads (no `resourceVersion=0`): what `kubectl get` shows at this moment,
+/// never an older state a lagging watch cache still holds. (Servers from
+/// v1.31 serve consistent lists from their cache anyway.)
+pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
+    let params = ListParams::default();
+    let params = &params;
+    let (deployments, hpas, pods) = tokio::try_join!(
+        cluster.list::<Deployment>(namespace, params),
+        cluster.list_hpas(namespace, params),
+        cluster.list_pods(namespace, params)
+    )?;
+    let grace = deployments
+        .iter()
+        .filter_map(|d| {
+            let seconds = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .termination_grace_period_seconds?;
+            Some((d.metadata.name.clone()?, seconds))
+        })
+        .collect();
+    let operator = deployments
+        .iter()
+        .filter(|d| {
+            d.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .is_some_and(|m| m == MANAGER)
+        })
+        .map(operator_deployment)
+        .collect();
+    Ok(Live {
+        workloads: deployments.iter().map(live_deployment).collect(),
+        objects: deployments.iter().map(deployment_object).collect(),
+        operator,
+        grace,
+        hpas,
+        pods,
+    })
+}
+
+/// The Milvus configuration files (only those keys: the ConfigMap holds
+/// credentials next to them) of a live ConfigMap; none when it is not
+/// there.
+pub async fn milvus_config(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let op = Op {
+        verb: "get",
+        resource: "configmaps",
+        namespace: Some(namespace),
+        name: Some(name),
+    };
+    match cluster.call(op, api.get(name)).await {
+        Ok(cm) => Ok(Some(
+            cm.data
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| MILVUS_CONFIG_FILES.contains(&k.as_str()))
+                .collect(),
+        )),
+        Err(ApiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The live objects of each namespace, read once for a whole command: the
+/// Helm, Operator and Argo-rendered halves of `status` all ask here, and
+/// whoever asks first starts the read the others then share.
+pub struct LiveReads<'a> {
+    cluster: &'a Cluster,
+    reads: Mutex<HashMap<String, SharedRead<'a>>>,
+}
+
+type SharedRead<'a> = Shared<BoxFuture<'a, Result<Arc<Live>, Arc<anyhow::Error>>>>;
+
+impl<'a> LiveReads<'a> {
+    pub fn new(cluster: &'a Cluster) -> Self {
+        LiveReads {
+            cluster,
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live objects of `namespace`, read at the first ask.
+    pub async fn get(&self, namespace: &str) -> Result<Arc<Live>> {
+        let read = {
+            let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let cluster = self.cluster;
+            let ns = namespace.to_string();
+            reads
+                .entry(namespace.to_string())
+                .or_insert_with(|| {
+                    async move { fetch_live(cluster, &ns).await.map(Arc::new).map_err(Arc::new) }
+                        .boxed()
+                        .shared()
+                })
+                .clone()
+        };
+        read.await
+            .map_err(|e| anyhow::anyhow!("{}", crate::error::one_line(&e)))
+    }
+}
