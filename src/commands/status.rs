@@ -5,11 +5,14 @@ use anyhow::Result;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
-use crate::engine::status::instances;
+use crate::cluster::live::LiveReads;
+use crate::engine::status::{add_milvus_views, instances_with};
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
-    let statuses = instances(cluster, args.release.as_deref(), args.all_namespaces).await?;
+    let reads = LiveReads::new(cluster);
+    let mut statuses = instances_with(cluster, &reads, args.release.as_deref(), args.all_namespaces).await?;
+    add_milvus_views(cluster, &reads, &mut statuses).await;
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusStatusList",
