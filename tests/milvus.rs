@@ -357,3 +357,28 @@ fn an_operator_cluster_drains_too() {
     assert!(end.lost.is_empty(), "segments lost: {:?}\n{out}", end.lost);
     assert!(out.contains(" → 0 segments"), "{out}");
 }
+
+/// Prints real `status`, `plan` and `scale` output of a drain, for the
+/// README (`cargo test --test milvus readme_output -- --ignored --nocapture`).
+#[test]
+#[ignore = "prints output for the README"]
+fn readme_output() {
+    let ns = seeded("mv-readme", segments(24), 24);
+    abrupt_stops(ns.name());
+    let n = ns.name();
+    println!(
+        "$ kubectl milvus status my-release -n {n}\n{}",
+        ok(&["status", "my-release", "-n", n])
+    );
+    println!(
+        "$ kubectl milvus plan my-release queryNode=2 -n {n}\n{}",
+        ok(&["plan", "my-release", "queryNode=2", "-n", n])
+    );
+    let r = run(plugin().args(["scale", "my-release", "queryNode=2", "-n", n]));
+    println!(
+        "$ kubectl milvus scale my-release queryNode=2 -n {n}\n{}{}",
+        r.stderr, r.stdout
+    );
+    let end = model_until(n, "my-release", "settled", |m| !m.busy());
+    println!("lost: {:?}", end.lost);
+}
