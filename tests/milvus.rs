@@ -364,6 +364,8 @@ fn an_operator_cluster_drains_too() {
 #[ignore = "prints output for the README"]
 fn readme_output() {
     let ns = seeded("mv-readme", segments(24), 24);
+    // Pods older than the slow start, so the new rule only holds new ones.
+    std::thread::sleep(Duration::from_secs(6));
     abrupt_stops(ns.name());
     let n = ns.name();
     println!(

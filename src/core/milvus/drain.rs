@@ -389,6 +389,11 @@ impl Drain {
         &self.pod
     }
 
+    /// What the node held when the drain started.
+    pub fn held_at_start(&self) -> Held {
+        self.from
+    }
+
     /// The progress line for the current counts.
     pub fn progress(&self) -> String {
         progress(self.node, self.from, self.now)

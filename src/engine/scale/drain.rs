@@ -139,10 +139,12 @@ impl<'a> Drainer<'a> {
                 return Ok(None);
             }
         };
+        let held = d.held_at_start();
         self.progress.line(&format!(
-            "draining query node {} (pod {victim}) before it leaves: {}",
+            "draining query node {} (pod {victim}) before it leaves: {} sealed segments, {} channels",
             d.node(),
-            d.progress()
+            held.segments,
+            held.channels
         ));
         let progress = self.progress;
         let drove = self
