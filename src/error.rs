@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::core::plan::Rejection;
+
 /// Input the user can fix: exit code 2 (as clap uses for usage errors).
 #[derive(Debug, Error)]
 #[error("{0}")]
@@ -13,6 +15,14 @@ pub struct InvalidInput(pub String);
 #[derive(Debug, Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+/// A planning rule's verdict as the error the CLI maps to its exit code.
+pub fn rejection(r: Rejection) -> anyhow::Error {
+    match r {
+        Rejection::Invalid(m) => InvalidInput(m).into(),
+        Rejection::Refused(m) => Refused(m).into(),
+    }
+}
 
 /// Exit code for an error chain.
 pub fn exit_code(err: &anyhow::Error) -> u8 {

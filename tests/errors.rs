@@ -119,18 +119,21 @@ fn other_charts_and_corrupt_records_are_named() {
     assert!(r.stderr.contains("cannot be decoded"), "{}", r.stderr);
 }
 
-#[test]
-fn forbidden_says_which_verb_and_resource() {
-    let ns = namespace("err-rbac");
-    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
-    // Can read Helm records but nothing else.
-    let rules = vec![PolicyRule {
+/// Rules that can read Helm records but nothing else.
+fn records_only() -> Vec<PolicyRule> {
+    vec![PolicyRule {
         api_groups: Some(vec![String::new()]),
         resources: Some(vec!["secrets".into(), "configmaps".into()]),
         verbs: vec!["get".into(), "list".into()],
         ..Default::default()
-    }];
-    let kc = restricted(ns.name(), "records-only", rules);
+    }]
+}
+
+#[test]
+fn forbidden_says_which_verb_and_resource() {
+    let ns = namespace("err-rbac");
+    seed(ns.name(), Scenario::Defaults, SeedOptions::default());
+    let kc = restricted(ns.name(), "records-only", records_only());
     let r = run(plugin()
         .args(["status", "my-release", "-n", ns.name()])
         .env("KUBECONFIG", &kc));
@@ -371,4 +374,22 @@ fn scale_without_watch_permission_stops_at_once() {
         r.stderr
     );
     assert!(r.stderr.contains("recorded it as revision 2"), "{}", r.stderr);
+}
+
+/// Without the right to list a namespace's Deployments and pods, `status`
+/// cannot know what runs there (an Argo CD-rendered instance has no Helm
+/// record): it says so, rather than that nothing was found.
+#[test]
+fn status_that_cannot_read_the_live_objects_says_so() {
+    let ns = namespace("err-rbac-live");
+    let kc = restricted(ns.name(), "records-only-live", records_only());
+    let r = run(plugin().args(["status", "-n", ns.name()]).env("KUBECONFIG", &kc));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: forbidden: you cannot list ")
+            && !r.stderr.contains("no Milvus Helm releases found"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }

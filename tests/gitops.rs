@@ -335,3 +335,29 @@ fn label_tracked_instance_is_confirmed_by_its_application() {
     let err = fails(&["status", "-n", ns], 2);
     assert!(err.contains("no Milvus Helm releases found"), "{err}");
 }
+
+#[test]
+fn argo_rendered_grace_check_reads_the_live_milvus_configuration() {
+    let ns = namespace("gitops-argo-grace");
+    let ns = ns.name();
+    argo(ns, Scenario::Defaults, ArgoOptions::default());
+    // The user's Milvus configuration lives in the chart's ConfigMap
+    // (`user.yaml`), which Argo CD applied with everything else: no Helm
+    // record holds it.
+    kubectl(&[
+        "patch",
+        "configmap",
+        "my-release-milvus",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"user.yaml":"queryNode:\n  gracefulStopTimeout: 25\n"}}"#,
+    ]);
+    let plan = ok(&["plan", "my-milvus", "queryNode=0", "--force", "-n", ns]);
+    assert!(
+        plan.contains("Milvus may take 25s (queryNode.gracefulStopTimeout in user.yaml)"),
+        "{plan}"
+    );
+}

@@ -655,3 +655,107 @@ fn without_the_crd_helm_releases_work_as_before() {
     let e = fails(&["status", "nope", "-n", ns], 2);
     assert!(e.contains("Milvus releases here: my-release"), "{e}");
 }
+
+/// GitOps ownership of the resource itself, with the markers' real formats
+/// (docs/gitops.md): `plan` warns, `scale` refuses (exit 3, changing
+/// nothing) unless forced, as for a Helm release.
+#[test]
+fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
+    let ns = namespace("op-gitops");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let generation = || milvus(ns, "my-release")["metadata"]["generation"].clone();
+    let before = generation();
+
+    // Argo CD annotation tracking: `<app>:<group>/<kind>:<namespace>/<name>`,
+    // naming the resource itself.
+    let id = format!("argocd.argoproj.io/tracking-id=my-milvus:milvus.io/Milvus:{ns}/my-release");
+    kubectl(&["annotate", "milvus", "my-release", "-n", ns, &id]);
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
+    assert!(
+        plan.starts_with("Warning: Milvus my-release is managed by Argo CD Application my-milvus: change spec.components.queryNode.replicas of Milvus my-release in the Git source Argo CD Application my-milvus syncs instead (Argo CD reverts live changes"),
+        "{plan}"
+    );
+    let status = ok(&["status", "my-release", "-n", ns]);
+    assert!(
+        status.contains("Managed by:  Argo CD Application my-milvus (change it in Git"),
+        "{status}"
+    );
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
+    assert!(
+        err.starts_with("error: Milvus my-release is managed by Argo CD Application my-milvus: ")
+            && err
+                .trim_end()
+                .ends_with("; --force-gitops scales anyway, for an emergency")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(generation(), before, "a refusal writes nothing");
+    // A copied annotation naming another object is not Argo CD's.
+    let copied = format!("argocd.argoproj.io/tracking-id=my-milvus:apps/Deployment:{ns}/other");
+    kubectl(&[
+        "annotate",
+        "--overwrite",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        &copied,
+    ]);
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
+    assert!(!plan.contains("Warning: Milvus my-release is managed"), "{plan}");
+    kubectl(&[
+        "annotate",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        "argocd.argoproj.io/tracking-id-",
+    ]);
+
+    // A Flux Kustomization applying it: kustomize-controller's labels.
+    kubectl(&[
+        "label",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        "kustomize.toolkit.fluxcd.io/name=apps",
+        "kustomize.toolkit.fluxcd.io/namespace=flux-system",
+    ]);
+    let doc: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode=2",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .expect("json");
+    let warning = doc["items"][0]["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.starts_with("Milvus my-release is managed by Flux Kustomization flux-system/apps: change spec.components.queryNode.replicas")
+            && warning.contains("kustomize-controller applies the object from Git again"),
+        "{doc}"
+    );
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
+    assert!(
+        err.contains("Milvus my-release is managed by Flux Kustomization flux-system/apps")
+            && err.contains("--force-gitops scales anyway"),
+        "{err}"
+    );
+    assert_eq!(generation(), before, "a refusal writes nothing");
+
+    // Forced: scaled, with the owner named on stderr.
+    let r = run(plugin().args(["scale", "my-release", "queryNode=2", "--force-gitops", "-n", ns]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Warning: --force-gitops: scaling my-release behind Flux Kustomization flux-system/apps's back"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+}

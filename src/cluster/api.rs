@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
 use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
@@ -256,6 +256,19 @@ impl Cluster {
             })?;
         let list: SlimPodList = self.call(op, self.client().request(request)).await?;
         Ok(list.items.0)
+    }
+
+    /// The names of every namespace (for completion).
+    pub async fn namespace_names(&self) -> Result<Vec<String>, ApiError> {
+        let api: Api<Namespace> = Api::all(self.client());
+        let op = Op {
+            verb: "list",
+            resource: "namespaces",
+            namespace: None,
+            name: None,
+        };
+        let list = self.call(op, api.list(&ListParams::default())).await?;
+        Ok(list.items.into_iter().filter_map(|ns| ns.metadata.name).collect())
     }
 
     /// autoscaling/v1 is served by every version from v1.20 to today, and

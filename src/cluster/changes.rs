@@ -15,7 +15,7 @@ use kube::{Api, Resource};
 use super::Cluster;
 use super::api::{ApiError, forbidden_watch_error};
 use super::fields::resource_name;
-use crate::helm::{self, Revisions};
+use super::helm_records::{self as helm, Revisions};
 
 /// One watch's news: something changed, or a refusal retrying cannot mend.
 pub type Change = Result<(), ApiError>;

@@ -166,19 +166,21 @@ pub async fn deployments(
         name: None,
     };
     let items = cluster.call(what, api.list(&params)).await?.items;
-    Ok(items
-        .iter()
-        .map(|d| OperatorDeployment {
-            live: live_deployment(d),
-            labels: d.metadata.labels.clone().unwrap_or_default(),
-            controller: d
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|o| o.controller == Some(true))
-                .map(|o| (o.kind.clone(), o.name.clone())),
-            status_replicas: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        })
-        .collect())
+    Ok(items.iter().map(operator_deployment).collect())
+}
+
+/// A Deployment as the operator's lookups need it.
+pub fn operator_deployment(d: &Deployment) -> OperatorDeployment {
+    OperatorDeployment {
+        live: live_deployment(d),
+        labels: d.metadata.labels.clone().unwrap_or_default(),
+        controller: d
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| (o.kind.clone(), o.name.clone())),
+        status_replicas: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+    }
 }

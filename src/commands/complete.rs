@@ -18,15 +18,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Arg, Command, CommandFactory};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
 
 use crate::cli::{Cli, KubeFlags};
 use crate::cluster::connect::{load_kubeconfig, parse_request_timeout};
 use crate::cluster::operator::{self as operator_api, Found};
 use crate::cluster::{Cluster, ConnectOptions, connect};
-use crate::commands::releases::{self, current_records};
+use crate::core::chart::Chart;
 use crate::core::{components, manifest, operator, plan};
+use crate::engine::releases::{self, current_records};
 
 /// The plugin's executable name, which the static scripts complete.
 const BIN: &str = "kubectl-milvus";
@@ -460,7 +459,10 @@ async fn changes(ctx: &Context<'_>) -> Vec<(String, String)> {
             .and_then(|current| current.record().cloned())
         {
             let objects = manifest::parse(record.release.manifest()).ok()?;
-            return Some(plan::scalable_components(&record.release, &objects));
+            return Some(plan::scalable_components(
+                &Chart::of_record(&record.release),
+                &objects,
+            ));
         }
         let cr = operator_api::get(&cluster, &namespace, release).await.ok()??;
         let deployments = operator_api::deployments(&cluster, Some(&namespace), &Default::default())
@@ -495,16 +497,9 @@ async fn namespaces(ctx: &Context<'_>) -> Vec<(String, String)> {
     let mut opts = ctx.connect_options();
     opts.namespace = None;
     bounded(ctx, async {
-        let conn = connect(&opts).await.ok()?;
-        let api: Api<Namespace> = Api::all(conn.client);
-        let list = api.list(&kube::api::ListParams::default()).await.ok()?;
-        Some(
-            list.items
-                .into_iter()
-                .filter_map(|ns| ns.metadata.name)
-                .map(|name| (name, String::new()))
-                .collect(),
-        )
+        let cluster = Cluster::new(connect(&opts).await.ok()?);
+        let names = cluster.namespace_names().await.ok()?;
+        Some(names.into_iter().map(|name| (name, String::new())).collect())
     })
     .await
     .unwrap_or_default()

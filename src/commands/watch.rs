@@ -14,10 +14,10 @@ use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
 use crate::cluster::changes::changes;
 use crate::cluster::operator::{self as operator_api, Found};
-use crate::commands::scale::interrupted;
-use crate::commands::status::instances;
 use crate::core::operator::Instance;
 use crate::core::watch::ageless;
+use crate::engine::signals::interrupted;
+use crate::engine::status::instances;
 use crate::error::{InvalidInput, one_line};
 use crate::render;
 

@@ -11,7 +11,7 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::core::plan::{Candidate, ComponentChange, MAX_REPLICAS, Rejection, Target, steps};
+use crate::core::request::{MAX_REPLICAS, Rejection, Target};
 use crate::core::values;
 
 /// An HPA's `minReplicas`-`maxReplicas`.
@@ -76,6 +76,12 @@ pub struct HpaChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Bounds>,
     pub target: Bounds,
+    /// The fixed count Helm's values also hold for the component under
+    /// the HPA (`queryNode.replicas: 1`): the change sets it to -1 in the
+    /// same revision, so the next `helm upgrade` leaves the count to the
+    /// HPA (Helm 4's server-side upgrade would otherwise fail on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsets_replicas: Option<u32>,
 }
 
 /// What a change sets, as planned or as reached.
@@ -140,65 +146,6 @@ pub fn parse_bounds(component: &str, min: Option<&str>, max: Option<&str>) -> Re
         )));
     }
     Ok(Target::Bounds { min, max })
-}
-
-/// The change of `hpa`'s bounds for a component (or deployment group) it
-/// manages; `values` are the bounds Helm's values give, where they exist.
-pub fn bounds_change(
-    c: &Candidate<'_>,
-    hpa: &HorizontalPodAutoscaler,
-    (min, max): (Option<u32>, Option<u32>),
-    values: Option<Bounds>,
-    warnings: &mut Vec<String>,
-) -> Result<ComponentChange, Rejection> {
-    let name = match c.group {
-        Some(g) => format!("{}/{g}", c.key),
-        None => c.key.to_string(),
-    };
-    let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
-    let current = Bounds::of(hpa);
-    let target = Bounds {
-        min: min.unwrap_or(current.min),
-        max: max.unwrap_or(current.max),
-    };
-    if target.min > target.max {
-        return Err(Rejection::Invalid(format!(
-            "{name}: minReplicas {} would be above maxReplicas {} of HorizontalPodAutoscaler {hpa_name}; give both --min and --max",
-            target.min, target.max
-        )));
-    }
-    if let Some(v) = values
-        && v != current
-    {
-        warnings.push(format!(
-            "{name}: {} say HPA {v} but HorizontalPodAutoscaler {hpa_name} has {current} (changed outside {}); the plan starts from the live HPA",
-            c.record, c.outside
-        ));
-    }
-    let running = c.live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
-    let lands = target.clamp(running);
-    if lands < running {
-        warnings.push(format!(
-            "{name}: maxReplicas {} is below the {running} replicas running; it is lowered one replica at a time, each step waited for (the HPA alone would remove them all at once)",
-            target.max
-        ));
-    }
-    Ok(ComponentChange {
-        component: c.key.to_string(),
-        label: c.component.label.to_string(),
-        group: c.group.map(str::to_string),
-        deployments: c.deployments.clone(),
-        current: running,
-        values: c.desired.clone(),
-        target: lands,
-        steps: steps(running, lands),
-        hpa: Some(HpaChange {
-            name: hpa_name,
-            current,
-            values,
-            target,
-        }),
-    })
 }
 
 /// `kubectl patch hpa …` writing the target bounds at once.
@@ -272,7 +219,7 @@ mod tests {
         let target = Bounds { min: 2, max: 3 };
         assert_eq!(target.clamp(6), 3);
         assert_eq!(target.clamp(1), 2);
-        let s: Vec<Bounds> = steps(6, 3).iter().map(|n| step_bounds(target, n)).collect();
+        let s: Vec<Bounds> = (3..6).rev().map(|n| step_bounds(target, n)).collect();
         assert_eq!(
             s,
             [

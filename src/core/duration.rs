@@ -6,6 +6,11 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+/// A run's elapsed time or a timeout, as kubectl would print it as an age.
+pub fn human_std(d: std::time::Duration) -> String {
+    human_duration(SignedDuration::try_from(d).unwrap_or_default())
+}
+
 /// `duration.HumanDuration`: a succinct duration with ~2-3 significant figures.
 ///
 /// Go computes `int(d.Seconds())`, which truncates toward zero, so anything

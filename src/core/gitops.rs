@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::core::chart::Chart;
 use crate::core::components::{self, Role};
 use crate::core::manifest::{Labels, ManifestObject};
-use crate::core::release::Release;
 use crate::core::values;
 
 pub const FLUX_NAME_LABEL: &str = "helm.toolkit.fluxcd.io/name";
@@ -49,6 +49,9 @@ pub struct LiveObject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum OwnerKind {
     FluxHelmRelease,
+    /// A Flux Kustomization applying the object itself (a `Milvus` resource
+    /// kept in Git).
+    FluxKustomization,
     #[serde(rename = "ArgoCDApplication")]
     ArgoCdApplication,
 }
@@ -59,6 +62,8 @@ pub enum OwnerKind {
 pub enum Marker {
     /// `helm.toolkit.fluxcd.io/name` + `/namespace` labels.
     FluxLabels,
+    /// `kustomize.toolkit.fluxcd.io/name` + `/namespace` labels.
+    KustomizeLabels,
     /// A self-referencing `argocd.argoproj.io/tracking-id` annotation.
     ArgoTrackingId,
     /// `app.kubernetes.io/instance` confirmed by an Application of that name.
@@ -116,6 +121,10 @@ pub struct Owner {
     pub api_version: Option<String>,
     /// False when Argo CD renders the chart itself: no Helm record exists.
     pub helm_record: bool,
+    /// The object owned, when it is a `Milvus` resource (`Milvus my-milvus`):
+    /// its spec fields, not Helm values, are what to change.
+    #[serde(skip)]
+    pub resource: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub values_from: Vec<ValuesRef>,
     /// Argo CD `spec.syncPolicy.automated.selfHeal`.
@@ -173,6 +182,7 @@ impl Owner {
             lookup: Lookup::NotRead,
             api_version: None,
             helm_record: true,
+            resource: None,
             values_from: Vec::new(),
             self_heal: None,
             applied_by: None,
@@ -184,6 +194,7 @@ impl Owner {
     pub fn describe(&self) -> String {
         let what = match self.kind {
             OwnerKind::FluxHelmRelease => "Flux HelmRelease",
+            OwnerKind::FluxKustomization => "Flux Kustomization",
             OwnerKind::ArgoCdApplication => "Argo CD Application",
         };
         match &self.namespace {
@@ -195,7 +206,17 @@ impl Owner {
     /// The field to change for the values key `key` (`queryNode.replicas`,
     /// `queryNode.hpa.minReplicas`), with where it is.
     pub fn field_for(&self, key: &str) -> String {
+        if let Some(resource) = &self.resource {
+            return match self.kind {
+                OwnerKind::FluxHelmRelease => format!(
+                    "the value of {}'s chart that renders {key} of {resource}",
+                    self.describe()
+                ),
+                _ => format!("{key} of {resource} in the Git source {} syncs", self.describe()),
+            };
+        }
         match self.kind {
+            OwnerKind::FluxKustomization => format!("{key} in the Git source {} applies", self.describe()),
             OwnerKind::FluxHelmRelease => {
                 let mut out = format!("spec.values.{key} in {}", self.describe());
                 if let Some(i) = self
@@ -242,6 +263,11 @@ impl Owner {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            OwnerKind::FluxKustomization => "change it in Git".to_string(),
+            OwnerKind::ArgoCdApplication if self.resource.is_some() => match self.self_heal {
+                Some(true) => "change it in Git; self-heal reverts live changes".to_string(),
+                _ => "change it in Git".to_string(),
+            },
             OwnerKind::ArgoCdApplication => match self.self_heal {
                 Some(true) => "change its Helm values in Git; self-heal reverts live changes".to_string(),
                 _ => "change its Helm values in Git".to_string(),
@@ -261,6 +287,7 @@ impl Owner {
     pub fn lookup_note(&self) -> Option<String> {
         let what = match self.kind {
             OwnerKind::FluxHelmRelease => "HelmRelease",
+            OwnerKind::FluxKustomization => "Kustomization",
             OwnerKind::ArgoCdApplication => "Application",
         };
         let why = match self.lookup {
@@ -271,7 +298,7 @@ impl Owner {
             Lookup::Failed => "not readable",
         };
         let from = match self.detected_by {
-            Marker::FluxLabels => "the objects' labels",
+            Marker::FluxLabels | Marker::KustomizeLabels => "the objects' labels",
             Marker::ArgoTrackingId => "the objects' tracking annotation",
             Marker::ArgoInstanceLabel => "the objects' instance label",
         };
@@ -283,6 +310,9 @@ impl Owner {
         match self.kind {
             OwnerKind::FluxHelmRelease => {
                 "helm-controller treats a Helm revision it did not make as drift and upgrades over it at its next reconcile"
+            }
+            OwnerKind::FluxKustomization => {
+                "kustomize-controller applies the object from Git again at its next reconcile, undoing a live change"
             }
             OwnerKind::ArgoCdApplication => {
                 "Argo CD reverts live changes at its next sync, at once with self-heal"
@@ -299,7 +329,9 @@ impl Owner {
         } else {
             fields.join("; ")
         };
-        let subject = if self.helm_record {
+        let subject = if let Some(resource) = &self.resource {
+            format!("{resource} is managed by {}", self.describe())
+        } else if self.helm_record {
             format!("release {release} is managed by {}", self.describe())
         } else {
             format!(
@@ -383,6 +415,65 @@ pub fn detect<'a>(objects: impl IntoIterator<Item = &'a LiveObject> + Clone) -> 
         name,
         Marker::ArgoTrackingId,
     ))
+}
+
+/// The owner the markers on a custom resource itself name (a `Milvus`
+/// resource kept in Git): helm-controller's labels (a chart that renders
+/// it), kustomize-controller's (a Kustomization that applies it), or an
+/// Argo CD tracking id naming the object itself. The instance label is
+/// not read here: alone it proves nothing without an Application of that
+/// name ([`argo_instance_owner`]).
+pub fn resource_owner(meta: &ResourceMeta<'_>) -> Option<Owner> {
+    let label = |k: &str| meta.labels.get(k).cloned();
+    let owner = if let (Some(ns), Some(name)) = (label(FLUX_NAMESPACE_LABEL), label(FLUX_NAME_LABEL)) {
+        Owner::new(OwnerKind::FluxHelmRelease, Some(ns), name, Marker::FluxLabels)
+    } else if let (Some(ns), Some(name)) = (label(KUSTOMIZE_NAMESPACE_LABEL), label(KUSTOMIZE_NAME_LABEL)) {
+        Owner::new(
+            OwnerKind::FluxKustomization,
+            Some(ns),
+            name,
+            Marker::KustomizeLabels,
+        )
+    } else {
+        let id = parse_tracking_id(meta.annotations.get(ARGO_TRACKING_ANNOTATION)?)?;
+        let itself = id.group == meta.group
+            && id.kind == meta.kind
+            && id.name == meta.name
+            && (id.namespace.is_empty() || id.namespace == meta.namespace);
+        if !itself {
+            return None;
+        }
+        let (ns, name) = split_app_instance(&id.app);
+        Owner::new(OwnerKind::ArgoCdApplication, ns, name, Marker::ArgoTrackingId)
+    };
+    Some(owner.of_resource(meta))
+}
+
+/// The Argo CD Application a custom resource's instance label names, when
+/// an Application of that name deploys to its namespace (label tracking).
+pub fn argo_instance_owner(meta: &ResourceMeta<'_>, apps: &[Value]) -> Option<Owner> {
+    let instance = meta.labels.get(INSTANCE_LABEL)?;
+    find_application(apps, instance, meta.namespace)
+        .filter(|a| str_at(a, "/spec/destination/namespace") == Some(meta.namespace))?;
+    let (ns, name) = split_app_instance(instance);
+    Some(Owner::new(OwnerKind::ArgoCdApplication, ns, name, Marker::ArgoInstanceLabel).of_resource(meta))
+}
+
+/// A custom resource's identity and markers.
+pub struct ResourceMeta<'a> {
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+impl Owner {
+    fn of_resource(mut self, meta: &ResourceMeta<'_>) -> Owner {
+        self.resource = Some(format!("{} {}", meta.kind, meta.name));
+        self
+    }
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -649,11 +740,12 @@ pub fn rendered_instances(
         .collect()
 }
 
-/// The release record `status` and `plan` model an instance with: chart
-/// and versions from its labels, values from what the rendered objects
-/// run (`-1` where an HPA targets the workload), the message queue from
-/// its dependencies. Revision 0, status `none`.
-pub fn rendered_release(r: &Rendered, hpa_targets: &[(String, String)]) -> Release {
+/// The chart an instance was rendered from, as its live objects tell it:
+/// chart and versions from their labels, values from what they run (`-1`
+/// where an HPA targets the workload), the message queue from its
+/// dependencies. No Milvus configuration: that is read from the live
+/// ConfigMap by whoever needs it.
+pub fn rendered_chart(r: &Rendered, hpa_targets: &[(String, String)]) -> Chart {
     let milvus: Vec<&ManifestObject> = r
         .objects
         .iter()
@@ -687,22 +779,15 @@ pub fn rendered_release(r: &Rendered, hpa_targets: &[(String, String)]) -> Relea
     if let Some(mq) = message_queue_key(&r.objects) {
         values::set(&mut config, &format!("{mq}.enabled"), json!(true));
     }
-    Release(json!({
-        "name": r.instance,
-        "namespace": r.namespace,
-        "version": 0,
-        "info": {
-            "status": "none",
-            "description": format!("rendered by {}", r.owner.describe()),
-            "last_deployed": ""
-        },
-        "chart": {
-            "metadata": {"name": "milvus", "version": chart_version, "appVersion": label("app.kubernetes.io/version")},
-            "values": {}
-        },
-        "config": config,
-        "manifest": ""
-    }))
+    Chart {
+        name: r.instance.clone(),
+        chart_name: "milvus".to_string(),
+        chart_version,
+        app_version: label("app.kubernetes.io/version"),
+        values: config,
+        config: Vec::new(),
+        server_side: false,
+    }
 }
 
 /// The chart's message-queue values key, from the dependency workloads
@@ -1035,14 +1120,13 @@ mod tests {
             ]
         );
 
-        let release = rendered_release(r, &[("Deployment".into(), "my-milvus-milvus-proxy".into())]);
-        assert_eq!(release.name(), "my-milvus");
+        let chart = rendered_chart(r, &[("Deployment".into(), "my-milvus-milvus-proxy".into())]);
+        assert_eq!(chart.name, "my-milvus");
         assert_eq!(
-            (release.chart_version(), release.app_version()),
+            (chart.chart_version.as_str(), chart.app_version.as_str()),
             ("5.0.19", "2.6.15")
         );
-        assert_eq!(release.version(), 0);
-        let v = release.effective_values();
+        let v = chart.values;
         assert_eq!(values::get(&v, "queryNode.replicas"), Some(&json!(2)));
         assert_eq!(values::get(&v, "proxy.replicas"), Some(&json!(-1)), "HPA-managed");
         assert_eq!(values::mode(&v), "cluster");

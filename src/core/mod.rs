@@ -1,6 +1,7 @@
 //! Pure domain logic: plain functions over plain data, testable without a cluster.
 
 pub mod bounds;
+pub mod chart;
 pub mod components;
 pub mod duration;
 pub mod gitops;
@@ -11,6 +12,7 @@ pub mod ownership;
 pub mod plan;
 pub mod pods;
 pub mod release;
+pub mod request;
 pub mod scale_in;
 pub mod status;
 pub mod values;

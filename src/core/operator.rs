@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::core::bounds::{Bounds, bounds_change, kubectl_patch};
+use crate::core::bounds::kubectl_patch;
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::plan::{
-    self, Candidate, ComponentChange, Plan, Rejection, Request, Target, check_role, component_change,
-    managing_hpa,
+    self, Candidate, Command, Common, ComponentChange, Plan, Rejection, Request, ScaleInInput, Shape, Target,
+    Unit, managing_hpa,
 };
 use crate::core::scale_in;
 use crate::core::status::{
@@ -146,6 +146,17 @@ impl MilvusResource {
     }
     pub fn namespace(&self) -> &str {
         &self.metadata.namespace
+    }
+    /// Its identity and markers, as GitOps ownership reads them.
+    pub fn meta(&self) -> crate::core::gitops::ResourceMeta<'_> {
+        crate::core::gitops::ResourceMeta {
+            group: API_GROUP,
+            kind: KIND,
+            namespace: &self.metadata.namespace,
+            name: &self.metadata.name,
+            labels: &self.metadata.labels,
+            annotations: &self.metadata.annotations,
+        }
     }
     pub fn uid(&self) -> &str {
         &self.metadata.uid
@@ -419,6 +430,9 @@ pub struct OperatorStatus {
     pub dependency_releases: Vec<DependencyRelease>,
     pub dependencies: Vec<DependencyStatus>,
     pub pods: Vec<ReleasePod>,
+    /// The GitOps tool that keeps the resource in Git, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::core::gitops::Owner>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -526,6 +540,7 @@ pub fn status(cr: &MilvusResource, live: &OperatorLive<'_>, now: jiff::Timestamp
         dependency_releases: live.dependencies.iter().map(|(d, _)| d.clone()).collect(),
         dependencies,
         pods,
+        owner: None,
         warnings,
     }
 }
@@ -638,85 +653,117 @@ pub fn scalable_components(found: &[CrWorkload<'_>]) -> Vec<&'static str> {
 /// change per component, or per deployment group (each group gets the
 /// value, stepped from its own count).
 pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejection> {
-    let cr = input.cr;
-    let found = workloads(cr, input.deployments);
-    let scalable = scalable_components(&found);
-    let scalable = if scalable.is_empty() {
-        "none".to_string()
-    } else {
-        scalable.join(", ")
+    let shape = MilvusShape {
+        cr: input.cr,
+        found: workloads(input.cr, input.deployments),
+        deployments: input.deployments,
+        config: vec![(
+            format!("spec.config of Milvus {}", input.cr.name()),
+            input.cr.spec.get("config").cloned().unwrap_or(Value::Null),
+        )],
     };
-    if cr.mode() != "cluster" {
-        return Err(Rejection::Refused(format!(
-            "Milvus {} runs standalone (a single pod); only cluster mode has worker components to scale",
-            cr.name()
-        )));
-    }
-    let mut changes = Vec::new();
-    let mut warnings = Vec::new();
-    for (i, req) in requests.iter().enumerate() {
-        let Some(component) = by_user_name(&req.component) else {
-            return Err(Rejection::Invalid(format!(
-                "unknown component {:?}; scalable components of Milvus {}: {scalable}",
-                req.component,
-                cr.name()
-            )));
-        };
-        if requests[..i]
-            .iter()
-            .any(|r| by_user_name(&r.component) == Some(component))
-        {
-            return Err(Rejection::Invalid(format!(
-                "{} is given twice",
-                spec_key(component).unwrap_or(component.key)
-            )));
-        }
-        check_role(component, spec_key(component).unwrap_or(component.key))?;
-        let mine: Vec<&CrWorkload<'_>> = found.iter().filter(|w| w.component == component).collect();
-        if mine.is_empty() {
-            return Err(Rejection::Invalid(format!(
-                "{} is not deployed for Milvus {}; scalable components: {scalable}",
-                spec_key(component).unwrap_or(component.key),
-                cr.name()
-            )));
-        }
-        for w in mine {
-            changes.push(workload_change(input, w, req, &mut warnings)?);
-        }
-    }
-    let grace = grace_checks(input, &changes, &mut warnings)?;
-    let objects = owner_objects(cr, input.deployments);
-    // Operator runs do not mark pods (the operator owns the Deployments and
-    // `scale` patches only the resource): the victims are a prediction by
-    // the classic ranking, whatever the server.
-    let classic = crate::core::scale_in::ControllerRules {
-        deletion_cost: false,
-        logarithmic: false,
+    // Operator runs do not mark pods: no rules or `--remove` to honour.
+    let scale_in = ScaleInInput {
+        rules: scale_in::ControllerRules {
+            deletion_cost: false,
+            logarithmic: false,
+        },
+        grace: input.grace.clone(),
+        remove: Vec::new(),
+        accept_short_grace: input.accept_short_grace,
     };
-    let (pods, new_pods_not_shown) =
-        plan::predicted_pods(&objects, input.pods, input.now, &changes, classic, &[]);
-    Ok(Plan {
-        managed_by: ManagedBy::MilvusOperator,
-        release: cr.name().to_string(),
-        namespace: cr.namespace().to_string(),
-        chart_version: String::new(),
-        kubectl_command: kubectl_command(cr, &changes),
-        changes,
-        warnings,
-        grace,
-        victims_chosen: false,
-        pods,
-        new_pods_not_shown,
-        helm_command: String::new(),
-    })
+    let common = Common {
+        hpas: input.hpas,
+        pods: input.pods,
+        force: input.force,
+        now: input.now,
+        scale_in: &scale_in,
+    };
+    plan::plan_shape(&shape, &common, requests)
 }
 
-/// The grace account of each component being scaled in: its pods' grace
-/// period (the operator gives 30 days) against Milvus's graceful-stop
-/// timeout from the resource's `spec.config` (Milvus's default where unset).
-/// A shortfall can only come from someone else's edit, so it is told as
-/// such, under the same flag rule as for Helm releases.
-/// The account of a grace shortfall on an Operator cluster, with what to do.
+/// A `Milvus` resource as planning sees it.
+struct MilvusShape<'a> {
+    cr: &'a MilvusResource,
+    found: Vec<CrWorkload<'a>>,
+    deployments: &'a [OperatorDeployment],
+    config: scale_in::ConfigLayers,
+}
+
+impl Shape for MilvusShape<'_> {
+    fn managed_by(&self) -> ManagedBy {
+        ManagedBy::MilvusOperator
+    }
+    fn name(&self) -> &str {
+        self.cr.name()
+    }
+    fn namespace(&self) -> &str {
+        self.cr.namespace()
+    }
+    fn subject(&self) -> String {
+        format!("Milvus {}", self.cr.name())
+    }
+    fn standalone(&self) -> Option<String> {
+        (self.cr.mode() != "cluster").then(|| {
+            format!(
+                "Milvus {} runs standalone (a single pod); only cluster mode has worker components to scale",
+                self.cr.name()
+            )
+        })
+    }
+    fn component(&self, typed: &str) -> Option<&'static Component> {
+        by_user_name(typed)
+    }
+    fn key(&self, component: &'static Component) -> &'static str {
+        spec_key(component).unwrap_or(component.key)
+    }
+    fn scalable(&self) -> Vec<&'static str> {
+        scalable_components(&self.found)
+    }
+    fn not_enabled(&self, key: &str, scalable: &str) -> String {
+        format!(
+            "{key} is not deployed for Milvus {}; scalable components: {scalable}",
+            self.cr.name()
+        )
+    }
+    fn units<'s>(
+        &'s self,
+        component: &'static Component,
+        target: Target,
+        hpas: &'s [HorizontalPodAutoscaler],
+    ) -> Result<Vec<Unit<'s>>, Rejection> {
+        self.found
+            .iter()
+            .filter(|w| w.component == component)
+            .map(|w| unit(self.cr, w, target, hpas))
+            .collect()
+    }
+    fn milvus_config(&self) -> (&scale_in::ConfigLayers, String) {
+        (&self.config, self.cr.milvus_version())
+    }
+    fn grace_warning(&self, check: &scale_in::GraceCheck) -> String {
+        grace_shortfall(check)
+    }
+    fn owners(&self) -> Vec<ManifestObject> {
+        owner_objects(self.cr, self.deployments)
+    }
+    fn rules(&self, _: scale_in::ControllerRules) -> scale_in::ControllerRules {
+        // Operator runs do not mark pods (the operator owns the Deployments
+        // and `scale` patches only the resource): the victims are a
+        // prediction by the classic ranking, whatever the server.
+        scale_in::ControllerRules {
+            deletion_cost: false,
+            logarithmic: false,
+        }
+    }
+    fn command(&self, changes: &[ComponentChange]) -> Command {
+        Command::KubectlCommand(kubectl_command(self.cr, changes))
+    }
+}
+
+/// The account of a grace shortfall on an Operator cluster, with what to
+/// do: the operator gives pods 30 days, so a shortfall can only come from
+/// someone else's edit (the flag rule is the same as for Helm releases).
 pub fn grace_shortfall(check: &scale_in::GraceCheck) -> String {
     format!(
         "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",
@@ -728,65 +775,21 @@ pub fn grace_shortfall(check: &scale_in::GraceCheck) -> String {
     )
 }
 
-fn grace_checks(
-    input: &OperatorPlanInput<'_>,
-    changes: &[ComponentChange],
-    warnings: &mut Vec<String>,
-) -> Result<Vec<scale_in::GraceCheck>, Rejection> {
-    let cr = input.cr;
-    let layers: scale_in::ConfigLayers = vec![(
-        format!("spec.config of Milvus {}", cr.name()),
-        cr.spec.get("config").cloned().unwrap_or(Value::Null),
-    )];
-    let mut checks: Vec<scale_in::GraceCheck> = Vec::new();
-    for c in changes.iter().filter(|c| c.hpa.is_none() && c.target < c.current) {
-        if checks.iter().any(|g| g.component == c.component) {
-            continue;
-        }
-        // Groups of one component: the shortest grace is what a step risks.
-        let pod_grace = changes
-            .iter()
-            .filter(|o| o.component == c.component)
-            .flat_map(|o| o.deployments.iter())
-            .filter_map(|d| input.grace.get(d).copied())
-            .min();
-        let check = scale_in::grace_check(&c.component, pod_grace, &layers, &cr.milvus_version());
-        if check.short() {
-            warnings.push(grace_shortfall(&check));
-        }
-        if check.needs_flag && !input.accept_short_grace {
-            return Err(Rejection::Refused(scale_in::grace_refusal(&check)));
-        }
-        checks.push(check);
-    }
-    Ok(checks)
-}
-
-fn workload_change(
-    input: &OperatorPlanInput<'_>,
-    w: &CrWorkload<'_>,
-    req: &Request,
-    warnings: &mut Vec<String>,
-) -> Result<ComponentChange, Rejection> {
-    let cr = input.cr;
+/// One component (or deployment group) of a resource a request changes,
+/// with the refusals only the operator's way of running it calls for.
+fn unit<'a>(
+    cr: &MilvusResource,
+    w: &'a CrWorkload<'a>,
+    target: Target,
+    hpas: &'a [HorizontalPodAutoscaler],
+) -> Result<Unit<'a>, Rejection> {
     let shown = match &w.group {
         Some(g) => format!("{}/{g}", w.spec_key),
         None => w.spec_key.to_string(),
     };
     let pointer = replicas_pointer(cr, w.spec_key, w.group.as_deref()).unwrap_or_default();
-    let hpa = managing_hpa(input.hpas, w.deployments());
-    if let Some(h) = hpa
-        && !matches!(req.target, Target::Bounds { .. })
-    {
-        return Err(Rejection::Refused(format!(
-            "{shown} is managed by HorizontalPodAutoscaler {} ({} replicas): change its bounds instead, e.g. kubectl milvus scale {} {} --min N --max M -n {}",
-            h.metadata.name.clone().unwrap_or_default(),
-            Bounds::of(h),
-            cr.name(),
-            w.spec_key,
-            cr.namespace()
-        )));
-    }
+    let hpa = managing_hpa(hpas, w.deployments());
+    let refused_by_hpa = hpa.is_some() && !matches!(target, Target::Bounds { .. });
     if w.desired == Replicas::Unset && hpa.is_none() {
         return Err(Rejection::Refused(format!(
             "{shown} has replicas -1 in Milvus {}: its replicas are left to an HPA; to fix a count, first patch {pointer} yourself",
@@ -799,7 +802,8 @@ fn workload_change(
             w.name
         )));
     };
-    if w.rolling {
+    // Under an HPA a count is refused by the loop first.
+    if w.rolling && !refused_by_hpa {
         return Err(Rejection::Refused(format!(
             "a rollout of {shown} is under way ({} and {} both run pods); wait for the Milvus Operator to finish it and retry",
             active.live.name,
@@ -808,23 +812,22 @@ fn workload_change(
                 .unwrap_or("its other Deployment")
         )));
     }
-    let live = [&active.live];
-    let candidate = Candidate {
-        component: w.component,
-        key: w.spec_key,
-        group: w.group.as_deref(),
-        deployments: vec![active.live.name.clone()],
-        live: &live,
-        desired: w.desired.clone(),
-        record: "spec",
-        outside: "the Milvus resource",
-        streaming_groups: 0,
-    };
-    match (hpa, req.target) {
+    Ok(Unit {
+        candidate: Candidate {
+            component: w.component,
+            key: w.spec_key,
+            group: w.group.as_deref(),
+            deployments: vec![active.live.name.clone()],
+            live: vec![&active.live],
+            desired: w.desired.clone(),
+            record: "spec",
+            outside: "the Milvus resource",
+            streaming_groups: 0,
+        },
+        hpa,
         // The user's own HPA is the record: the resource stays at -1.
-        (Some(h), Target::Bounds { min, max }) => bounds_change(&candidate, h, (min, max), None, warnings),
-        _ => component_change(&candidate, req.target, input.force, warnings),
-    }
+        recorded_bounds: None,
+    })
 }
 
 /// JSON Pointer escaping (RFC 6901).
@@ -1333,7 +1336,7 @@ mod tests {
             p.warnings
         );
         assert_eq!(
-            p.kubectl_command,
+            p.command.text(),
             r#"kubectl patch milvus my-release -n milvus --type json -p '[{"op":"replace","path":"/spec/components/queryNode/groups/0/replicas","value":1},{"op":"replace","path":"/spec/components/queryNode/groups/1/replicas","value":1}]'"#
         );
         let patch = json_patch(cr, &[Write::of(&p.changes[0], 2)]).expect("patch");
@@ -1380,7 +1383,7 @@ mod tests {
         assert_eq!(p.changes[0].deployments, ["my-release-milvus-querynode-0"]);
         assert!(p.changes[1].is_noop());
         assert_eq!(
-            p.kubectl_command,
+            p.command.text(),
             r#"kubectl patch milvus my-release -n milvus --type merge -p '{"spec":{"components":{"queryNode":{"replicas":3},"dataNode":{"replicas":1}}}}'"#
         );
     }

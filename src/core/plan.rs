@@ -1,6 +1,7 @@
-//! What a scale change would do: parsing `COMPONENT=N` requests, the safety
-//! rules, the step sequence, the predicted pods and the equivalent Helm
-//! command. Pure: `plan` prints it, `scale` executes it.
+//! What a scale change would do, for every shape: the safety rules (one
+//! loop, [`plan_shape`], asking the [`Shape`] what differs), the step
+//! sequence, the predicted pods and the equivalent command. Pure: `plan`
+//! prints it, `scale` executes it.
 
 use std::collections::BTreeMap;
 
@@ -9,95 +10,16 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::core::bounds::{self, Bounds, HpaChange, Setting};
+use crate::core::chart::Chart;
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::pods::{PodRow, pod_row};
 use crate::core::release::Release;
-use crate::core::scale_in::{self, ControllerRules, GraceCheck};
+use crate::core::scale_in::{self, ConfigLayers, ControllerRules, GraceCheck};
 use crate::core::status::{LiveWorkload, ManagedBy, component_workloads, desired_replicas, owner_workload};
 use crate::core::values::{self, Replicas};
 
-/// A target as typed: absolute or relative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Absolute(u32),
-    Relative(i64),
-    /// New bounds for the HPA managing the component (`--min`/`--max`); a
-    /// side left out stays as the HPA has it.
-    Bounds {
-        min: Option<u32>,
-        max: Option<u32>,
-    },
-}
-
-/// One `COMPONENT=N` request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub component: String,
-    pub target: Target,
-}
-
-/// Why a request cannot be planned. `Invalid` is the user's input;
-/// `Refused` is a safety rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    Invalid(String),
-    Refused(String),
-}
-
-/// Parses `queryNode=3`, `querynode=+2`, `dataNode=-1`.
-pub fn parse_request(text: &str) -> Result<Request, Rejection> {
-    let Some((component, n)) = text.split_once('=') else {
-        return Err(Rejection::Invalid(format!(
-            "invalid change {text:?}: write COMPONENT=N, e.g. queryNode=3, queryNode=+1 or queryNode=-1"
-        )));
-    };
-    let component = component.trim();
-    if component.is_empty() {
-        return Err(Rejection::Invalid(format!(
-            "invalid change {text:?}: the component name is missing"
-        )));
-    }
-    Ok(Request {
-        component: component.to_string(),
-        target: parse_target(component, n.trim())?,
-    })
-}
-
-/// The most replicas a Deployment accepts (`spec.replicas` is an int32).
-pub const MAX_REPLICAS: u32 = i32::MAX as u32;
-
-/// Parses the replica part: `3`, `+2`, `-1`. Counts a Deployment could not
-/// hold are refused here, before anything is read or planned.
-pub fn parse_target(component: &str, n: &str) -> Result<Target, Rejection> {
-    let bad = || {
-        Rejection::Invalid(format!(
-            "invalid replica count {n:?} for {component}: use a whole number (3) or a relative one (+1, -1)"
-        ))
-    };
-    let (sign, digits) = match (n.strip_prefix('+'), n.strip_prefix('-')) {
-        (Some(d), _) => (Some(1), d),
-        (_, Some(d)) => (Some(-1), d),
-        _ => (None, n),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let value = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|v| u32::try_from(v).ok())
-        .filter(|v| *v <= MAX_REPLICAS)
-        .ok_or_else(|| {
-            Rejection::Invalid(format!(
-                "replica count {n:?} for {component} is out of range: a Deployment holds at most {MAX_REPLICAS} replicas"
-            ))
-        })?;
-    Ok(match sign {
-        None => Target::Absolute(value),
-        Some(s) => Target::Relative(s * i64::from(value)),
-    })
-}
+pub use crate::core::request::{MAX_REPLICAS, Rejection, Request, Target, parse_request, parse_target};
 
 /// The inputs a plan is made from.
 pub struct PlanInput<'a> {
@@ -155,7 +77,9 @@ impl ComponentChange {
     /// True when nothing needs writing, not even Helm's record.
     pub fn is_noop(&self) -> bool {
         match &self.hpa {
-            Some(h) => h.current == h.target && h.values.is_none_or(|v| v == h.target),
+            Some(h) => {
+                h.current == h.target && h.values.is_none_or(|v| v == h.target) && h.unsets_replicas.is_none()
+            }
             None => self.current == self.target && self.values == Replicas::Count(self.target),
         }
     }
@@ -219,12 +143,9 @@ pub struct Plan {
     /// the plan's size must not grow with the target.
     #[serde(skip_serializing_if = "is_zero")]
     pub new_pods_not_shown: u64,
-    /// Helm only.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub helm_command: String,
-    /// Operator only: the `kubectl patch milvus …` that writes the targets.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub kubectl_command: String,
+    /// The command that writes the targets at once.
+    #[serde(flatten)]
+    pub command: Command,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -283,8 +204,8 @@ pub fn carry_on(pending: &Release, deployed: &Release, explicit: &[Request]) -> 
 }
 
 /// The components of this release that `scale` accepts, for messages.
-pub fn scalable_components(release: &Release, objects: &[ManifestObject]) -> Vec<&'static str> {
-    let mut keys: Vec<&'static str> = component_workloads(release, objects)
+pub fn scalable_components(chart: &Chart, objects: &[ManifestObject]) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = component_workloads(chart, objects)
         .iter()
         .filter(|c| c.component.role == Role::Worker)
         .map(|c| c.component.key)
@@ -293,60 +214,294 @@ pub fn scalable_components(release: &Release, objects: &[ManifestObject]) -> Vec
     keys
 }
 
-/// Checks every request against the rules and computes the plan.
+/// What the one planning loop asks of an instance: where its components
+/// are, where their desired counts live, how its messages name it, and
+/// its equivalent command. A chart (a Helm release, or an Argo CD-rendered
+/// instance) and a `Milvus` resource answer differently; the rules are the
+/// loop's.
+pub trait Shape {
+    fn managed_by(&self) -> ManagedBy;
+    fn name(&self) -> &str;
+    fn namespace(&self) -> &str;
+    /// The chart version, for charts.
+    fn chart_version(&self) -> &str {
+        ""
+    }
+    /// `release my-release`, `Milvus my-milvus`.
+    fn subject(&self) -> String;
+    /// Why a standalone instance has nothing to scale, if it is one.
+    fn standalone(&self) -> Option<String>;
+    /// The component a name as typed means.
+    fn component(&self, typed: &str) -> Option<&'static Component>;
+    /// How this shape calls a component (`mixCoordinator`, `mixCoord`).
+    fn key(&self, component: &'static Component) -> &'static str;
+    /// The components `scale` accepts, for messages.
+    fn scalable(&self) -> Vec<&'static str>;
+    /// Why a component it does not run cannot be scaled.
+    fn not_enabled(&self, key: &str, scalable: &str) -> String;
+    /// What a request of `component` changes: one unit, or one per
+    /// deployment group; refusals only this shape knows (a Deployment
+    /// missing, a rollout under way …) are made here.
+    fn units<'s>(
+        &'s self,
+        component: &'static Component,
+        target: Target,
+        hpas: &'s [HorizontalPodAutoscaler],
+    ) -> Result<Vec<Unit<'s>>, Rejection>;
+    /// The user's Milvus configuration and the Milvus version, for the
+    /// grace check.
+    fn milvus_config(&self) -> (&ConfigLayers, String);
+    /// How a grace shortfall is told for this shape.
+    fn grace_warning(&self, check: &GraceCheck) -> String;
+    /// The workloads pods are owned through.
+    fn owners(&self) -> Vec<ManifestObject>;
+    /// The ReplicaSet rules planning predicts by (a shape whose pods
+    /// `scale` does not mark is predicted by the classic ranking).
+    fn rules(&self, server: ControllerRules) -> ControllerRules {
+        server
+    }
+    /// What writes the targets at once: `helm upgrade …`, `kubectl patch …`.
+    fn command(&self, changes: &[ComponentChange]) -> Command;
+}
+
+/// One unit a request changes, as its shape found it.
+pub struct Unit<'a> {
+    pub candidate: Candidate<'a>,
+    /// The HPA managing it, if any.
+    pub hpa: Option<&'a HorizontalPodAutoscaler>,
+    /// The bounds the instance's record gives that HPA (Helm values).
+    pub recorded_bounds: Option<Bounds>,
+}
+
+/// The command that does what a plan does, at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    /// `helm upgrade …` (or, with no Helm record, why there is none).
+    HelmCommand(String),
+    /// `kubectl patch milvus …` (or `kubectl patch hpa …`).
+    KubectlCommand(String),
+}
+
+impl Command {
+    pub fn text(&self) -> &str {
+        match self {
+            Command::HelmCommand(t) | Command::KubectlCommand(t) => t,
+        }
+    }
+}
+
+/// What planning reads besides the shape: the live HPAs and pods, and the
+/// flags.
+pub struct Common<'a> {
+    pub hpas: &'a [HorizontalPodAutoscaler],
+    pub pods: &'a [Pod],
+    pub force: bool,
+    pub now: jiff::Timestamp,
+    pub scale_in: &'a ScaleInInput,
+}
+
+/// Checks every request against the rules and computes the plan of a Helm
+/// release's deployed record.
 pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejection> {
-    let values = input.release.effective_values();
-    let workloads = component_workloads(input.release, input.objects);
-    let scalable = scalable_components(input.release, input.objects);
-    let scalable_list = if scalable.is_empty() {
+    let shape = ChartShape {
+        chart: Chart::of_release(input.release),
+        namespace: input.namespace,
+        objects: input.objects,
+        workloads: input.workloads,
+        managed_by: ManagedBy::Helm,
+        rendered_by: None,
+    };
+    plan_shape(&shape, &input.common(), requests)
+}
+
+impl PlanInput<'_> {
+    fn common(&self) -> Common<'_> {
+        Common {
+            hpas: self.hpas,
+            pods: self.pods,
+            force: self.force,
+            now: self.now,
+            scale_in: self.scale_in,
+        }
+    }
+}
+
+/// The one planning loop: every rule, for every shape.
+pub fn plan_shape(shape: &dyn Shape, input: &Common<'_>, requests: &[Request]) -> Result<Plan, Rejection> {
+    let scalable = shape.scalable();
+    let scalable = if scalable.is_empty() {
         "none".to_string()
     } else {
         scalable.join(", ")
     };
-
-    if values::mode(&values) == "standalone" {
-        return Err(Rejection::Refused(format!(
-            "release {} runs Milvus standalone (a single pod); only cluster mode has worker components to scale",
-            input.release.name()
-        )));
+    if let Some(why) = shape.standalone() {
+        return Err(Rejection::Refused(why));
     }
-
-    let mut changes = Vec::new();
+    let (layers, version) = shape.milvus_config();
+    let mut changes: Vec<ComponentChange> = Vec::new();
     let mut warnings = Vec::new();
     let mut grace = Vec::new();
-    let layers = crate::core::manifest::milvus_config_layers(input.release.manifest());
     for (i, req) in requests.iter().enumerate() {
-        let Some(component) = components::by_user_name(&req.component) else {
+        let Some(component) = shape.component(&req.component) else {
             return Err(Rejection::Invalid(format!(
-                "unknown component {:?}; scalable components of release {}: {scalable_list}",
+                "unknown component {:?}; scalable components of {}: {scalable}",
                 req.component,
-                input.release.name()
+                shape.subject()
             )));
         };
+        let key = shape.key(component);
         if requests[..i]
             .iter()
-            .any(|r| components::by_user_name(&r.component) == Some(component))
+            .any(|r| shape.component(&r.component) == Some(component))
         {
-            return Err(Rejection::Invalid(format!("{} is given twice", component.key)));
+            return Err(Rejection::Invalid(format!("{key} is given twice")));
         }
-        check_role(component, component.key)?;
-        let deployments: Vec<&ManifestObject> = workloads
-            .iter()
+        check_role(component, key)?;
+        let units = shape.units(component, req.target, input.hpas)?;
+        if units.is_empty() {
+            return Err(Rejection::Invalid(shape.not_enabled(key, &scalable)));
+        }
+        let first = changes.len();
+        for unit in units {
+            let c = &unit.candidate;
+            let change = match (unit.hpa, req.target) {
+                (Some(h), Target::Bounds { min, max }) => {
+                    bounds_change(c, h, (min, max), unit.recorded_bounds, &mut warnings)?
+                }
+                (Some(h), _) => {
+                    let shown = match c.group {
+                        Some(g) => format!("{key}/{g}"),
+                        None => key.to_string(),
+                    };
+                    return Err(Rejection::Refused(format!(
+                        "{shown} is managed by HorizontalPodAutoscaler {} ({} replicas): change its bounds instead, e.g. kubectl milvus scale {} {key} --min N --max M -n {}",
+                        h.metadata.name.clone().unwrap_or_default(),
+                        Bounds::of(h),
+                        shape.name(),
+                        shape.namespace(),
+                    )));
+                }
+                (None, target) => component_change(c, target, input.force, &mut warnings)?,
+            };
+            changes.push(change);
+        }
+        // The shortest grace of its Deployments is what a step risks.
+        let mine = &changes[first..];
+        if mine.iter().any(|c| c.hpa.is_none() && c.target < c.current) {
+            let pod_grace = mine
+                .iter()
+                .flat_map(|c| c.deployments.iter())
+                .filter_map(|d| input.scale_in.grace.get(d).copied())
+                .min();
+            let check = scale_in::grace_check(key, pod_grace, layers, &version);
+            if check.short() {
+                warnings.push(shape.grace_warning(&check));
+            }
+            if check.needs_flag && !input.scale_in.accept_short_grace {
+                return Err(Rejection::Refused(scale_in::grace_refusal(&check)));
+            }
+            grace.push(check);
+        }
+    }
+
+    let owners = shape.owners();
+    check_removals(&owners, input, &changes, &mut warnings)?;
+    let rules = shape.rules(input.scale_in.rules);
+    let (pods, new_pods_not_shown) = predicted_pods(
+        &owners,
+        input.pods,
+        input.now,
+        &changes,
+        rules,
+        &input.scale_in.remove,
+    );
+    Ok(Plan {
+        managed_by: shape.managed_by(),
+        release: shape.name().to_string(),
+        namespace: shape.namespace().to_string(),
+        chart_version: shape.chart_version().to_string(),
+        command: shape.command(&changes),
+        changes,
+        warnings,
+        grace,
+        victims_chosen: rules.deletion_cost,
+        pods,
+        new_pods_not_shown,
+    })
+}
+
+/// A chart's instance as planning sees it: a Helm release's deployed
+/// record, or an Argo CD-rendered instance's live objects.
+pub struct ChartShape<'a> {
+    pub chart: Chart,
+    pub namespace: &'a str,
+    /// Its objects: the record's manifest, or the live objects.
+    pub objects: &'a [ManifestObject],
+    pub workloads: &'a [LiveWorkload],
+    pub managed_by: ManagedBy,
+    /// Who renders it, when no Helm record exists (no `helm upgrade` then).
+    pub rendered_by: Option<String>,
+}
+
+impl Shape for ChartShape<'_> {
+    fn managed_by(&self) -> ManagedBy {
+        self.managed_by
+    }
+    fn name(&self) -> &str {
+        &self.chart.name
+    }
+    fn namespace(&self) -> &str {
+        self.namespace
+    }
+    fn chart_version(&self) -> &str {
+        &self.chart.chart_version
+    }
+    fn subject(&self) -> String {
+        format!("release {}", self.chart.name)
+    }
+    fn standalone(&self) -> Option<String> {
+        (values::mode(&self.chart.values) == "standalone").then(|| {
+            format!(
+                "release {} runs Milvus standalone (a single pod); only cluster mode has worker components to scale",
+                self.chart.name
+            )
+        })
+    }
+    fn component(&self, typed: &str) -> Option<&'static Component> {
+        components::by_user_name(typed)
+    }
+    fn key(&self, component: &'static Component) -> &'static str {
+        component.key
+    }
+    fn scalable(&self) -> Vec<&'static str> {
+        scalable_components(&self.chart, self.objects)
+    }
+    fn not_enabled(&self, key: &str, scalable: &str) -> String {
+        format!(
+            "{key} is not enabled in release {}; scalable components: {scalable}",
+            self.chart.name
+        )
+    }
+    fn units<'s>(
+        &'s self,
+        component: &'static Component,
+        target: Target,
+        hpas: &'s [HorizontalPodAutoscaler],
+    ) -> Result<Vec<Unit<'s>>, Rejection> {
+        let values = &self.chart.values;
+        let deployments: Vec<&ManifestObject> = component_workloads(&self.chart, self.objects)
+            .into_iter()
             .filter(|w| w.component == component && w.object.kind == "Deployment")
             .map(|w| w.object)
             .collect();
         if deployments.is_empty() {
-            return Err(Rejection::Invalid(format!(
-                "{} is not enabled in release {}; scalable components: {scalable_list}",
-                component.key,
-                input.release.name()
-            )));
+            return Ok(Vec::new());
         }
         let live: Vec<&LiveWorkload> = deployments
             .iter()
             .filter_map(|d| {
-                input
-                    .workloads
+                self.workloads
                     .iter()
                     .find(|w| w.kind == "Deployment" && w.name == d.name)
             })
@@ -357,95 +512,55 @@ pub fn plan(input: &PlanInput<'_>, requests: &[Request]) -> Result<Plan, Rejecti
                 component.key
             )));
         }
-        let groups = values::get(&values, "replicaResourceGroups")
-            .and_then(|v| v.as_array())
-            .map_or(0, Vec::len);
-        let candidate = Candidate {
-            component,
-            key: component.key,
-            group: None,
-            deployments: deployments.iter().map(|d| d.name.clone()).collect(),
-            live: &live,
-            desired: desired_replicas(&values, component),
-            record: "values",
-            outside: "Helm",
-            streaming_groups: groups,
-        };
-        let hpa = managing_hpa(input.hpas, deployments.iter().map(|d| d.name.as_str()));
-        let change = match (hpa, req.target) {
-            (Some(h), Target::Bounds { min, max }) => {
-                let name = h.metadata.name.clone().unwrap_or_default();
-                // Only the chart's own HPA has values to keep in step.
-                if !input
-                    .objects
-                    .iter()
-                    .any(|o| o.kind == "HorizontalPodAutoscaler" && o.name == name)
-                {
-                    return Err(Rejection::Refused(format!(
-                        "HorizontalPodAutoscaler {name} managing {} is not part of release {} (not in its manifest), so there are no values to keep in step; change it with kubectl patch hpa {name} -n {}",
-                        component.key,
-                        input.release.name(),
-                        input.namespace
-                    )));
-                }
-                let in_values = Bounds::from_values(&values, component.key);
-                bounds::bounds_change(&candidate, h, (min, max), in_values, &mut warnings)?
-            }
-            (Some(h), _) => {
+        let hpa = managing_hpa(hpas, deployments.iter().map(|d| d.name.as_str()));
+        if let (Some(h), Target::Bounds { .. }) = (hpa, target) {
+            let name = h.metadata.name.clone().unwrap_or_default();
+            // Only the chart's own HPA has values to keep in step.
+            if !self
+                .objects
+                .iter()
+                .any(|o| o.kind == "HorizontalPodAutoscaler" && o.name == name)
+            {
                 return Err(Rejection::Refused(format!(
-                    "{} is managed by HorizontalPodAutoscaler {} ({} replicas): change its bounds instead, e.g. kubectl milvus scale {} {} --min N --max M -n {}",
-                    component.key,
-                    h.metadata.name.clone().unwrap_or_default(),
-                    Bounds::of(h),
-                    input.release.name(),
-                    component.key,
-                    input.namespace,
+                    "HorizontalPodAutoscaler {name} managing {} is not part of release {} (not in its manifest), so there are no values to keep in step; change it with kubectl patch hpa {name} -n {}",
+                    component.key, self.chart.name, self.namespace
                 )));
             }
-            (None, target) => component_change(&candidate, target, input.force, &mut warnings)?,
-        };
-        if change.hpa.is_none() && change.target < change.current {
-            // The shortest grace of its Deployments is what a step risks.
-            let pod_grace = deployments
-                .iter()
-                .filter_map(|d| input.scale_in.grace.get(&d.name).copied())
-                .min();
-            let check = scale_in::grace_check(component.key, pod_grace, &layers, input.release.app_version());
-            if check.short() {
-                warnings.push(scale_in::grace_warning(&check, input.release.name()));
-            }
-            if check.needs_flag && !input.scale_in.accept_short_grace {
-                return Err(Rejection::Refused(scale_in::grace_refusal(&check)));
-            }
-            grace.push(check);
         }
-        changes.push(change);
+        let groups = values::get(values, "replicaResourceGroups")
+            .and_then(|v| v.as_array())
+            .map_or(0, Vec::len);
+        Ok(vec![Unit {
+            candidate: Candidate {
+                component,
+                key: component.key,
+                group: None,
+                deployments: deployments.iter().map(|d| d.name.clone()).collect(),
+                live,
+                desired: desired_replicas(values, component),
+                record: "values",
+                outside: "Helm",
+                streaming_groups: groups,
+            },
+            hpa,
+            recorded_bounds: Bounds::from_values(values, component.key),
+        }])
     }
-
-    check_removals(input, &changes, &mut warnings)?;
-    let (pods, new_pods_not_shown) = predicted_pods(
-        input.objects,
-        input.pods,
-        input.now,
-        &changes,
-        input.scale_in.rules,
-        &input.scale_in.remove,
-    );
-    let helm_command = helm_command(input.release, input.namespace, &changes);
-    Ok(Plan {
-        managed_by: ManagedBy::Helm,
-        release: input.release.name().to_string(),
-        namespace: input.namespace.to_string(),
-        chart_version: input.release.chart_version().to_string(),
-        changes,
-        warnings,
-        grace,
-        victims_chosen: input.scale_in.rules.deletion_cost,
-        pods,
-        new_pods_not_shown,
-        helm_command,
-        kubectl_command: String::new(),
-    })
+    fn milvus_config(&self) -> (&ConfigLayers, String) {
+        (&self.chart.config, self.chart.app_version.clone())
+    }
+    fn grace_warning(&self, check: &GraceCheck) -> String {
+        scale_in::grace_warning(check, &self.chart.name)
+    }
+    fn owners(&self) -> Vec<ManifestObject> {
+        self.objects.to_vec()
+    }
+    fn command(&self, changes: &[ComponentChange]) -> Command {
+        Command::HelmCommand(match &self.rendered_by {
+            Some(who) => format!("none: no Helm record ({who} renders it)"),
+            None => helm_command(&self.chart, self.namespace, changes),
+        })
+    }
 }
 
 /// One component (or deployment group) a request names, as found by either
@@ -457,7 +572,7 @@ pub struct Candidate<'a> {
     pub group: Option<&'a str>,
     pub deployments: Vec<String>,
     /// The live Deployments, one per entry of `deployments`.
-    pub live: &'a [&'a LiveWorkload],
+    pub live: Vec<&'a LiveWorkload>,
     pub desired: Replicas,
     /// Where the desired count lives, for messages: `values` or `spec`.
     pub record: &'a str,
@@ -549,6 +664,79 @@ pub fn component_change(
     })
 }
 
+/// The change of `hpa`'s bounds for a component (or deployment group) it
+/// manages; `values` are the bounds Helm's values give, where they exist.
+pub fn bounds_change(
+    c: &Candidate<'_>,
+    hpa: &HorizontalPodAutoscaler,
+    (min, max): (Option<u32>, Option<u32>),
+    values: Option<Bounds>,
+    warnings: &mut Vec<String>,
+) -> Result<ComponentChange, Rejection> {
+    let name = match c.group {
+        Some(g) => format!("{}/{g}", c.key),
+        None => c.key.to_string(),
+    };
+    let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
+    let current = Bounds::of(hpa);
+    let target = Bounds {
+        min: min.unwrap_or(current.min),
+        max: max.unwrap_or(current.max),
+    };
+    if target.min > target.max {
+        return Err(Rejection::Invalid(format!(
+            "{name}: minReplicas {} would be above maxReplicas {} of HorizontalPodAutoscaler {hpa_name}; give both --min and --max",
+            target.min, target.max
+        )));
+    }
+    if let Some(v) = values
+        && v != current
+    {
+        warnings.push(format!(
+            "{name}: {} say HPA {v} but HorizontalPodAutoscaler {hpa_name} has {current} (changed outside {}); the plan starts from the live HPA",
+            c.record, c.outside
+        ));
+    }
+    // Values that keep their bounds in step (Helm's) and also fix a count:
+    // the chart renders both, and the revision this change writes sets the
+    // count to -1.
+    let unsets_replicas = match (&values, &c.desired) {
+        (Some(_), Replicas::Count(n)) => {
+            warnings.push(format!(
+                "{name}: values also fix {key}.replicas={n} under HorizontalPodAutoscaler {hpa_name}; this revision sets {key}.replicas=-1, so the next helm upgrade leaves the count to the HPA (Helm 4's server-side upgrade would otherwise fail on the count the HPA set, Helm 3 would reset it)",
+                key = c.key
+            ));
+            Some(*n)
+        }
+        _ => None,
+    };
+    let running = c.live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
+    let lands = target.clamp(running);
+    if lands < running {
+        warnings.push(format!(
+            "{name}: maxReplicas {} is below the {running} replicas running; it is lowered one replica at a time, each step waited for (the HPA alone would remove them all at once)",
+            target.max
+        ));
+    }
+    Ok(ComponentChange {
+        component: c.key.to_string(),
+        label: c.component.label.to_string(),
+        group: c.group.map(str::to_string),
+        deployments: c.deployments.clone(),
+        current: running,
+        values: c.desired.clone(),
+        target: lands,
+        steps: steps(running, lands),
+        hpa: Some(HpaChange {
+            name: hpa_name,
+            current,
+            values,
+            target,
+            unsets_replicas,
+        }),
+    })
+}
+
 /// Workers only. `name` is the component as the instance's manager calls it.
 pub fn check_role(component: &Component, name: &str) -> Result<(), Rejection> {
     match component.role {
@@ -623,16 +811,17 @@ impl Serialize for Steps {
 
 /// The equivalent Helm command, pinned to the release's chart version and
 /// keeping every other value.
-pub fn helm_command(release: &Release, namespace: &str, changes: &[ComponentChange]) -> String {
+pub fn helm_command(chart: &Chart, namespace: &str, changes: &[ComponentChange]) -> String {
     let mut cmd = format!(
         "helm upgrade {} milvus/milvus --namespace {} --version {} --reset-then-reuse-values",
-        release.name(),
-        namespace,
-        release.chart_version()
+        chart.name, namespace, chart.chart_version
     );
     for c in changes {
         for (path, n) in c.values_at(c.target_setting()) {
             cmd.push_str(&format!(" --set {path}={n}"));
+        }
+        if c.hpa.as_ref().is_some_and(|h| h.unsets_replicas.is_some()) {
+            cmd.push_str(&format!(" --set {}.replicas=-1", c.component));
         }
     }
     cmd
@@ -642,7 +831,8 @@ pub fn helm_command(release: &Release, namespace: &str, changes: &[ComponentChan
 /// them than are removed; on a server that ignores pod-deletion-cost it
 /// cannot be honoured, which is said.
 fn check_removals(
-    input: &PlanInput<'_>,
+    objects: &[ManifestObject],
+    input: &Common<'_>,
     changes: &[ComponentChange],
     warnings: &mut Vec<String>,
 ) -> Result<(), Rejection> {
@@ -652,7 +842,7 @@ fn check_removals(
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
         let change = pod.and_then(|p| {
-            let owner = owner_workload(input.objects, p)?;
+            let owner = owner_workload(objects, p)?;
             changes
                 .iter()
                 .find(|c| c.target < c.current && c.deployments.contains(&owner.name))
@@ -671,7 +861,7 @@ fn check_removals(
                     .pods
                     .iter()
                     .find(|p| p.metadata.name.as_deref() == Some(n.as_str()))
-                    .and_then(|p| owner_workload(input.objects, p))
+                    .and_then(|p| owner_workload(objects, p))
                     .is_some_and(|o| change.deployments.contains(&o.name))
             })
             .count() as u32;
@@ -774,6 +964,84 @@ pub fn predicted_pods(
 mod tests {
     use super::*;
     use crate::core::test_support::{fixture_release as release, ready_deployment as live};
+
+    /// Values under an HPA that also fix a count: a bounds change sets the
+    /// count to -1 in the same revision (and says so), so the next `helm
+    /// upgrade` leaves it to the HPA.
+    #[test]
+    fn a_bounds_change_unsets_a_fixed_count_in_the_values() {
+        let mut r = release();
+        let rendered = format!(
+            "{}/tests/fixtures/rendered/d-querynode-hpa.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        r.set_manifest(std::fs::read_to_string(rendered).expect("fixture"));
+        let mut config = r.config().clone();
+        values::set(&mut config, "queryNode.hpa.enabled", serde_json::json!(true));
+        values::set(&mut config, "queryNode.replicas", serde_json::json!(1));
+        r.set_config(config);
+        let objects = crate::core::manifest::parse(r.manifest()).expect("manifest");
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "my-release-milvus-querynode-hpa"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "my-release-milvus-querynode"}, "minReplicas": 1, "maxReplicas": 5}
+        }))
+        .expect("hpa");
+        let workloads = [live("my-release-milvus-querynode", 3)];
+        let input = PlanInput {
+            release: &r,
+            namespace: "milvus",
+            objects: &objects,
+            workloads: &workloads,
+            hpas: std::slice::from_ref(&hpa),
+            pods: &[],
+            force: false,
+            now: "2026-01-11T13:00:00Z".parse().expect("time"),
+            scale_in: &v1_20(),
+        };
+        let request = Request {
+            component: "queryNode".into(),
+            target: Target::Bounds {
+                min: Some(2),
+                max: Some(5),
+            },
+        };
+        let p = plan(&input, &[request]).expect("plan");
+        let change = &p.changes[0];
+        assert_eq!(change.hpa.as_ref().and_then(|h| h.unsets_replicas), Some(1));
+        assert!(!change.is_noop());
+        assert!(
+            p.command.text().ends_with(
+                "--set queryNode.hpa.minReplicas=2 --set queryNode.hpa.maxReplicas=5 --set queryNode.replicas=-1"
+            ),
+            "{}",
+            p.command.text()
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("this revision sets queryNode.replicas=-1")),
+            "{:?}",
+            p.warnings
+        );
+
+        // What that revision's manifest holds: the chart's rendering of
+        // `replicas: -1`, no `replicas:` on the Deployment, nothing else changed.
+        let before = r.manifest();
+        let after = crate::core::manifest::remove_spec_field(
+            before,
+            "Deployment",
+            "my-release-milvus-querynode",
+            "replicas",
+        )
+        .expect("removed");
+        assert_eq!(before.len() - after.len(), "  replicas: 1\n".len());
+        let objects = crate::core::manifest::parse(&after).expect("manifest");
+        let qn = objects
+            .iter()
+            .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
+            .expect("querynode");
+        assert_eq!(qn.replicas, None);
+    }
 
     #[test]
     fn a_repair_carries_on_what_the_killed_run_was_doing() {
@@ -966,7 +1234,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            p.helm_command,
+            p.command.text(),
             "helm upgrade my-release milvus/milvus --namespace milvus --version 5.0.19 --reset-then-reuse-values --set queryNode.replicas=1"
         );
     }

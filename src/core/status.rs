@@ -7,6 +7,7 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
+use crate::core::chart::Chart;
 use crate::core::components::{self, Role};
 use crate::core::manifest::ManifestObject;
 use crate::core::pods::{PodRow, pod_row};
@@ -167,11 +168,8 @@ pub struct ComponentWorkload<'a> {
 /// The Milvus component workloads of a manifest. A workload belongs to Milvus
 /// when its `helm.sh/chart` label is the release's chart (dependencies carry
 /// their own chart label, and Pulsar's `component=proxy` has none).
-pub fn component_workloads<'a>(
-    release: &Release,
-    objects: &'a [ManifestObject],
-) -> Vec<ComponentWorkload<'a>> {
-    let chart_label = format!("{}-{}", release.chart_name(), release.chart_version()).replace('+', "_");
+pub fn component_workloads<'a>(chart: &Chart, objects: &'a [ManifestObject]) -> Vec<ComponentWorkload<'a>> {
+    let chart_label = chart.label();
     let mut out: Vec<_> = objects
         .iter()
         .filter(|o| o.kind == "Deployment" || o.kind == "StatefulSet")
@@ -204,7 +202,7 @@ pub fn desired_replicas(values: &serde_json::Value, component: &components::Comp
     }
 }
 
-/// Builds the status of one release.
+/// Builds the status of one release from its Helm record.
 pub fn build(
     release: &Release,
     namespace: &str,
@@ -214,7 +212,32 @@ pub fn build(
     live: &LiveState<'_>,
     now: jiff::Timestamp,
 ) -> ReleaseStatus {
-    let values = release.effective_values();
+    let mut status = build_chart(&Chart::of_record(release), namespace, objects, live, now);
+    status.revision = release.version();
+    status.helm_status = release.status().to_string();
+    status.updated = release.last_deployed().to_string();
+    status.storage = storage.to_string();
+    status.pending = pending.map(|p| PendingRevision {
+        revision: p.version(),
+        status: p.status().to_string(),
+        description: p.description().to_string(),
+        by_plugin: p.description().starts_with(PLUGIN_DESCRIPTION_PREFIX),
+        held_by: None,
+    });
+    status
+}
+
+/// Builds the status of an instance of the chart, whatever made it: with
+/// no Helm record (revision 0, status and storage `none`) until [`build`]
+/// says what the record holds.
+pub fn build_chart(
+    chart: &Chart,
+    namespace: &str,
+    objects: &[ManifestObject],
+    live: &LiveState<'_>,
+    now: jiff::Timestamp,
+) -> ReleaseStatus {
+    let values = &chart.values;
     let namespace = namespace.to_string();
     let mut warnings = Vec::new();
 
@@ -225,8 +248,8 @@ pub fn build(
         .collect();
 
     let mut components_out = Vec::new();
-    for cw in component_workloads(release, objects) {
-        let desired = desired_replicas(&values, cw.component);
+    for cw in component_workloads(chart, objects) {
+        let desired = desired_replicas(values, cw.component);
         let live_w = live_by_name
             .get(&(cw.object.kind.as_str(), cw.object.name.as_str()))
             .map(|w| (*w).clone());
@@ -239,7 +262,13 @@ pub fn build(
                 })
             })
             .map(hpa_status);
-        let notes = component_notes(cw.component, &desired, live_w.as_ref(), hpa.as_ref());
+        let notes = component_notes(
+            cw.component,
+            &desired,
+            live_w.as_ref(),
+            hpa.as_ref(),
+            chart.server_side.then_some(chart.name.as_str()),
+        );
         components_out.push(ComponentStatus {
             component: cw.component.key.to_string(),
             label: cw.component.label.to_string(),
@@ -269,29 +298,23 @@ pub fn build(
     }
 
     let pods = release_pods(objects, live.pods, now);
-    let dependencies = dependency_status(release, objects, &pods);
+    let dependencies = dependency_status(chart, objects, &pods);
 
     ReleaseStatus {
-        release: release.name().to_string(),
+        release: chart.name.clone(),
         namespace,
         managed_by: ManagedBy::Helm,
-        chart: release.chart_name().to_string(),
-        chart_version: release.chart_version().to_string(),
-        app_version: release.app_version().to_string(),
-        revision: release.version(),
-        helm_status: release.status().to_string(),
-        updated: release.last_deployed().to_string(),
-        mode: values::mode(&values).to_string(),
-        message_queue: values::message_queue(&values),
-        storage: storage.to_string(),
+        chart: chart.chart_name.clone(),
+        chart_version: chart.chart_version.clone(),
+        app_version: chart.app_version.clone(),
+        revision: 0,
+        helm_status: "none".to_string(),
+        updated: String::new(),
+        mode: values::mode(values).to_string(),
+        message_queue: values::message_queue(values),
+        storage: "none".to_string(),
         owner: None,
-        pending: pending.map(|p| PendingRevision {
-            revision: p.version(),
-            status: p.status().to_string(),
-            description: p.description().to_string(),
-            by_plugin: p.description().starts_with(PLUGIN_DESCRIPTION_PREFIX),
-            held_by: None,
-        }),
+        pending: None,
         components: components_out,
         dependencies,
         pods,
@@ -316,6 +339,8 @@ fn component_notes(
     desired: &Replicas,
     live: Option<&LiveWorkload>,
     hpa: Option<&HpaStatus>,
+    // The release's name when Helm applies it server-side.
+    server_side: Option<&str>,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let Some(live) = live else {
@@ -323,6 +348,16 @@ fn component_notes(
         return notes;
     };
     match (desired, hpa) {
+        // What the next `helm upgrade --reuse-values` really does depends on
+        // how the release is applied.
+        (Replicas::Count(n), Some(h)) if server_side.is_some() => notes.push(format!(
+            "HPA {} ({}-{}) and values ({key}.replicas={n}) both set replicas: once the HPA has changed the count, the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas with kube-controller-manager (Kubernetes v1.22+; older servers reset the HPA's choice); set {key}.replicas=-1 (`kubectl milvus scale {release} {key} --min N --max M` does it in the same revision)",
+            h.name,
+            h.min,
+            h.max,
+            key = component.key,
+            release = server_side.unwrap_or_default()
+        )),
         (Replicas::Count(n), Some(h)) => notes.push(format!(
             "HPA {} ({}-{}) and values ({}.replicas={n}) both set replicas: every helm upgrade resets the HPA's choice; set {}.replicas=-1",
             h.name, h.min, h.max, component.key, component.key
@@ -388,11 +423,11 @@ pub fn owner_workload<'a>(objects: &'a [ManifestObject], pod: &Pod) -> Option<&'
 }
 
 fn dependency_status(
-    release: &Release,
+    chart: &Chart,
     objects: &[ManifestObject],
     pods: &[ReleasePod],
 ) -> Vec<DependencyStatus> {
-    let milvus: Vec<&str> = component_workloads(release, objects)
+    let milvus: Vec<&str> = component_workloads(chart, objects)
         .iter()
         .map(|c| c.object.name.as_str())
         .collect();
@@ -526,6 +561,45 @@ mod tests {
             Some((2, 6, 3))
         );
         assert!(qn.notes[0].contains("both set replicas"), "{:?}", qn.notes);
+        // The fixture is a Helm 4 record applied server-side: the next
+        // upgrade fails on the HPA's count rather than resetting it.
+        assert!(
+            qn.notes[0].contains(
+                "the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas"
+            ) && qn.notes[0].contains("kubectl milvus scale my-release queryNode --min N --max M"),
+            "{:?}",
+            qn.notes
+        );
+
+        // Applied client-side (Helm 3, or Helm 4 upgrading a Helm 3 release).
+        let mut r = release();
+        r.0["apply_method"] = json!("csa");
+        let objects = manifest::parse(r.manifest()).expect("manifest");
+        let hpas = [serde_json::from_value::<HorizontalPodAutoscaler>(json!({
+            "metadata": {"name": "qn-hpa"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "my-release-milvus-querynode"}, "minReplicas": 2, "maxReplicas": 6}
+        }))
+        .expect("hpa")];
+        let workloads = all_in_step();
+        let live = LiveState {
+            workloads: &workloads,
+            hpas: &hpas,
+            pods: &[],
+        };
+        let s = build(
+            &r,
+            "milvus",
+            "Secret",
+            None,
+            &objects,
+            &live,
+            jiff::Timestamp::now(),
+        );
+        assert!(
+            s.components[1].notes[0].contains("every helm upgrade resets the HPA's choice"),
+            "{:?}",
+            s.components[1].notes
+        );
     }
 
     #[test]

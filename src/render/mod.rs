@@ -2,5 +2,6 @@
 
 pub mod document;
 pub mod plan;
+pub mod progress;
 pub mod status;
 pub mod table;

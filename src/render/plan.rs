@@ -4,10 +4,34 @@ use std::fmt::Write;
 
 use indicatif::HumanCount;
 
-use crate::core::plan::{Plan, PodFate};
+use crate::cli::PlanOutput;
+use crate::core::plan::{Command, Plan, PodFate};
 use crate::core::status::ManagedBy;
 use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
+
+/// The plan in the format asked for, with a GitOps owner's warning at the
+/// top.
+pub fn output(format: PlanOutput, mut plan: Plan, owned: Option<String>) -> anyhow::Result<String> {
+    if let Some(w) = &owned
+        && format != PlanOutput::Table
+    {
+        plan.warnings.insert(0, w.clone());
+    }
+    let doc = crate::render::document::Document {
+        api_version: crate::render::document::API_VERSION,
+        kind: "MilvusScalePlan",
+        items: std::slice::from_ref(&plan),
+    };
+    match format {
+        PlanOutput::Table => Ok(match owned {
+            Some(w) => format!("Warning: {w}\n\n{}", table(&plan)),
+            None => table(&plan),
+        }),
+        PlanOutput::Json => crate::render::document::json(&doc),
+        PlanOutput::Yaml => crate::render::document::yaml(&doc),
+    }
+}
 
 pub fn table(plan: &Plan) -> String {
     let mut out = String::new();
@@ -140,14 +164,11 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(out, "… and {} more new pods", HumanCount(plan.new_pods_not_shown));
         }
     }
-    let _ = match plan.managed_by {
-        ManagedBy::Helm | ManagedBy::ArgoCd => {
-            write!(out, "\nEquivalent Helm command:\n  {}\n", plan.helm_command)
-        }
-        ManagedBy::MilvusOperator => write!(
+    let _ = match &plan.command {
+        Command::HelmCommand(helm) => write!(out, "\nEquivalent Helm command:\n  {helm}\n"),
+        Command::KubectlCommand(kubectl) => write!(
             out,
-            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {}\n",
-            plan.kubectl_command
+            "\nEquivalent kubectl command (all at once, without the steps and waits):\n  {kubectl}\n"
         ),
     };
     out

@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::cluster::helm_records::{self as helm, StoredRelease};
 use crate::core::bounds::Setting;
 use crate::core::manifest;
 use crate::core::plan::ComponentChange;
 use crate::core::release::{DEPLOYED, PENDING_UPGRADE, Release, SUPERSEDED};
 use crate::core::values;
 use crate::error::Refused;
-use crate::helm::{self, StoredRelease};
 
 /// The run that last wrote a record (so a re-read after a lost answer can
 /// tell our own write from someone else's; Helm's own writes drop it).
@@ -49,6 +49,14 @@ fn rewrite(
                 for (field, n) in [("minReplicas", b.min), ("maxReplicas", b.max)] {
                     manifest =
                         manifest::set_spec_count(&manifest, "HorizontalPodAutoscaler", &h.name, field, n)?;
+                }
+                // The count the values also fixed is left to the HPA, as the
+                // chart renders `replicas: -1`: no `replicas:` at all.
+                if h.unsets_replicas.is_some() {
+                    values::set(&mut config, &format!("{}.replicas", change.component), json!(-1));
+                    for d in &change.deployments {
+                        manifest = manifest::remove_spec_field(&manifest, "Deployment", d, "replicas")?;
+                    }
                 }
             }
             (Setting::Replicas(n), _) => {

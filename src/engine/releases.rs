@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::cluster::Cluster;
+use crate::cluster::helm_records::{self as helm, Driver, Listing, Revisions, StoredRelease};
 use crate::cluster::lease;
 use crate::core::lock::{self, PendingWork};
 use crate::core::release::is_pending;
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::error::InvalidInput;
-use crate::helm::{self, Driver, Listing, Revisions, StoredRelease};
 
 /// A release's current records: the deployed revision and, if newer, a
 /// pending one.

@@ -16,21 +16,22 @@ use tokio::sync::watch;
 use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
+use crate::cluster::hpa::{self, BoundsStop};
+use crate::cluster::lease::HeldLease;
+use crate::cluster::live::LiveReads;
 use crate::cluster::operator as api;
-use crate::commands::plan as plan_cmd;
-use crate::commands::scale::steps::{Progress, wait_step};
-use crate::commands::scale::{bounds, interrupted};
+use crate::cluster::rollout::wait_step;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
+use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
+use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::engine::owner;
+use crate::engine::scale::bounds;
+use crate::engine::scale::stop::Stop;
+use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
 use crate::render;
-
-/// Why a run stopped early, as one sentence.
-#[derive(Debug)]
-struct Stop(String);
-
-/// How [`foreign_change`] starts its sentence.
-const FOREIGN: &str = "another writer";
+use crate::render::progress::Progress;
 
 /// What the run last knew of the replica fields it scales.
 struct Watched {
@@ -47,12 +48,18 @@ struct Run<'a> {
     cr: watch::Receiver<MilvusResource>,
     watched: Mutex<Watched>,
     timeout: Duration,
-    progress: Progress,
+    progress: &'a Progress,
 }
 
-pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
-    super::refuse_remove(&args.scale_in, found.name())?;
+/// The refusals of a run that need no lock (and so change nothing, a
+/// Lease included); the plan, for a dry run.
+pub(super) async fn check(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    found: &MilvusResource,
+    requests: &[Request],
+) -> Result<Plan> {
+    refuse_remove(&args.scale_in, found.name())?;
     // Never silently skip a health gate the user asked for.
     if !args.pause.is_zero() || args.check.is_some() {
         return Err(InvalidInput(format!(
@@ -61,32 +68,28 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, found: MilvusResource) -> 
         ))
         .into());
     }
-    // Refusals and dry runs need no lock (and so change nothing, a Lease included).
     let accept = args.scale_in.accept_short_grace;
-    let (_, _, plan) = super::read_and_plan(cluster, &found, &requests, args.force, accept).await?;
-    if args.dry_run {
-        return Ok(render::plan::table(&plan));
-    }
-    // One run at a time per resource, as for Helm releases (the same Lease
-    // name: a Helm release and a resource of one name would share Deployments).
-    let progress = Progress::new();
-    let lease = crate::commands::scale::acquire(cluster, args, &progress).await?;
-    let result = load_and_run(cluster, args, &found, &requests, &lease, progress).await;
-    let _ = lease.release(cluster).await;
-    result
+    let (_, plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    Ok(plan)
+}
+
+/// What a dry run says of a GitOps tool that keeps the resource in Git.
+pub(super) async fn owned(cluster: &Cluster, cr: &MilvusResource, plan: &Plan) -> Option<String> {
+    let owner = owner::milvus_owner(cluster, &mut owner::Apis::default(), cr).await?;
+    Some(owner::plan_warning(&owner, plan))
 }
 
 /// Reads the resource and what runs again under the Lease, then runs: a run
 /// that finished (or stopped) while this one waited for the Lease has moved
 /// the resource on, and its values are where this run starts, not "another
 /// writer".
-async fn load_and_run(
+pub(super) async fn holding(
     cluster: &Cluster,
     args: &ScaleArgs,
     found: &MilvusResource,
-    requests: &[crate::core::plan::Request],
-    lease: &crate::cluster::lease::HeldLease,
-    progress: Progress,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
 ) -> Result<String> {
     let cr = api::get(cluster, found.namespace(), found.name())
         .await
@@ -99,21 +102,26 @@ async fn load_and_run(
             )
         })?;
     let accept = args.scale_in.accept_short_grace;
-    let (deployments, live, plan) = super::read_and_plan(cluster, &cr, requests, args.force, accept).await?;
-    for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
+    let mut apis = owner::Apis::default();
+    let (planned, owner) = tokio::join!(
+        read_and_plan(cluster, &cr, requests, args.force, accept),
+        owner::milvus_owner(cluster, &mut apis, &cr)
+    );
+    let (live, plan) = planned?;
+    // GitOps reverts what it did not write: refused unless forced. Bounds
+    // changes write the user's HPA, not the resource.
+    let keys = owner::changed(&plan);
+    if !keys.is_empty()
+        && let Some(warning) = owner::guard(owner.as_ref(), cr.name(), &keys, args.force_gitops)?
+    {
+        progress.line(&format!("Warning: {warning}"));
     }
-    for g in plan.grace.iter().filter(|g| g.short()) {
-        progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
-    }
+    super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
-        return hpa_bounds(cluster, args, &cr, &plan).await;
+        return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;
     }
     // Steps a killed run wrote but never saw done are waited for first.
-    let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+    let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
     let loaded = Loaded { cr, plan, waiting };
     run_holding(cluster, args, loaded, requests, lease, progress).await
 }
@@ -130,9 +138,9 @@ async fn run_holding(
     cluster: &Cluster,
     args: &ScaleArgs,
     Loaded { cr, plan, waiting }: Loaded,
-    requests: &[crate::core::plan::Request],
-    lease: &crate::cluster::lease::HeldLease,
-    progress: Progress,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
 ) -> Result<String> {
     let continue_cmd = continue_command(&cr, args, &plan);
     let (tx, rx) = watch::channel(cr.clone());
@@ -145,7 +153,7 @@ async fn run_holding(
                 }
                 // Retrying cannot mend a refusal; other errors are retried.
                 Err(api::WatchError::Forbidden(message)) => {
-                    return Stop(format!(
+                    return Stop::Step(format!(
                         "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
                         crate::core::operator::RESOURCE,
                         cr.namespace()
@@ -154,7 +162,7 @@ async fn run_holding(
                 Err(_) => {}
             }
         }
-        Stop("the watch on the Milvus resource ended".to_string())
+        Stop::Step("the watch on the Milvus resource ended".to_string())
     };
     let run = Run {
         cluster,
@@ -169,20 +177,19 @@ async fn run_holding(
     };
     let outcome = tokio::select! {
         r = execute(&run, &cr, (plan, waiting), requests, args) => r,
-        () = interrupted() => Err(Stop("interrupted by a signal".to_string())),
+        () = interrupted() => Err(Stop::Signal),
         stop = guard(&run) => Err(stop),
         stop = follow => Err(stop),
-        lost = lease.keep(cluster) => Err(Stop(lost.to_string())),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
     };
-    run.progress.finish();
     match outcome {
         Ok(done) => Ok(done),
         // Someone else's value stands: no "continue with" that would undo it.
-        Err(Stop(why)) if why.starts_with(FOREIGN) => Err(anyhow::anyhow!(
+        Err(Stop::OtherWriter(why)) => Err(anyhow::anyhow!(
             "{why}; this run wrote nothing over it; find out who else scales Milvus {} before scaling it again",
             cr.name()
         )),
-        Err(Stop(why)) => {
+        Err(why) => {
             let at = reached(&run);
             Err(anyhow::anyhow!(
                 "{why}; stopped with Milvus {} at {at} (the resource records it, nothing else to repair); continue with: {continue_cmd}",
@@ -204,7 +211,7 @@ fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> Strin
             .all(|o| o.target == c.target)
     });
     if uniform {
-        return crate::commands::scale::continue_command(cr.name(), cr.namespace(), plan);
+        return super::continue_command(cr.name(), cr.namespace(), plan);
     }
     let typed = format!(
         "kubectl milvus scale {} {} -n {}",
@@ -221,7 +228,14 @@ fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> Strin
 /// A bounds change of the user's HPA: the resource stays at `replicas: -1`
 /// and is not written; the HPA is the record (nothing else to repair: a
 /// re-run reads where it stopped).
-async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, plan: &Plan) -> Result<String> {
+async fn hpa_bounds(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    cr: &MilvusResource,
+    plan: &Plan,
+    lease: &HeldLease,
+    progress: &Progress,
+) -> Result<String> {
     let describe = |c: &ComponentChange, to: &dyn std::fmt::Display| {
         let hpa = c.hpa.as_ref().map(|h| (h.name.as_str(), h.current));
         hpa.map_or_else(String::new, |(n, from)| {
@@ -240,28 +254,27 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
             now.join(", ")
         ));
     }
-    let progress = Progress::new();
     let namespace = cr.namespace();
     let work = async {
         for c in &plan.changes {
-            bounds::execute(cluster, namespace, c, args.timeout, &progress).await?;
+            bounds::execute(cluster, namespace, c, args.timeout, progress).await?;
         }
-        Ok(())
+        Ok::<(), BoundsStop>(())
     };
     let outcome = tokio::select! {
-        r = work => r,
-        () = interrupted() => Err(bounds::BoundsStop::Failed("interrupted by a signal".to_string())),
+        r = work => r.map_err(Stop::from),
+        () = interrupted() => Err(Stop::Signal),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
     };
-    progress.finish();
     // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
     let mut reached = Vec::new();
     for c in &plan.changes {
         if let Some(h) = &c.hpa {
-            let at = bounds::settle(cluster, namespace, &h.name).await?;
+            let at = hpa::settle(cluster, namespace, &h.name).await?;
             reached.push((c, at));
         }
     }
-    if let Err(bounds::BoundsStop::OtherWriter(why)) = &outcome {
+    if let Err(Stop::OtherHpaWriter(why)) = &outcome {
         // Their bounds stand: no "continue with" that would undo them.
         return Err(anyhow::anyhow!(
             "{why}; find out who else changes it before scaling Milvus {} again",
@@ -291,7 +304,13 @@ async fn hpa_bounds(cluster: &Cluster, args: &ScaleArgs, cr: &MilvusResource, pl
         ));
     }
     let done: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
-    let pods = super::statuses(cluster, Some(namespace), Some(cr.name())).await?;
+    let pods = statuses(
+        cluster,
+        &LiveReads::new(cluster),
+        Some(namespace),
+        Some(cr.name()),
+    )
+    .await?;
     let rows: Vec<_> = pods
         .items
         .first()
@@ -307,11 +326,11 @@ async fn guard(run: &Run<'_>) -> Stop {
     let mut cr = run.cr.clone();
     loop {
         if cr.changed().await.is_err() {
-            return Stop("the watch on the Milvus resource ended".to_string());
+            return Stop::Step("the watch on the Milvus resource ended".to_string());
         }
         let seen = cr.borrow_and_update().clone();
         let Ok(w) = run.watched.lock() else {
-            return Stop("internal error: the run's state is poisoned".to_string());
+            return Stop::Step("internal error: the run's state is poisoned".to_string());
         };
         if seen.generation() < w.from_generation {
             continue;
@@ -321,7 +340,7 @@ async fn guard(run: &Run<'_>) -> Stop {
                 .as_ref()
                 .is_none_or(|ours| foreign_change(&seen, ours).is_some())
         {
-            return Stop(change);
+            return Stop::OtherWriter(change);
         }
     }
 }
@@ -353,7 +372,7 @@ async fn execute(
     run: &Run<'_>,
     first: &MilvusResource,
     (plan, waiting): (Plan, Vec<(String, u32)>),
-    requests: &[crate::core::plan::Request],
+    requests: &[Request],
     args: &ScaleArgs,
 ) -> Result<String, Stop> {
     // Carry on: the operator must have applied what the resource asks (a
@@ -363,26 +382,25 @@ async fn execute(
         (plan, waiting)
     } else {
         wait_observed(run, first.generation()).await?;
-        let (deployments, live) = super::live(run.cluster, first.namespace())
+        let live = crate::cluster::live::fetch_live(run.cluster, first.namespace())
             .await
-            .map_err(|e| Stop(crate::error::one_line(&e)))?;
+            .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
         let now = run.cr.borrow().clone();
-        let plan = super::make(
+        let plan = make(
             &now,
-            &deployments,
             &live,
             requests,
             args.force,
             args.scale_in.accept_short_grace,
         )
-        .map_err(|e| Stop(crate::error::one_line(&e)))?;
-        let waiting = unsettled(&deployments, &live.pods, &plan.changes);
+        .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
+        let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
         (plan, waiting)
     };
     for (d, n) in &waiting {
-        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, &run.progress)
+        wait_step(run.cluster, first.namespace(), d, *n, run.timeout, run.progress)
             .await
-            .map_err(Stop)?;
+            .map_err(Stop::Step)?;
     }
     if plan.nothing_to_do() {
         return Ok(format!(
@@ -425,9 +443,14 @@ async fn execute(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let pods = super::statuses(run.cluster, Some(first.namespace()), Some(first.name()))
-        .await
-        .map_err(|e| Stop(crate::error::one_line(&e)))?;
+    let pods = statuses(
+        run.cluster,
+        &LiveReads::new(run.cluster),
+        Some(first.namespace()),
+        Some(first.name()),
+    )
+    .await
+    .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
     let rows: Vec<_> = pods
         .items
         .first()
@@ -469,10 +492,10 @@ async fn step(
                 d,
                 w.replicas,
                 run.timeout,
-                &run.progress,
+                run.progress,
             )
             .await
-            .map_err(Stop)?;
+            .map_err(Stop::Step)?;
         }
     }
     Ok(())
@@ -483,21 +506,21 @@ async fn step(
 /// read, which names another writer if it was one. Returns the generation
 /// the patch made.
 async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Result<i64, Stop> {
-    let stop = |e: ApiError| Stop(e.to_string());
+    let stop = |e: ApiError| Stop::Step(e.to_string());
     for _ in 0..5 {
         let Some(cr) = api::get(run.cluster, first.namespace(), first.name())
             .await
             .map_err(stop)?
         else {
-            return Err(Stop(format!("Milvus {} was deleted", first.name())));
+            return Err(Stop::Step(format!("Milvus {} was deleted", first.name())));
         };
         let ops = {
             let mut w = run
                 .watched
                 .lock()
-                .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+                .map_err(|_| Stop::Step("internal error: the run's state is poisoned".to_string()))?;
             if let Some(change) = foreign_change(&cr, &w.expected) {
-                return Err(Stop(change));
+                return Err(Stop::OtherWriter(change));
             }
             w.writing = Some(
                 w.expected
@@ -514,14 +537,14 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
                     })
                     .collect(),
             );
-            json_patch(&cr, writes).map_err(Stop)?
+            json_patch(&cr, writes).map_err(Stop::Step)?
         };
         match api::patch(run.cluster, &cr, ops).await {
             Ok(patched) => {
                 let mut w = run
                     .watched
                     .lock()
-                    .map_err(|_| Stop("internal error: the run's state is poisoned".to_string()))?;
+                    .map_err(|_| Stop::Step("internal error: the run's state is poisoned".to_string()))?;
                 if let Some(written) = w.writing.take() {
                     w.expected = written;
                 }
@@ -538,7 +561,7 @@ async fn write(run: &Run<'_>, first: &MilvusResource, writes: &[Write]) -> Resul
             }
         }
     }
-    Err(Stop(format!(
+    Err(Stop::Step(format!(
         "Milvus {} kept changing under this run's patches",
         first.name()
     )))
@@ -553,7 +576,7 @@ async fn wait_observed(run: &Run<'_>, generation: i64) -> Result<(), Stop> {
                 return Ok(());
             }
             if cr.changed().await.is_err() {
-                return Err(Stop("the watch on the Milvus resource ended".to_string()));
+                return Err(Stop::Step("the watch on the Milvus resource ended".to_string()));
             }
         }
     };
@@ -564,7 +587,7 @@ async fn wait_observed(run: &Run<'_>, generation: i64) -> Result<(), Stop> {
     };
     within.unwrap_or_else(|_| {
         let now = run.cr.borrow().clone();
-        Err(Stop(format!(
+        Err(Stop::Step(format!(
             "the Milvus Operator did not observe generation {generation} of Milvus {} within {:?} (status.observedGeneration {}); is the operator running?",
             now.name(),
             run.timeout,

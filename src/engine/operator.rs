@@ -1,65 +1,21 @@
-//! Milvus Operator clusters in every command: finding `Milvus` resources
-//! for `status`, deciding which manager a name given to `plan`/`scale`
-//! means, and `plan` for a resource (`scale` is in [`scale`]).
-
-pub mod scale;
+//! Milvus Operator clusters: finding `Milvus` resources for `status`, and
+//! planning a change of one (its scale run is `engine::scale::operator`).
 
 use anyhow::Result;
 use futures::future::try_join_all;
 
-use crate::cli::{ManagerFlag, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
-use crate::cluster::api::ApiError;
+use crate::cluster::live::{Live, LiveReads, fetch_live};
 use crate::cluster::operator::{self as api, Found};
-use crate::commands::{plan as plan_cmd, releases, status};
 use crate::core::manifest;
 use crate::core::operator::{
     self, DependencyRelease, MilvusResource, OperatorLive, OperatorPlanInput, OperatorStatus,
 };
-use crate::error::InvalidInput;
-use crate::helm::{self, Revisions};
-
-/// What a name given to `plan`/`scale` means.
-pub enum Resolved {
-    Helm,
-    Operator(Box<MilvusResource>),
-}
-
-/// The rule: a `Milvus` resource of that name in the namespace is the
-/// instance, unless a Helm release of the `milvus` chart has the name too;
-/// then `--managed-by` must say which (both would own the same Deployment
-/// names, so one of them is broken, and guessing could scale the wrong one).
-/// Without the CRD, or without the right to read it, the name is Helm's
-/// (quietly: whatever the Helm path answers is the one line to print).
-pub async fn resolve(cluster: &Cluster, name: &str, flag: Option<ManagerFlag>) -> Result<Resolved> {
-    let namespace = cluster.namespace().to_string();
-    if flag == Some(ManagerFlag::Helm) {
-        return Ok(Resolved::Helm);
-    }
-    let cr = match api::get(cluster, &namespace, name).await {
-        Ok(cr) => cr,
-        Err(ApiError::Forbidden { .. }) if flag.is_none() => None,
-        Err(e) => return Err(e.into()),
-    };
-    match (cr, flag) {
-        (Some(cr), Some(ManagerFlag::MilvusOperator)) => Ok(Resolved::Operator(Box::new(cr))),
-        (None, Some(ManagerFlag::MilvusOperator)) => Err(InvalidInput(format!(
-            "no Milvus resource {name:?} in namespace {namespace:?} (kubectl get milvuses -n {namespace})"
-        ))
-        .into()),
-        (None, _) => Ok(Resolved::Helm),
-        (Some(cr), _) => {
-            let records = releases::current_records(cluster, Some(&namespace), Some(name)).await?;
-            if records.records.iter().any(|r| r.release.is_milvus()) {
-                return Err(InvalidInput(format!(
-                    "{name:?} in namespace {namespace:?} is both a Helm release of the milvus chart and a Milvus resource of the Milvus Operator; say which with --managed-by helm or --managed-by milvus-operator"
-                ))
-                .into());
-            }
-            Ok(Resolved::Operator(Box::new(cr)))
-        }
-    }
-}
+use crate::core::plan::{Plan, Request};
+use crate::engine::plan::Planned;
+use crate::engine::{owner, releases};
+use crate::error::rejection;
 
 /// The names of the `Milvus` resources in a namespace, for hints; none
 /// when they cannot be read.
@@ -82,7 +38,12 @@ pub struct Statuses {
 /// The status of the `Milvus` resources in scope (`namespace = None`:
 /// everywhere), all of them or the one named. None without the CRD; a
 /// warning when listing them is forbidden.
-pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&str>) -> Result<Statuses> {
+pub async fn statuses(
+    cluster: &Cluster,
+    reads: &LiveReads<'_>,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<Statuses> {
     let crs: Vec<MilvusResource> = match api::list(cluster, namespace).await? {
         Found::Resources(crs) => crs
             .into_iter()
@@ -103,19 +64,20 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
     namespaces.sort_unstable();
     namespaces.dedup();
     let (records, lives) = tokio::join!(
-        helm::list_both(cluster, namespace, None, Revisions::Current),
-        try_join_all(namespaces.iter().map(|ns| live(cluster, ns)))
+        reads.records(namespace),
+        try_join_all(namespaces.iter().map(|ns| reads.get(ns)))
     );
     // Unreadable records are the Helm path's to report.
-    let grouped = releases::group(records?.records);
+    let grouped = releases::group(records?.records.clone());
     let lives = lives?;
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();
+    let mut apis = owner::Apis::default();
     for cr in &crs {
         let Some(i) = namespaces.iter().position(|ns| *ns == cr.namespace()) else {
             continue;
         };
-        let (deployments, live) = &lives[i];
+        let live = &lives[i];
         let mut dependencies = Vec::new();
         let mut warnings = Vec::new();
         for ((ns, release), current) in &grouped {
@@ -144,7 +106,7 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
         let mut s = operator::status(
             cr,
             &OperatorLive {
-                deployments,
+                deployments: &live.operator,
                 hpas: &live.hpas,
                 pods: &live.pods,
                 dependencies: &dependencies,
@@ -152,6 +114,7 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
             now,
         );
         s.warnings.extend(warnings);
+        s.owner = owner::milvus_owner(cluster, &mut apis, cr).await;
         out.push(s);
     }
     Ok(Statuses {
@@ -160,33 +123,28 @@ pub async fn statuses(cluster: &Cluster, namespace: Option<&str>, name: Option<&
     })
 }
 
-/// The operator's Deployments of a namespace, and its HPAs and pods
-/// (consistent reads, as `status` makes them).
-pub async fn live(
-    cluster: &Cluster,
-    namespace: &str,
-) -> Result<(Vec<operator::OperatorDeployment>, status::Live)> {
-    let params = kube::api::ListParams::default();
-    let (deployments, live) = tokio::join!(
-        api::deployments(cluster, Some(namespace), &params),
-        status::fetch_live(cluster, namespace)
-    );
-    Ok((deployments?, live?))
-}
-
 /// `plan` for a `Milvus` resource: reads only.
-pub async fn plan(cluster: &Cluster, args: &PlanArgs, cr: &MilvusResource) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, None, &args.bounds)?;
+pub async fn plan(
+    cluster: &Cluster,
+    args: &PlanArgs,
+    requests: &[Request],
+    cr: &MilvusResource,
+) -> Result<Planned> {
     refuse_remove(&args.scale_in, cr.name())?;
-    let (_, _, plan) = read_and_plan(
-        cluster,
-        cr,
-        &requests,
-        args.force,
-        args.scale_in.accept_short_grace,
-    )
-    .await?;
-    plan_cmd::output(args.output, plan, None)
+    let mut apis = owner::Apis::default();
+    let (planned, owner) = tokio::join!(
+        read_and_plan(
+            cluster,
+            cr,
+            requests,
+            args.force,
+            args.scale_in.accept_short_grace
+        ),
+        owner::milvus_owner(cluster, &mut apis, cr)
+    );
+    let (_, plan) = planned?;
+    let owned = owner.map(|o| owner::plan_warning(&o, &plan));
+    Ok((plan, owned))
 }
 
 /// `--remove` cannot be honoured: the operator owns the Deployments, and
@@ -205,32 +163,27 @@ pub fn refuse_remove(flags: &crate::cli::ScaleInFlags, name: &str) -> Result<()>
 pub async fn read_and_plan(
     cluster: &Cluster,
     cr: &MilvusResource,
-    requests: &[crate::core::plan::Request],
+    requests: &[Request],
     force: bool,
     accept_short_grace: bool,
-) -> Result<(
-    Vec<operator::OperatorDeployment>,
-    status::Live,
-    crate::core::plan::Plan,
-)> {
-    let (deployments, live) = live(cluster, cr.namespace()).await?;
-    let plan = make(cr, &deployments, &live, requests, force, accept_short_grace)?;
-    Ok((deployments, live, plan))
+) -> Result<(Live, Plan)> {
+    let live = fetch_live(cluster, cr.namespace()).await?;
+    let plan = make(cr, &live, requests, force, accept_short_grace)?;
+    Ok((live, plan))
 }
 
 /// The plan for a resource from what runs.
 pub fn make(
     cr: &MilvusResource,
-    deployments: &[operator::OperatorDeployment],
-    live: &status::Live,
-    requests: &[crate::core::plan::Request],
+    live: &Live,
+    requests: &[Request],
     force: bool,
     accept_short_grace: bool,
-) -> Result<crate::core::plan::Plan> {
+) -> Result<Plan> {
     let mut plan = operator::plan(
         &OperatorPlanInput {
             cr,
-            deployments,
+            deployments: &live.operator,
             hpas: &live.hpas,
             pods: &live.pods,
             grace: &live.grace,
@@ -240,7 +193,7 @@ pub fn make(
         },
         requests,
     )
-    .map_err(plan_cmd::rejection)?;
+    .map_err(rejection)?;
     if !cr.observed(cr.generation()) {
         plan.warnings.push(format!(
             "the Milvus Operator has not yet observed generation {} of {} (status.observedGeneration {}); `scale` waits for it first",

@@ -1,12 +1,11 @@
-//! `kubectl milvus scale RELEASE COMPONENT=N …`: Helm-consistent scaling.
+//! `scale` of a Helm release: the Helm record is the run's record.
 //!
-//! A run reads top to bottom: **acquire** the release's Lease (one run at a
-//! time) → **load** the history and live state and make the plan → **open**
-//! revision N+1 `pending-upgrade` (as `helm upgrade` does; it keeps Helm
-//! out) → **step** the Deployments (out at once, in one replica at a time,
-//! each step watched until ready) while renewing the Lease and watching for
-//! other writers → **record** N+1 `deployed` at what was reached and N
-//! `superseded` → **report**.
+//! A run reads top to bottom: (the Lease is held) **load** the history and
+//! live state and make the plan → **open** revision N+1 `pending-upgrade`
+//! (as `helm upgrade` does; it keeps Helm out) → **step** the Deployments
+//! (out at once, in one replica at a time, each step watched until ready)
+//! while renewing the Lease and watching for other writers → **record**
+//! N+1 `deployed` at what was reached and N `superseded` → **report**.
 //!
 //! Whatever stops the run, N+1 ends up recording the replicas reached; if
 //! even that is impossible (killed, API server gone), the next run finds
@@ -17,14 +16,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
 
 use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lease::{self, HeldLease, Lost, NotAcquired};
-use crate::commands::gitops;
-use crate::commands::{plan as plan_cmd, releases, status};
+use crate::cluster::helm_records::other_writer;
+use crate::cluster::helm_records::{self as helm, StoredRelease};
+use crate::cluster::hpa;
+use crate::cluster::lease::HeldLease;
+use crate::cluster::live::fetch_live;
+use crate::cluster::rollout::{replicas_handed_back, unmark_pods};
 use crate::core::bounds::Setting;
 use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
@@ -32,82 +32,18 @@ use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
 use crate::core::scale_in::{self, ControllerRules};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
+use crate::engine::owner as gitops;
+use crate::engine::plan as plan_cmd;
+use crate::engine::signals::interrupted;
+use crate::engine::{releases, status};
 use crate::error::Refused;
-use crate::helm::{self, StoredRelease};
 use crate::render;
+use crate::render::progress::Progress;
 
-pub(crate) mod bounds;
-mod guard;
-mod record;
-pub(crate) mod steps;
-
-use self::record::{Finish, OtherWriter, Unfinished};
-use self::steps::{Progress, StepOptions, deployment_op, hand_back_deployment_replicas};
-
-pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
-    let requests = plan_cmd::parse_requests(&args.changes, args.replicas.as_deref(), &args.bounds)?;
-    if args.dry_run {
-        let loaded = Loaded::read(cluster, args, &requests).await?;
-        // Read without the Lease: a pending revision of ours may belong to a
-        // run at work now, whose targets are no repair to show.
-        if let Some(p) = &loaded.abandoned
-            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, p).await
-        {
-            return Err(busy(&args.release, cluster.namespace(), &holder));
-        }
-        let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
-        return plan_cmd::output(PlanOutput::Table, loaded.plan, owned);
-    }
-    let progress = Progress::new();
-    let lease = acquire(cluster, args, &progress).await?;
-    let result = scale_holding(cluster, args, &requests, &lease, &progress).await;
-    progress.finish();
-    // The Lease goes whatever happened; a failure to delete it only makes
-    // the next run wait out its duration.
-    let _ = lease.release(cluster).await;
-    result
-}
-
-/// Takes the release's (or Milvus resource's) Lease, or says who holds it.
-pub(crate) async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
-    let me = this_run();
-    let namespace = cluster.namespace();
-    let waiting = |holder: &str, within: std::time::Duration| {
-        progress.line(&format!(
-            "{} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
-            args.release,
-            within.as_secs()
-        ));
-    };
-    lease::acquire(cluster, namespace, &args.release, &me, waiting)
-        .await
-        .map_err(|e| match e {
-            NotAcquired::Busy { holder } => busy(&args.release, namespace, lock::readable(&holder)),
-            NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
-        })
-}
-
-/// The refusal while another run holds the release's Lease.
-fn busy(release: &str, namespace: &str, holder: &str) -> anyhow::Error {
-    Refused(format!(
-        "{release} is being scaled right now by kubectl milvus scale on {holder}; wait for it to finish (`kubectl milvus status {release} -n {namespace}` shows it)"
-    ))
-    .into()
-}
-
-/// This run's identity on the Lease: `host/pid/random`.
-fn this_run() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let host = hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown-host".to_string());
-    // A per-process random value: std seeds every RandomState randomly.
-    let nonce = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    lock::identity(&host, std::process::id(), nonce)
-}
+use super::record::{self, Finish, OtherWriter, Unfinished};
+use super::steps::{self, StepOptions};
+use super::stop::Stop;
+use super::{bounds, busy, continue_command, tell_grace};
 
 /// What a run starts from, read under the Lease.
 struct Loaded {
@@ -130,16 +66,13 @@ impl Loaded {
         let namespace = cluster.namespace();
         let (history, live, rules) = tokio::join!(
             helm::history(cluster, namespace, &args.release),
-            status::fetch_live(cluster, namespace),
+            fetch_live(cluster, namespace),
             cluster.controller_rules()
         );
         let history = history?;
         let live = live?;
         let rules = rules?;
         let Some(last) = history.last().cloned() else {
-            if let Some(rendered) = gitops::rendered_named(cluster, namespace, &args.release, &live).await {
-                return Err(gitops::refuse_rendered(&rendered, &gitops::requested(requests)));
-            }
             return Err(releases::not_found(cluster, namespace, &args.release).await);
         };
         releases::check_milvus_record(&last)?;
@@ -208,7 +141,24 @@ impl Loaded {
     }
 }
 
-async fn scale_holding(
+/// A Helm release's dry run: the plan from what runs, read without the
+/// Lease.
+pub(super) async fn dry_run(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<String> {
+    let loaded = Loaded::read(cluster, args, requests).await?;
+    // Read without the Lease: a pending revision of ours may belong to a
+    // run at work now, whose targets are no repair to show.
+    if let Some(p) = &loaded.abandoned
+        && let PendingWork::Scaling { holder } = releases::pending_work(cluster, p).await
+    {
+        return Err(busy(&args.release, cluster.namespace(), &holder));
+    }
+    let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
+    render::plan::output(PlanOutput::Table, loaded.plan, owned)
+}
+
+/// The run of a Helm release, holding its Lease: read → ownership guard →
+/// open revision N+1 → steps → finish the record → outcome.
+pub(super) async fn holding(
     cluster: &Cluster,
     args: &ScaleArgs,
     requests: &[Request],
@@ -229,21 +179,13 @@ async fn scale_holding(
     }
     // A killed run (or a clean-up that failed) may have left a pod marked:
     // take that mark off first, even when there is nothing else to do.
-    steps::unmark_pods(cluster, &namespace, &args.release)
+    unmark_pods(cluster, &namespace, &args.release)
         .await
         .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
         return nothing_to_do(cluster, args, &loaded).await;
     }
-    for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
-        if g.short() {
-            progress.line(&format!("Warning: {}", scale_in::grace_warning(g, &args.release)));
-        }
-    }
+    tell_grace(progress, plan, |g| scale_in::grace_warning(g, &args.release));
 
     // Open N+1 (or take the killed run's revision over) at the target.
     let repairing = loaded.abandoned.is_some();
@@ -281,14 +223,14 @@ async fn scale_holding(
         r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r,
         () = interrupted() => Err(Stop::Signal),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
-        what = guard::other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
+        what = other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
     };
 
     // No survivor keeps a mark, whatever stopped the run (a failure here
     // is repeated by the next run's start); meanwhile read what was reached
     // and hand spec.replicas back to Helm (other objects: no ordering needed).
     let (unmarked, reached) = tokio::join!(
-        steps::unmark_pods(cluster, &namespace, &args.release),
+        unmark_pods(cluster, &namespace, &args.release),
         reached(cluster, &namespace, plan)
     );
     let continue_cmd = continue_command(&args.release, &namespace, plan);
@@ -439,46 +381,6 @@ async fn report(cluster: &Cluster, args: &ScaleArgs, plan: &Plan, pending: &Stor
     Ok(out)
 }
 
-/// Why stepping stopped early.
-#[derive(Debug)]
-enum Stop {
-    /// Ctrl-C or SIGTERM.
-    Signal,
-    /// A step failed (not ready in time, an API error, a forbidden watch).
-    Step(String),
-    /// Someone else wrote the release's Helm records.
-    OtherWriter(String),
-    /// Someone else wrote the bounds of an HPA this run changes.
-    OtherHpaWriter(String),
-    /// The Lease was lost.
-    LockLost(Lost),
-}
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stop::Signal => f.write_str("interrupted by a signal"),
-            Stop::Step(why) | Stop::OtherWriter(why) | Stop::OtherHpaWriter(why) => f.write_str(why),
-            Stop::LockLost(lost) => write!(f, "{lost}"),
-        }
-    }
-}
-
-pub(crate) async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// The replica changes stepped first, then each HPA's bounds.
 async fn execute(
     cluster: &Cluster,
@@ -500,46 +402,9 @@ async fn execute(
     for c in &bounds {
         bounds::execute(cluster, namespace, c, options.timeout, progress)
             .await
-            .map_err(|stop| match stop {
-                bounds::BoundsStop::Failed(why) => Stop::Step(why),
-                bounds::BoundsStop::OtherWriter(why) => Stop::OtherHpaWriter(why),
-            })?;
+            .map_err(Stop::from)?;
     }
     Ok(())
-}
-
-/// The command that carries a stopped run on: `COMPONENT=N …` for replica
-/// changes, `COMPONENT --min N --max M` for each bounds change.
-pub(crate) fn continue_command(release: &str, namespace: &str, plan: &Plan) -> String {
-    let mut counts: Vec<String> = Vec::new();
-    // Deployment groups of one component share its `COMPONENT=N`.
-    for c in plan.changes.iter().filter(|c| c.hpa.is_none()) {
-        let count = format!("{}={}", c.component, c.target);
-        if !counts.contains(&count) {
-            counts.push(count);
-        }
-    }
-    let mut commands: Vec<String> = plan
-        .changes
-        .iter()
-        .filter_map(|c| {
-            let h = c.hpa.as_ref()?;
-            Some(format!(
-                "kubectl milvus scale {release} {} --min {} --max {} -n {namespace}",
-                c.component, h.target.min, h.target.max
-            ))
-        })
-        .collect();
-    if !counts.is_empty() {
-        commands.insert(
-            0,
-            format!(
-                "kubectl milvus scale {release} {} -n {namespace}",
-                counts.join(" ")
-            ),
-        );
-    }
-    commands.join(" && ")
 }
 
 /// `queryNode=3`, or `queryNode HPA 2-10`.
@@ -589,23 +454,13 @@ fn describe_reached(reached: &BTreeMap<String, Setting>) -> String {
 /// run ends here, a repairing re-run included, so no claim of ours outlives
 /// a run.
 async fn reached(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, Setting>> {
-    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut out = BTreeMap::new();
     for c in &plan.changes {
-        if let Some(h) = &c.hpa {
-            let at = bounds::settle(cluster, namespace, &h.name).await?;
-            out.insert(c.component.clone(), Setting::Bounds(at));
-            continue;
-        }
-        let mut n = 0;
-        for d in &c.deployments {
-            let dep = cluster
-                .call(deployment_op("get", namespace, d), api.get(d))
-                .await?;
-            n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
-            hand_back_deployment_replicas(cluster, namespace, dep).await?;
-        }
-        out.insert(c.component.clone(), Setting::Replicas(n));
+        let at = match &c.hpa {
+            Some(h) => Setting::Bounds(hpa::settle(cluster, namespace, &h.name).await?),
+            None => Setting::Replicas(replicas_handed_back(cluster, namespace, &c.deployments).await?),
+        };
+        out.insert(c.component.clone(), at);
     }
     Ok(out)
 }

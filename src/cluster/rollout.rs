@@ -1,7 +1,8 @@
-//! Stepping Deployments: scale-outs at once, scale-ins one replica at a
-//! time, each step watched until ready and the removed pods are gone.
+//! Stepping a Deployment: writing its replicas, choosing and marking the
+//! pod that leaves, and watching a step until it has settled (ready at the
+//! count, removed pods gone). What is decided is decided in `core`; this
+//! only reads, writes and watches.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,12 +13,13 @@ use kube::api::{ListParams, Patch};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 
-use crate::cluster::Cluster;
-use crate::cluster::api::{ApiError, Op, forbidden_watch_error, live_deployment};
-use crate::cluster::fields::{self, write_params};
+use super::Cluster;
+use super::api::{ApiError, Op, forbidden_watch_error, live_deployment};
+use super::fields::{self, write_params};
+use crate::core::duration::human_std as humanize;
 use crate::core::ownership;
-use crate::core::plan::{ComponentChange, Plan};
-use crate::core::scale_in::{self, ControllerRules};
+use crate::core::scale_in;
+use crate::render::progress::Progress;
 
 /// What one watch event told us.
 enum Seen {
@@ -43,124 +45,12 @@ fn refusal(e: &watcher::Error, resource: &str, namespace: &str) -> Option<String
     forbidden_watch_error(e, resource, namespace).map(|e| e.to_string())
 }
 
-/// How scale-in steps are taken and gated.
-pub(super) struct StepOptions<'a> {
-    pub release: &'a str,
-    pub timeout: Duration,
-    /// Waited after each settled scale-in step before the next.
-    pub pause: Duration,
-    /// Run after each settled scale-in step; a failure stops the run.
-    pub check: Option<&'a str>,
-    pub rules: ControllerRules,
-    pub remove: &'a [String],
-}
-
-/// Scale-outs first (all at once), then scale-ins one replica at a time.
-/// When `repairing` a run that was killed, components already at their
-/// target are waited for too: the killed run may have written the count
-/// without seeing it ready.
-pub(super) async fn execute(
-    cluster: &Cluster,
-    namespace: &str,
-    plan: &Plan,
-    opts: &StepOptions<'_>,
-    progress: &Progress,
-    repairing: bool,
-) -> Result<(), String> {
-    let timeout = opts.timeout;
-    if repairing {
-        for c in plan.changes.iter().filter(|c| c.target == c.current) {
-            for d in &c.deployments {
-                wait_step(cluster, namespace, d, c.target, timeout, progress).await?;
-            }
-        }
-    }
-    let outs: Vec<&ComponentChange> = plan.changes.iter().filter(|c| c.target > c.current).collect();
-    for c in &outs {
-        for d in &c.deployments {
-            write_deployment_replicas(cluster, namespace, d, c.target).await?;
-        }
-        progress.line(&format!("{}: {} → {}", c.component, c.current, c.target));
-    }
-    for c in &outs {
-        for d in &c.deployments {
-            wait_step(cluster, namespace, d, c.target, timeout, progress).await?;
-        }
-    }
-    let ins: Vec<&ComponentChange> = plan.changes.iter().filter(|c| c.target < c.current).collect();
-    let total: u32 = ins.iter().map(|c| c.steps.len()).sum();
-    let mut k = 0;
-    for c in ins {
-        let mut at = c.current;
-        for step in c.steps.iter() {
-            k += 1;
-            let started = std::time::Instant::now();
-            let mut leaving = Vec::new();
-            for d in &c.deployments {
-                leaving.push(pick_leaving(cluster, namespace, d, opts).await?);
-            }
-            let names = leaving
-                .iter()
-                .filter_map(|l| l.chosen.clone())
-                .collect::<Vec<_>>();
-            progress.line(&format!(
-                "{}: {at} → {step} (step {k} of {total}){}",
-                c.component,
-                if names.is_empty() {
-                    String::new()
-                } else {
-                    format!(", removing {}", names.join(", "))
-                }
-            ));
-            for d in &c.deployments {
-                write_deployment_replicas(cluster, namespace, d, step).await?;
-            }
-            let mut removed = Vec::new();
-            for (d, l) in c.deployments.iter().zip(&leaving) {
-                let label = format!("{} step {k} of {total}", c.component);
-                let watch = StepWatch {
-                    label: &label,
-                    leaving: l.chosen.as_deref(),
-                    started,
-                };
-                let after = wait_step_watched(cluster, namespace, d, step, timeout, progress, &watch).await?;
-                removed.extend(l.before.iter().filter(|n| !after.contains(*n)).cloned());
-            }
-            if !removed.is_empty() {
-                progress.line(&format!(
-                    "{}: {} gone after {}",
-                    c.component,
-                    removed.join(", "),
-                    humanize(started.elapsed())
-                ));
-            }
-            if let Some(command) = opts.check {
-                let settled = Settled {
-                    component: &c.component,
-                    from: at,
-                    replicas: step,
-                    removed: &removed,
-                    step: k,
-                    steps: total,
-                };
-                run_check(command, opts.release, namespace, &settled, progress).await?;
-            }
-            if k < total && !opts.pause.is_zero() {
-                progress.line(&format!("pausing {} before the next step", humanize(opts.pause)));
-                tokio::time::sleep(opts.pause).await;
-            }
-            at = step;
-        }
-    }
-    Ok(())
-}
-
 /// The pod chosen to leave a Deployment at a step (v1.22+: marked so the
 /// ReplicaSet removes exactly it), and the pods there before the step (to
 /// name the one that left either way).
-struct Leaving {
-    chosen: Option<String>,
-    before: Vec<String>,
+pub struct Leaving {
+    pub chosen: Option<String>,
+    pub before: Vec<String>,
 }
 
 /// A Deployment's active pods, full (annotations included): its selector,
@@ -188,19 +78,20 @@ async fn deployment_pods(cluster: &Cluster, namespace: &str, name: &str) -> Resu
         .collect())
 }
 
-async fn pick_leaving(
+pub async fn pick_leaving(
     cluster: &Cluster,
     namespace: &str,
     deployment: &str,
-    opts: &StepOptions<'_>,
+    deletion_cost: bool,
+    remove: &[String],
 ) -> Result<Leaving, String> {
     let pods = deployment_pods(cluster, namespace, deployment).await?;
     let before = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
-    if !opts.rules.deletion_cost {
+    if !deletion_cost {
         return Ok(Leaving { chosen: None, before });
     }
     let refs: Vec<&Pod> = pods.iter().collect();
-    let Some(victim) = scale_in::choose_victim(&refs, opts.remove) else {
+    let Some(victim) = scale_in::choose_victim(&refs, remove) else {
         return Ok(Leaving { chosen: None, before });
     };
     let name = victim.metadata.name.clone().unwrap_or_default();
@@ -229,7 +120,7 @@ async fn pick_leaving(
 /// outright included) leaves no survivor marked once a later run ends.
 /// Pods are selected by the release's instance label: never another
 /// release's.
-pub(super) async fn unmark_pods(cluster: &Cluster, namespace: &str, release: &str) -> Result<usize, String> {
+pub async fn unmark_pods(cluster: &Cluster, namespace: &str, release: &str) -> Result<usize, String> {
     let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
     let op = pod_op("list", namespace, None);
     let selector = format!("app.kubernetes.io/instance={release}");
@@ -255,91 +146,7 @@ pub(super) async fn unmark_pods(cluster: &Cluster, namespace: &str, release: &st
     Ok(n)
 }
 
-/// A settled scale-in step, as `--check` sees it.
-struct Settled<'a> {
-    component: &'a str,
-    from: u32,
-    replicas: u32,
-    removed: &'a [String],
-    step: u32,
-    steps: u32,
-}
-
-/// Lines of a failing check's output shown in the one-line error.
-const CHECK_TAIL_LINES: usize = 3;
-
-/// Runs `--check` through the shell with the step in its environment. A
-/// non-zero exit (or a check that cannot start) stops the run with the
-/// command's last lines.
-async fn run_check(
-    command: &str,
-    release: &str,
-    namespace: &str,
-    s: &Settled<'_>,
-    progress: &Progress,
-) -> Result<(), String> {
-    progress.set(&format!("{}: running --check", s.component));
-    let mut cmd = shell(command);
-    cmd.env("MILVUS_RELEASE", release)
-        .env("MILVUS_NAMESPACE", namespace)
-        .env("MILVUS_COMPONENT", s.component)
-        .env("MILVUS_REPLICAS", s.replicas.to_string())
-        .env("MILVUS_PREVIOUS_REPLICAS", s.from.to_string())
-        .env("MILVUS_REMOVED_POD", s.removed.join(","))
-        .env("MILVUS_STEP", s.step.to_string())
-        .env("MILVUS_STEPS", s.steps.to_string())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let output = cmd
-        .output()
-        .await
-        .map_err(|e| format!("--check could not be started ({e}): {command}"))?;
-    if output.status.success() {
-        progress.line(&format!(
-            "{}: check passed at {} replicas",
-            s.component, s.replicas
-        ));
-        return Ok(());
-    }
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = lines[lines.len().saturating_sub(CHECK_TAIL_LINES)..].join(" | ");
-    Err(format!(
-        "--check failed after {} {} → {} ({}){}",
-        s.component,
-        s.from,
-        s.replicas,
-        output
-            .status
-            .code()
-            .map_or("killed by a signal".to_string(), |c| format!("exit {c}")),
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(": {tail}")
-        }
-    ))
-}
-
-#[cfg(unix)]
-fn shell(command: &str) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new("sh");
-    c.arg("-c").arg(command);
-    c
-}
-
-#[cfg(not(unix))]
-fn shell(command: &str) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new("cmd");
-    c.arg("/C").arg(command);
-    c
-}
-
-async fn write_deployment_replicas(
+pub async fn write_deployment_replicas(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -360,7 +167,7 @@ async fn write_deployment_replicas(
 }
 
 /// `verb` on one Deployment, for error messages.
-pub(super) fn deployment_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
+pub fn deployment_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
     Op {
         verb,
         resource: "deployments.apps",
@@ -381,7 +188,7 @@ fn pod_op<'a>(verb: &'a str, namespace: &'a str, name: Option<&'a str>) -> Op<'a
 
 /// Gives `spec.replicas` back to the Deployment's server-side applier (see
 /// [`ownership`]); a no-op unless we hold it.
-pub(super) async fn hand_back_deployment_replicas(
+pub async fn hand_back_deployment_replicas(
     cluster: &Cluster,
     namespace: &str,
     deployment: Deployment,
@@ -390,16 +197,16 @@ pub(super) async fn hand_back_deployment_replicas(
 }
 
 /// What the progress line of a watched scale-in step says.
-struct StepWatch<'a> {
-    label: &'a str,
+pub struct StepWatch<'a> {
+    pub label: &'a str,
     /// The pod we chose to leave, waited for until it is gone.
-    leaving: Option<&'a str>,
-    started: std::time::Instant,
+    pub leaving: Option<&'a str>,
+    pub started: std::time::Instant,
 }
 
 /// Waits, by watching, until the Deployment has exactly `n` ready, available,
 /// up-to-date replicas and exactly `n` pods exist (removed ones are gone).
-pub(crate) async fn wait_step(
+pub async fn wait_step(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -448,7 +255,7 @@ fn selector_of(dep: &Deployment) -> String {
 /// up-to-date replicas, exactly `n` pods exist (removed ones are gone: their
 /// graceful stop is over) and the pod chosen to leave no longer exists.
 /// Returns the names of the pods there at the end.
-async fn wait_step_watched(
+pub async fn wait_step_watched(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -570,38 +377,21 @@ fn live_pods(pods: &[std::sync::Arc<Pod>]) -> u32 {
         .count() as u32
 }
 
-fn humanize(d: Duration) -> String {
-    crate::core::duration::human_duration(jiff::SignedDuration::try_from(d).unwrap_or_default())
-}
-
-/// Progress on stderr: a live spinner line on a terminal, plain lines otherwise.
-pub(crate) struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Progress {
-    pub(crate) fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Self { bar }
+/// A Deployment's `spec.replicas` now (the largest of `names`), each one's
+/// field handed back to Helm's server-side field manager on the way.
+pub async fn replicas_handed_back(
+    cluster: &Cluster,
+    namespace: &str,
+    names: &[String],
+) -> Result<u32, ApiError> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut n = 0;
+    for d in names {
+        let dep = cluster
+            .call(deployment_op("get", namespace, d), api.get(d))
+            .await?;
+        n = n.max(dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32);
+        hand_back_deployment_replicas(cluster, namespace, dep).await?;
     }
-    pub(crate) fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
-    }
-    pub(crate) fn set(&self, text: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(text.to_string());
-        }
-    }
-    pub(crate) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
+    Ok(n)
 }

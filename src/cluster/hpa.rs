@@ -1,11 +1,6 @@
-//! Stepping an HPA's bounds (`--min`/`--max`), for Helm releases and
-//! Operator clusters alike: each step is a merge patch of the live HPA
-//! guarded by the resourceVersion it was read at, then the Deployment it
-//! manages is watched until the HPA has brought it to the step's count —
-//! while the HPA itself is watched: bounds someone else writes meanwhile
-//! stop the run at once, not at the step's timeout.
-
-use std::time::Duration;
+//! A HorizontalPodAutoscaler's bounds: written guarded by what this run
+//! last read or wrote, watched for another writer, handed back to the
+//! manifest's applier when a run ends.
 
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
@@ -14,19 +9,17 @@ use kube::api::Patch;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
-use crate::cluster::Cluster;
-use crate::cluster::api::{ApiError, Op};
-use crate::cluster::fields::{self, write_params};
-use crate::commands::scale::steps::{Progress, wait_step};
-use crate::core::bounds::{Bounds, step_bounds};
+use super::Cluster;
+use super::api::{ApiError, Op};
+use super::fields::{self, write_params};
+use crate::core::bounds::Bounds;
 use crate::core::ownership;
-use crate::core::plan::ComponentChange;
 
-/// Why a bounds change stopped: the caller tells the user to carry on
+/// Why a bounds write did not land: the caller tells the user to carry on
 /// after a failure, but not after another writer's change (carrying on
 /// would undo it).
 #[derive(Debug)]
-pub(crate) enum BoundsStop {
+pub enum BoundsStop {
     Failed(String),
     OtherWriter(String),
 }
@@ -48,51 +41,6 @@ fn hpa_op<'a>(verb: &'a str, namespace: &'a str, name: &'a str) -> Op<'a> {
     }
 }
 
-/// Writes the change's bounds, a lowered max one replica at a time: each
-/// step waits until the HPA has brought the Deployment to the step's count,
-/// ready. A raised min is one step (a scale-out); bounds that leave what
-/// runs alone are written without a wait.
-pub(crate) async fn execute(
-    cluster: &Cluster,
-    namespace: &str,
-    change: &ComponentChange,
-    timeout: Duration,
-    progress: &Progress,
-) -> Result<(), BoundsStop> {
-    let Some(h) = &change.hpa else { return Ok(()) };
-    let mut expected = h.current;
-    if change.steps.is_empty() {
-        progress.line(&format!(
-            "{}: HorizontalPodAutoscaler {} {} → {}",
-            change.component, h.name, h.current, h.target
-        ));
-        return write(cluster, namespace, &h.name, &mut expected, h.target).await;
-    }
-    let mut at = change.current;
-    for step in change.steps.iter() {
-        let bounds = step_bounds(h.target, step);
-        progress.line(&format!(
-            "{}: HorizontalPodAutoscaler {} {expected} → {bounds} (replicas {at} → {step})",
-            change.component, h.name
-        ));
-        write(cluster, namespace, &h.name, &mut expected, bounds).await?;
-        let settled = async {
-            for d in &change.deployments {
-                wait_step(cluster, namespace, d, step, timeout, progress).await?;
-            }
-            Ok::<(), String>(())
-        };
-        tokio::select! {
-            r = settled => r.map_err(BoundsStop::Failed)?,
-            why = bounds_changed(cluster, namespace, &h.name, expected) => {
-                return Err(BoundsStop::OtherWriter(why));
-            }
-        }
-        at = step;
-    }
-    Ok(())
-}
-
 fn other_writer(name: &str, now: Bounds, expected: Bounds) -> String {
     format!(
         "another writer changed the bounds of HorizontalPodAutoscaler {name} to {now} (this run expected {expected}); this run wrote nothing over it"
@@ -103,7 +51,7 @@ fn other_writer(name: &str, now: Bounds, expected: Bounds) -> String {
 /// other than `expected` (what this run wrote last). Never resolves while
 /// they stay so; a watch that cannot be made leaves the check to the next
 /// step's guarded write.
-async fn bounds_changed(cluster: &Cluster, namespace: &str, name: &str, expected: Bounds) -> String {
+pub async fn bounds_changed(cluster: &Cluster, namespace: &str, name: &str, expected: Bounds) -> String {
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut seen = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
@@ -122,7 +70,7 @@ async fn bounds_changed(cluster: &Cluster, namespace: &str, name: &str, expected
 /// resourceVersion. Bounds other than `expected` (what this run last read
 /// or wrote) are another writer's, and nothing is written over them; a
 /// conflict (the HPA controller writes its status) is retried.
-async fn write(
+pub async fn write(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -171,7 +119,7 @@ async fn write(
 /// The HPA's bounds now, its bounds' field ownership handed back to the
 /// manifest's server-side applier on the way (Helm's, when Helm applied it
 /// server-side), so the next apply of other bounds meets no conflict.
-pub(crate) async fn settle(cluster: &Cluster, namespace: &str, name: &str) -> Result<Bounds, ApiError> {
+pub async fn settle(cluster: &Cluster, namespace: &str, name: &str) -> Result<Bounds, ApiError> {
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client(), namespace);
     let hpa = cluster
         .call(hpa_op("get", namespace, name), api.get(name))

@@ -1,0 +1,112 @@
+//! Planning a change of a Helm release: the requests as typed, the plan
+//! from the deployed record and what runs, and the warnings `plan` adds.
+
+use anyhow::Result;
+
+use crate::cli::{BoundsFlags, PlanArgs};
+use crate::cluster::Cluster;
+use crate::cluster::helm_records::StoredRelease;
+use crate::cluster::live::{Live, fetch_live};
+use crate::core::bounds;
+use crate::core::lock::PendingWork;
+use crate::core::manifest;
+use crate::core::plan::{self, Plan, PlanInput, Rejection, Request, ScaleInInput};
+use crate::engine::{owner, releases};
+use crate::error::{Refused, rejection};
+
+/// A plan, and the GitOps owner's warning to put at its top.
+pub type Planned = (Plan, Option<String>);
+
+/// `plan` of a Helm release: reads only.
+pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> Result<Planned> {
+    let namespace = cluster.namespace().to_string();
+    let (current, live) = tokio::join!(
+        releases::one(cluster, &namespace, &args.release),
+        fetch_live(cluster, &namespace)
+    );
+    let live = live?;
+    let current = current?;
+    let Some(stored) = current.deployed.as_ref() else {
+        return Err(Refused(format!("release {} has no deployed revision yet", args.release)).into());
+    };
+    let scale_in = ScaleInInput {
+        rules: cluster.controller_rules().await?,
+        grace: live.grace.clone(),
+        remove: args.scale_in.remove.clone(),
+        accept_short_grace: args.scale_in.accept_short_grace,
+    };
+    let mut plan = make(stored, &live, requests, args.force, &scale_in)?;
+    let owner = owner::owner_of(cluster, stored, &live).await;
+    let owned = owner.map(|o| owner::plan_warning(&o, &plan));
+    if let Some(p) = &current.pending {
+        plan.warnings.push(match releases::pending_work(cluster, p).await {
+            PendingWork::Scaling { holder } => format!(
+                "revision {} is being scaled right now by kubectl milvus scale on {holder}; `scale` is refused until it ends",
+                p.release.version()
+            ),
+            PendingWork::Interrupted => format!(
+                "revision {} was left {} by an interrupted kubectl milvus scale; `scale` will repair it from what runs",
+                p.release.version(),
+                p.release.status()
+            ),
+            PendingWork::Helm => format!(
+                "revision {} is {}: another Helm operation is in progress, so `scale` is refused until it ends",
+                p.release.version(),
+                p.release.status()
+            ),
+        });
+    }
+    Ok((plan, owned))
+}
+
+/// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`, or
+/// with `--min N`/`--max M` (its HPA's bounds).
+pub fn parse_requests(
+    changes: &[String],
+    replicas: Option<&str>,
+    bounds: &BoundsFlags,
+) -> Result<Vec<Request>> {
+    let single = |flags: &str, example: &str| match changes {
+        [component] if !component.contains('=') => Ok(component.clone()),
+        _ => Err(Rejection::Invalid(format!(
+            "{flags} takes exactly one COMPONENT (e.g. `scale my-release queryNode {example}`)"
+        ))),
+    };
+    let request = |component: String, target| vec![Request { component, target }];
+    let parsed: Result<Vec<Request>, Rejection> =
+        match (replicas, bounds.min.as_deref(), bounds.max.as_deref()) {
+            (None, None, None) => changes.iter().map(|c| plan::parse_request(c)).collect(),
+            (Some(n), None, None) => single("--replicas", "--replicas 3")
+                .and_then(|c| plan::parse_target(&c, n).map(|t| request(c, t))),
+            (None, min, max) => single("--min/--max", "--min 2 --max 10")
+                .and_then(|c| bounds::parse_bounds(&c, min, max).map(|t| request(c, t))),
+            (Some(_), _, _) => Err(Rejection::Invalid(
+                "--replicas sets a replica count and --min/--max an HPA's bounds: give one or the other"
+                    .to_string(),
+            )),
+        };
+    parsed.map_err(rejection)
+}
+
+/// Makes the plan from the deployed record and the live objects.
+pub fn make(
+    stored: &StoredRelease,
+    live: &Live,
+    requests: &[Request],
+    force: bool,
+    scale_in: &ScaleInInput,
+) -> Result<Plan> {
+    let objects = manifest::parse(stored.release.manifest())?;
+    let input = PlanInput {
+        release: &stored.release,
+        namespace: &stored.namespace,
+        objects: &objects,
+        workloads: &live.workloads,
+        hpas: &live.hpas,
+        pods: &live.pods,
+        force,
+        now: jiff::Timestamp::now(),
+        scale_in,
+    };
+    plan::plan(&input, requests).map_err(rejection)
+}
