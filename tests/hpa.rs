@@ -470,7 +470,19 @@ fn a_bounds_change_leaves_the_count_to_the_hpa_for_the_next_helm_upgrade() {
         "--wait",
     ]);
     assert_eq!(hpa_bounds(ns, QN_HPA), "2-4");
-    assert_eq!(ready(ns, QN), 2);
+    wait_ready_count(ns, QN, 2, "the HPA's count after the upgrade");
+    // From v1.22 the HPA's write through /scale takes `spec.replicas` over
+    // from Helm, which then leaves it alone (before the mend this very
+    // upgrade failed on it). Older servers record no owner for /scale
+    // writes: Helm still owns the field it no longer renders and the server
+    // drops it to its default for a moment, until the HPA brings it back.
     let seen = watched.lock().unwrap().clone();
-    assert!(!seen.contains(&1), "the upgrade reset the HPA's count: {seen:?}");
+    if bed().server_minor() >= 22 {
+        assert!(!seen.contains(&1), "the upgrade reset the HPA's count: {seen:?}");
+    } else {
+        println!(
+            "hpa: server v1.{} records no owner for /scale writes: the HPA's count is only checked to come back ({seen:?})",
+            bed().server_minor()
+        );
+    }
 }

@@ -264,6 +264,10 @@ impl Owner {
                     .join(", ")
             ),
             OwnerKind::FluxKustomization => "change it in Git".to_string(),
+            OwnerKind::ArgoCdApplication if self.resource.is_some() => match self.self_heal {
+                Some(true) => "change it in Git; self-heal reverts live changes".to_string(),
+                _ => "change it in Git".to_string(),
+            },
             OwnerKind::ArgoCdApplication => match self.self_heal {
                 Some(true) => "change its Helm values in Git; self-heal reverts live changes".to_string(),
                 _ => "change its Helm values in Git".to_string(),

@@ -430,6 +430,9 @@ pub struct OperatorStatus {
     pub dependency_releases: Vec<DependencyRelease>,
     pub dependencies: Vec<DependencyStatus>,
     pub pods: Vec<ReleasePod>,
+    /// The GitOps tool that keeps the resource in Git, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::core::gitops::Owner>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Milvus's own view (`status` only; `None` until asked).
@@ -540,6 +543,7 @@ pub fn status(cr: &MilvusResource, live: &OperatorLive<'_>, now: jiff::Timestamp
         dependency_releases: live.dependencies.iter().map(|(d, _)| d.clone()).collect(),
         dependencies,
         pods,
+        owner: None,
         warnings,
         milvus: None,
     }

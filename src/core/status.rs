@@ -355,7 +355,7 @@ fn component_notes(
         // What the next `helm upgrade --reuse-values` really does depends on
         // how the release is applied.
         (Replicas::Count(n), Some(h)) if server_side.is_some() => notes.push(format!(
-            "HPA {} ({}-{}) and values ({key}.replicas={n}) both set replicas: once the HPA has changed the count, the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas with kube-controller-manager; set {key}.replicas=-1 (`kubectl milvus scale {release} {key} --min N --max M` does it in the same revision)",
+            "HPA {} ({}-{}) and values ({key}.replicas={n}) both set replicas: once the HPA has changed the count, the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas with kube-controller-manager (Kubernetes v1.22+; older servers reset the HPA's choice); set {key}.replicas=-1 (`kubectl milvus scale {release} {key} --min N --max M` does it in the same revision)",
             h.name,
             h.min,
             h.max,

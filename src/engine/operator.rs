@@ -6,7 +6,6 @@ use futures::future::try_join_all;
 
 use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
-use crate::cluster::helm_records::{self as helm, Revisions};
 use crate::cluster::live::{Live, LiveReads, fetch_live};
 use crate::cluster::operator::{self as api, Found};
 use crate::core::manifest;
@@ -65,14 +64,15 @@ pub async fn statuses(
     namespaces.sort_unstable();
     namespaces.dedup();
     let (records, lives) = tokio::join!(
-        helm::list_both(cluster, namespace, None, Revisions::Current),
+        reads.records(namespace),
         try_join_all(namespaces.iter().map(|ns| reads.get(ns)))
     );
     // Unreadable records are the Helm path's to report.
-    let grouped = releases::group(records?.records);
+    let grouped = releases::group(records?.records.clone());
     let lives = lives?;
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();
+    let mut apis = owner::Apis::default();
     for cr in &crs {
         let Some(i) = namespaces.iter().position(|ns| *ns == cr.namespace()) else {
             continue;
@@ -114,6 +114,7 @@ pub async fn statuses(
             now,
         );
         s.warnings.extend(warnings);
+        s.owner = owner::milvus_owner(cluster, &mut apis, cr).await;
         out.push(s);
     }
     Ok(Statuses {
@@ -130,6 +131,7 @@ pub async fn plan(
     cr: &MilvusResource,
 ) -> Result<Planned> {
     refuse_remove(&args.scale_in, cr.name())?;
+    let mut apis = owner::Apis::default();
     let (planned, owner) = tokio::join!(
         read_and_plan(
             cluster,
@@ -138,7 +140,7 @@ pub async fn plan(
             args.force,
             args.scale_in.accept_short_grace
         ),
-        owner::milvus_owner(cluster, cr)
+        owner::milvus_owner(cluster, &mut apis, cr)
     );
     let (live, mut plan) = planned?;
     let rules = cluster.controller_rules().await?;

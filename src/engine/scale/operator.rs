@@ -79,7 +79,7 @@ pub(super) async fn check(
 
 /// What a dry run says of a GitOps tool that keeps the resource in Git.
 pub(super) async fn owned(cluster: &Cluster, cr: &MilvusResource, plan: &Plan) -> Option<String> {
-    let owner = owner::milvus_owner(cluster, cr).await?;
+    let owner = owner::milvus_owner(cluster, &mut owner::Apis::default(), cr).await?;
     Some(owner::plan_warning(&owner, plan))
 }
 
@@ -106,9 +106,10 @@ pub(super) async fn holding(
             )
         })?;
     let accept = args.scale_in.accept_short_grace;
+    let mut apis = owner::Apis::default();
     let (planned, owner) = tokio::join!(
         read_and_plan(cluster, &cr, requests, args.force, accept),
-        owner::milvus_owner(cluster, &cr)
+        owner::milvus_owner(cluster, &mut apis, &cr)
     );
     let (live, plan) = planned?;
     // GitOps reverts what it did not write: refused unless forced. Bounds
@@ -119,15 +120,7 @@ pub(super) async fn holding(
     {
         progress.line(&format!("Warning: {warning}"));
     }
-    for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
-    }
-    for g in plan.grace.iter().filter(|g| g.short()) {
-        progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
-    }
+    super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
         return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;
     }
