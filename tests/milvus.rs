@@ -239,6 +239,40 @@ fn a_stalled_drain_stops_within_its_timeout_with_the_pod_kept_and_the_node_resum
 }
 
 #[test]
+fn ctrl_c_mid_drain_resumes_the_node_and_keeps_the_pod() {
+    let ns = seeded("mv-sigint", segments(6), 6);
+    knobs(
+        ns.name(),
+        MilvusKnobs {
+            stall_moves: true,
+            ..segments(6)
+        },
+    );
+    let child = spawn_plugin(
+        &["scale", "my-release", "queryNode=2", "-n", ns.name()],
+        bed().admin_kubeconfig(),
+    );
+    model_until(ns.name(), "my-release", "a node suspended", |m| {
+        m.nodes.values().any(|n| n.suspended)
+    });
+    // SIGINT, as Ctrl-C sends it.
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by a signal"), "{stderr}");
+    assert!(stderr.contains("resumed query node"), "{stderr}");
+    assert!(stderr.contains("continue with"), "{stderr}");
+    assert_eq!(replicas(ns.name(), QN), "3", "the pod stays");
+    let m = model(ns.name(), "my-release");
+    assert!(m.nodes.values().all(|n| !n.suspended), "{:?}", m.nodes);
+    assert_eq!(drain_marks(ns.name()), "");
+}
+
+#[test]
 fn an_unreachable_milvus_still_scales_with_one_warning() {
     let ns = seeded(
         "mv-unreach",

@@ -5,14 +5,11 @@ use anyhow::Result;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
-use crate::cluster::live::LiveReads;
-use crate::engine::status::{add_milvus_views, instances_with};
+use crate::engine::status::instances_with_milvus;
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
-    let reads = LiveReads::new(cluster);
-    let mut statuses = instances_with(cluster, &reads, args.release.as_deref(), args.all_namespaces).await?;
-    add_milvus_views(cluster, &reads, &mut statuses).await;
+    let statuses = instances_with_milvus(cluster, args.release.as_deref(), args.all_namespaces).await?;
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusStatusList",

@@ -64,6 +64,19 @@ pub async fn instances_with(
     Ok(items)
 }
 
+/// What `status` shows, Milvus's own view included: [`instances`], then
+/// [`add_milvus_views`] with the same reads.
+pub async fn instances_with_milvus(
+    cluster: &Cluster,
+    name: Option<&str>,
+    all_namespaces: bool,
+) -> Result<Vec<Instance>> {
+    let reads = LiveReads::new(cluster);
+    let mut items = instances_with(cluster, &reads, name, all_namespaces).await?;
+    add_milvus_views(cluster, &reads, &mut items).await;
+    Ok(items)
+}
+
 /// Milvus's own view of each instance (docs/milvus.md), all instances at
 /// once, each bounded by `view::Budget` (never an error: what cannot be
 /// asked is said in the view). The pods come from `reads`, already read.
