@@ -410,3 +410,117 @@ fn a_run_whose_lock_is_taken_stops() {
     );
     assert_eq!(replicas(ns), "2", "no further step after the lock was lost");
 }
+
+/// A pending revision of ours, as a `scale` run leaves it, and that run's
+/// Lease held by `holder` who last renewed at `renew_time` by its clock.
+fn pending_scale_held_by(ns: &str, holder: &str, renew_time: &str) {
+    seed(
+        ns,
+        testbed::seed::Scenario::QueryNode3DataNode2,
+        testbed::seed::SeedOptions {
+            revisions: 2,
+            last_pending_upgrade: true,
+            ..Default::default()
+        },
+    );
+    describe_revision(ns, 2, "kubectl-milvus: scaling queryNode 3→1");
+    apply(&lease_yaml(ns, holder, renew_time));
+}
+
+/// `status` and `plan` read the Lease once: they cannot tell a live holder
+/// from a dead one, and a holder's clock may be off by any amount. They say
+/// what is known — who holds it, and its last renewal by its own clock —
+/// and never "at work right now" nor "interrupted" from a wrong age.
+#[test]
+fn status_and_plan_describe_a_skewed_holder_by_its_own_clock() {
+    let ns = namespace("wr-skew");
+    let ns = ns.name();
+    // A day behind (read against our clock: long dead), then a year ahead
+    // (an age of "minus a year"): the same description, the holder's time.
+    for (shift, shown) in [(-24, "2026"), (24 * 366, "2027")] {
+        let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(shift);
+        let renew_time = micro(t);
+        if shift < 0 {
+            pending_scale_held_by(ns, "skewed/7/cafe", &renew_time);
+        } else {
+            apply(&lease_yaml(ns, "skewed/7/cafe", &renew_time));
+        }
+        let own_clock = format!(
+            "last renewed {} by its own clock",
+            t.strftime("%Y-%m-%d %H:%M:%S UTC")
+        );
+        assert!(own_clock.contains(shown), "{own_clock}");
+        let status = ok(&["status", "my-release", "-n", ns]);
+        assert!(
+            status.contains(&format!(
+                "Pending:     revision 2 is pending-upgrade (`kubectl milvus scale` on skewed/7 holds the release's lock ({own_clock}): at work, or gone without giving it up;"
+            )),
+            "{status}"
+        );
+        assert!(!status.contains("interrupted"), "{status}");
+        assert!(!status.contains("right now"), "{status}");
+        let doc: Value =
+            serde_json::from_str(&ok(&["status", "my-release", "-n", ns, "-o", "json"])).unwrap();
+        let pending = &doc["items"][0]["pending"];
+        assert_eq!(pending["heldBy"], "skewed/7", "{pending}");
+        assert_eq!(
+            pending["heldRenewTime"]
+                .as_str()
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok()),
+            Some(renew_time.parse().unwrap()),
+            "{pending}"
+        );
+        let plan = ok(&["plan", "my-release", "queryNode=1", "-n", ns]);
+        assert!(
+            plan.contains(&format!(
+                "revision 2 is pending-upgrade and the release's lock is held by kubectl milvus scale on skewed/7 ({own_clock});"
+            )),
+            "{plan}"
+        );
+        assert!(!plan.contains("interrupted"), "{plan}");
+    }
+}
+
+/// A Lease that cannot be read (no RBAC for Leases, which the README calls
+/// optional for `status`) says nothing about whether a run is at work: it
+/// is "unknown", and `plan` promises no repair.
+#[test]
+fn an_unreadable_lock_is_unknown_not_interrupted() {
+    let ns = namespace("wr-nolease");
+    let ns = ns.name();
+    pending_scale_held_by(ns, "busy/8/beef", &micro(jiff::Timestamp::now()));
+    let (status_rules, _) = readme_rules();
+    let without_leases: Vec<_> = status_rules
+        .into_iter()
+        .filter(|r| !r.resources.iter().flatten().any(|x| x == "leases"))
+        .collect();
+    let kubeconfig = restricted(ns, "no-leases", without_leases);
+    let as_reader = |args: &[&str]| {
+        let r = run(plugin().env("KUBECONFIG", &kubeconfig).args(args));
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let status = as_reader(&["status", "my-release", "-n", ns]);
+    assert!(
+        status.contains(
+            "Pending:     revision 2 is pending-upgrade (written by `kubectl milvus scale`; whether a run is still at work on it is unknown: its lock could not be read (forbidden: you cannot get leases.coordination.k8s.io"
+        ),
+        "{status}"
+    );
+    assert!(!status.contains("interrupted"), "{status}");
+    let doc: Value =
+        serde_json::from_str(&as_reader(&["status", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    assert!(
+        doc["items"][0]["pending"]["lockUnknown"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("forbidden: you cannot get leases")),
+        "{doc}"
+    );
+    let plan = as_reader(&["plan", "my-release", "queryNode=1", "-n", ns]);
+    assert!(
+        plan.contains("revision 2 is pending-upgrade by kubectl milvus scale; whether a run is still at work on it is unknown (its lock could not be read: forbidden"),
+        "{plan}"
+    );
+    assert!(!plan.contains("repair"), "{plan}");
+    assert!(!plan.contains("interrupted"), "{plan}");
+}

@@ -472,3 +472,30 @@ pub fn stopped_at_once(child: std::process::Child) -> String {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     stderr
 }
+
+/// Rewrites the description of revision `rev` of `my-release` (Secret
+/// driver), as another writer of the record would: e.g. to the one a
+/// `scale` run writes on the revision it works on.
+pub fn describe_revision(ns: &str, rev: u32, description: &str) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let (ns, description) = (ns.to_string(), description.to_string());
+    bed()
+        .block_on(async move {
+            let api: kube::Api<Secret> = kube::Api::namespaced(bed().client().await?, &ns);
+            let name = format!("sh.helm.release.v1.my-release.v{rev}");
+            let mut secret = api.get(&name).await?;
+            let data = secret.data.as_mut().expect("record data");
+            let payload = String::from_utf8(data["release"].0.clone())?;
+            let mut release = testbed::seed::decode_release(&payload)?;
+            release["info"]["description"] = description.into();
+            data.insert(
+                "release".into(),
+                ByteString(testbed::seed::encode_release(&release)?.into_bytes()),
+            );
+            api.replace(&name, &Default::default(), &secret).await?;
+            anyhow::Ok(())
+        })
+        .expect("runtime")
+        .expect("rewrite the record's description");
+}

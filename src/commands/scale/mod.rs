@@ -49,11 +49,25 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
     if args.dry_run {
         let loaded = Loaded::read(cluster, args, &requests).await?;
         // Read without the Lease: a pending revision of ours may belong to a
-        // run at work now, whose targets are no repair to show.
-        if let Some(p) = &loaded.abandoned
-            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, p).await
-        {
-            return Err(busy(&args.release, cluster.namespace(), &holder));
+        // run at work now, whose targets are no repair to show. Whether one
+        // is, is judged as `scale` judges it: by watching the Lease.
+        if loaded.abandoned.is_some() {
+            let progress = Progress::new();
+            let at_work = lease::at_work(cluster, cluster.namespace(), &args.release, |holder, within| {
+                waiting_line(&progress, &args.release, holder, within)
+            })
+            .await;
+            progress.finish();
+            match at_work {
+                Ok(Some(holder)) => {
+                    return Err(busy(&args.release, cluster.namespace(), lock::readable(&holder)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("reading the release's lock (a Lease) to tell whether a run is at work"));
+                }
+            }
         }
         let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
         return plan_cmd::output(PlanOutput::Table, loaded.plan, owned);
@@ -72,19 +86,22 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs) -> Result<String> {
 pub(crate) async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
     let me = this_run();
     let namespace = cluster.namespace();
-    let waiting = |holder: &str, within: std::time::Duration| {
-        progress.line(&format!(
-            "{} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
-            args.release,
-            within.as_secs()
-        ));
-    };
+    let waiting =
+        |holder: &str, within: std::time::Duration| waiting_line(progress, &args.release, holder, within);
     lease::acquire(cluster, namespace, &args.release, &me, waiting)
         .await
         .map_err(|e| match e {
             NotAcquired::Busy { holder } => busy(&args.release, namespace, lock::readable(&holder)),
             NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
         })
+}
+
+/// Said once while a silent holder's Lease is watched out.
+fn waiting_line(progress: &Progress, release: &str, holder: &str, within: std::time::Duration) {
+    progress.line(&format!(
+        "{release} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
+        within.as_secs()
+    ));
 }
 
 /// The refusal while another run holds the release's Lease.
@@ -160,7 +177,7 @@ impl Loaded {
         // Under the Lease a pending revision of ours has no run (a dry run,
         // without it, asks the Lease itself: see `run`).
         let abandoned = if is_pending(last.release.status()) {
-            match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, None) {
+            match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, Ok(None)) {
                 PendingWork::Helm => {
                     return Err(Refused(format!(
                         "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
@@ -171,7 +188,9 @@ impl Loaded {
                     ))
                     .into());
                 }
-                PendingWork::Scaling { .. } | PendingWork::Interrupted => Some(last.clone()),
+                PendingWork::Held { .. } | PendingWork::Interrupted | PendingWork::Unknown { .. } => {
+                    Some(last.clone())
+                }
             }
         } else {
             None
