@@ -114,9 +114,24 @@ fn other_charts_and_corrupt_records_are_named() {
         r.stdout
     );
     // The release named is the broken one: that fails, nothing else does.
-    let r = run(plugin().args(["scale", "broken", "queryNode=2", "-n", ns]));
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot be decoded"), "{}", r.stderr);
+    // Exit 1 for every command (README's table): a record the plugin cannot
+    // read is trouble in the cluster, not invalid input (2) nor a safety
+    // refusal (3).
+    let secrets = || kubectl(&["get", "secrets", "-n", ns, "-o", "name"]);
+    let before = secrets();
+    for args in [
+        ["scale", "broken", "queryNode=2", "-n", ns],
+        ["plan", "broken", "queryNode=2", "-n", ns],
+    ] {
+        let err = fails(&args, 1);
+        assert!(
+            err.contains(&format!(
+                "Helm release record Secret {ns}/sh.helm.release.v1.broken.v1 cannot be decoded"
+            )) && err.contains("kubectl delete secret sh.helm.release.v1.broken.v1"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(secrets(), before, "nothing written");
 }
 
 #[test]
@@ -259,13 +274,47 @@ fn the_readme_rbac_is_sufficient() {
         .env("KUBECONFIG", &scale_kc));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    // `status -w` with the status Role: its watches are allowed (a refused
-    // one would end it at once with exit 1).
+    // `status -w` with the status Role: its watches are allowed. Proven by
+    // a change that only a working watch shows (a second snapshot with the
+    // new pod), however long the machine takes, then a clean Ctrl-C.
     let watching = Watching::start(&["status", "my-release", "-n", ns.name(), "-w"], &status_kc);
     watching.wait_for("the first snapshot", |t| t.contains("\nNAME "));
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    kubectl(&[
+        "scale",
+        "deployment",
+        "my-release-milvus-querynode",
+        "-n",
+        ns.name(),
+        "--replicas=3",
+    ]);
+    watching.wait_for("a later snapshot with the third query node Running", |t| {
+        t.split("Release:     ").skip(2).any(|later| {
+            later
+                .lines()
+                .filter(|l| l.starts_with("my-release-milvus-querynode-") && l.contains(" Running "))
+                .count()
+                == 3
+        })
+    });
     let (code, stderr) = watching.interrupt();
     assert_eq!((code, stderr.as_str()), (0, ""));
+
+    // The negative control: the same Role without `watch` ends `status -w`
+    // on its own, exit 1, one line naming the verb.
+    let mut no_watch = readme_rules().0;
+    for rule in &mut no_watch {
+        rule.verbs.retain(|v| v != "watch");
+    }
+    no_watch.retain(|rule| !rule.verbs.is_empty());
+    let no_watch_kc = restricted(ns.name(), "status-no-watch", no_watch);
+    let child = spawn_plugin(&["status", "my-release", "-n", ns.name(), "-w"], &no_watch_kc);
+    let (code, _stdout, stderr) = exits_within(child, Duration::from_secs(120));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: forbidden: you cannot watch "),
+        "{stderr}"
+    );
 }
 
 /// `--context`, `--as` and `--as-group` behave as in kubectl.

@@ -499,3 +499,27 @@ pub fn describe_revision(ns: &str, rev: u32, description: &str) {
         .expect("runtime")
         .expect("rewrite the record's description");
 }
+
+/// Waits for a background run to end on its own within `limit` (killed and
+/// failed if it does not): its exit code, stdout and stderr.
+pub fn exits_within(mut child: std::process::Child, limit: Duration) -> (i32, String, String) {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
