@@ -263,9 +263,16 @@ fn a_failing_check_stops_cleanly_and_a_rerun_resumes() {
     assert_eq!(replicas(ns), "1");
 }
 
-/// The server's ReplicaSet controller honours pod-deletion-cost (v1.22+).
+/// The server's ReplicaSet controller honours pod-deletion-cost (v1.22+);
+/// the branch taken is said where CI shows it.
 fn honours_deletion_cost() -> bool {
-    bed().server_minor() >= 22
+    let honours = bed().server_minor() >= 22;
+    branch(if honours {
+        "v1.22+: pod-deletion-cost honoured, removed pods chosen and marked"
+    } else {
+        "before v1.22: pod-deletion-cost ignored, removed pods a prediction, --remove refused"
+    });
+    honours
 }
 
 /// `--remove POD`: from v1.22 a guarantee — exactly that pod leaves, and no

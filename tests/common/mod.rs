@@ -523,3 +523,14 @@ pub fn exits_within(mut child: std::process::Child, limit: Duration) -> (i32, St
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Says which version branch a test took (or what it skipped for a
+/// missing capability) where CI keeps it: written straight to the
+/// process's stderr, which the test harness does not capture (it captures
+/// only the print macros), as one `branch: TEST: WHAT` line; `.ci/run`
+/// counts them in its closing line. A test never passes a branch in silence.
+pub fn branch(what: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(std::io::stderr().lock(), "branch: {test}: {what}");
+}
