@@ -281,8 +281,16 @@ fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
         "{table}"
     );
 
+    // One replica at a time, seen in the resource itself (not only in what
+    // the plugin says it did).
+    let in_resource = watch_cr_replicas(ns, "my-release", "queryNode");
     let r = run(plugin().args(["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        in_resource.values(),
+        [3, 2, 1],
+        "the resource's queryNode replicas, as a watch saw them"
+    );
     let steps: Vec<&str> = r
         .stderr
         .lines()
@@ -486,9 +494,13 @@ fn killed_mid_scale_in_a_rerun_carries_on() {
 fn another_writer_mid_run_stops_it_at_once() {
     let ns = namespace("op-writer");
     let ns = ns.name();
-    let child = slow_scale_in(ns, 3000);
+    // The step's pod takes 5 minutes to go: a stop while it is still
+    // terminating is the other-writer watch's, not the step's end.
+    let child = slow_scale_in(ns, 300_000);
     patch_query_nodes(ns, 5);
-    let stderr = stopped_at_once(child);
+    let stderr = stopped_at_once(child, || {
+        terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1
+    });
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: another writer changed spec.components.queryNode.replicas of Milvus my-release to 5 (this run expected 2)"),

@@ -134,7 +134,7 @@ fn the_documentation_scenario_with_real_helm() {
     let out = ok(&["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]);
     assert!(out.contains("queryNode 3→1"), "{out}");
     assert_eq!(replicas(ns, qn), "1");
-    let seen = watched.lock().unwrap().clone();
+    let seen = watched.values();
     assert_eq!(seen, [1, 3, 2, 1], "replica sequence seen by the watch");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
     let h = history(ns, "my-release", None);
@@ -278,7 +278,12 @@ fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
     let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
-    std::thread::sleep(Duration::from_millis(300));
+    // Mid-step: the removed pod is on its way out (no fixed sleep).
+    wait_until(
+        "the first step's pod terminating",
+        Duration::from_secs(30),
+        || terminating_pods(ns, "component=querynode") == 1,
+    );
     // SIGINT, as Ctrl-C sends it.
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -265,30 +265,125 @@ pub fn replicas(ns: &str, deployment: &str) -> String {
     ])
 }
 
+/// Every distinct value one number of one object takes, recorded through a
+/// watch that is established before [`watch_replicas`] and
+/// [`watch_cr_replicas`] return (its first listing done), so nothing the
+/// test does next is missed. A watch that breaks is not a silent stop: the
+/// values it may have missed make [`Watched::values`] fail.
+pub struct Watched {
+    state: std::sync::Arc<std::sync::Mutex<WatchedState>>,
+}
+
+#[derive(Default)]
+struct WatchedState {
+    values: Vec<i64>,
+    broken: Option<String>,
+}
+
+impl Watched {
+    /// The values seen so far, in order; fails if the watch broke.
+    pub fn values(&self) -> Vec<i64> {
+        let state = self.state.lock().unwrap();
+        if let Some(why) = &state.broken {
+            panic!(
+                "the watch broke ({why}); values seen until then: {:?}",
+                state.values
+            );
+        }
+        state.values.clone()
+    }
+}
+
 /// Records every distinct `spec.replicas` a Deployment takes, through a watch.
-pub fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
-    use futures::StreamExt;
+pub fn watch_replicas(ns: &str, deployment: &str) -> Watched {
     use k8s_openapi::api::apps::v1::Deployment;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
+    watch_number(
+        ns,
+        kube::discovery::ApiResource::erase::<Deployment>(&()),
+        deployment,
+        "/spec/replicas",
+    )
+}
+
+/// Records every distinct `spec.components.<component>.replicas` a `Milvus`
+/// resource takes, through a watch (independent of what the plugin says).
+pub fn watch_cr_replicas(ns: &str, name: &str, component: &str) -> Watched {
+    let milvus = kube::discovery::ApiResource {
+        group: "milvus.io".into(),
+        version: "v1beta1".into(),
+        api_version: "milvus.io/v1beta1".into(),
+        kind: "Milvus".into(),
+        plural: "milvuses".into(),
+    };
+    watch_number(
+        ns,
+        milvus,
+        name,
+        &format!("/spec/components/{component}/replicas"),
+    )
+}
+
+fn watch_number(ns: &str, resource: kube::discovery::ApiResource, name: &str, pointer: &str) -> Watched {
+    use futures::StreamExt;
+    use kube::api::DynamicObject;
+    use kube::runtime::watcher::{self, Event};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(WatchedState::default()));
+    let (established, is_established) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (ns, name, pointer, out) = (
+        ns.to_string(),
+        name.to_string(),
+        pointer.to_string(),
+        state.clone(),
+    );
     bed().spawn(async move {
-        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
-        let stream = watcher(
+        let client = match bed().client().await {
+            Ok(c) => c,
+            Err(e) => return drop(established.send(Err(e.to_string()))),
+        };
+        let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(client, &ns, &resource);
+        let stream = watcher::watcher(
             api,
             watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .applied_objects();
+        );
         futures::pin_mut!(stream);
-        while let Some(Ok(d)) = stream.next().await {
-            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
-            let mut v = out.lock().unwrap();
-            if v.last() != Some(&n) {
-                v.push(n);
+        let mut told = false;
+        while let Some(event) = stream.next().await {
+            let object = match event {
+                Ok(Event::InitApply(o) | Event::Apply(o)) => o,
+                Ok(Event::InitDone) => {
+                    if !told {
+                        told = true;
+                        let _ = established.send(Ok(()));
+                    }
+                    continue;
+                }
+                Ok(Event::Init | Event::Delete(_)) => continue,
+                Err(e) => {
+                    let why = e.to_string();
+                    if !told {
+                        let _ = established.send(Err(why.clone()));
+                    }
+                    out.lock().unwrap().broken = Some(why);
+                    return;
+                }
+            };
+            let n = object
+                .data
+                .pointer(&pointer)
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(-1);
+            let mut state = out.lock().unwrap();
+            if state.values.last() != Some(&n) {
+                state.values.push(n);
             }
         }
+        out.lock().unwrap().broken = Some("the watch stream ended".to_string());
     });
-    seen
+    match is_established.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(())) => Watched { state },
+        Ok(Err(why)) => panic!("the watch could not be established: {why}"),
+        Err(e) => panic!("the watch was not established within 120 s: {e}"),
+    }
 }
 
 /// Installs the test chart as `my-release` with Helm 4's default,
@@ -459,18 +554,36 @@ pub fn seed_operator(
         .expect("seed operator cluster")
 }
 
-/// Waits for a run that another writer should stop at once (within 3 s,
-/// not after its step), failing with exit code 1; its stderr.
-pub fn stopped_at_once(child: std::process::Child) -> String {
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().expect("wait");
+/// Waits for a run that another writer should stop at once (while its step
+/// is still under way, not after it), failing with exit code 1; its stderr.
+/// Generous in time (a loaded machine may take many seconds to notice),
+/// strict in what it asserts: right after the run ended, `step_under_way`
+/// must still hold (e.g. the step's pod is still terminating, which the
+/// caller makes last far longer than any reaction could take).
+pub fn stopped_at_once(child: std::process::Child, step_under_way: impl Fn() -> bool) -> String {
+    let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stopped at once, not after the step"
+        step_under_way(),
+        "stopped only after its step had finished: {stderr}"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     stderr
+}
+
+/// How many pods matching `selector` are terminating (deleted, not gone).
+pub fn terminating_pods(ns: &str, selector: &str) -> usize {
+    kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}",
+    ])
+    .lines()
+    .count()
 }
 
 /// Rewrites the description of revision `rev` of `my-release` (Secret
