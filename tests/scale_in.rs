@@ -58,17 +58,7 @@ fn set_grace(ns: &str, seconds: u32) {
 
 /// `jsonpath` over the release's query node pods.
 fn querynode_jsonpath(ns: &str, path: &str) -> String {
-    let output = format!("jsonpath={path}");
-    kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-l",
-        "component=querynode",
-        "-o",
-        &output,
-    ])
+    pods_jsonpath(ns, "component=querynode", path)
 }
 
 /// The names of the release's query node pods.

@@ -570,18 +570,19 @@ pub fn stopped_at_once(child: std::process::Child, step_under_way: impl Fn() -> 
     stderr
 }
 
+/// `kubectl get pods -l SELECTOR -o jsonpath=PATH` in `ns`.
+pub fn pods_jsonpath(ns: &str, selector: &str, path: &str) -> String {
+    let output = format!("jsonpath={path}");
+    kubectl(&["get", "pods", "-n", ns, "-l", selector, "-o", &output])
+}
+
 /// How many pods matching `selector` are terminating (deleted, not gone).
 pub fn terminating_pods(ns: &str, selector: &str) -> usize {
-    kubectl(&[
-        "get",
-        "pods",
-        "-n",
+    pods_jsonpath(
         ns,
-        "-l",
         selector,
-        "-o",
-        "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}",
-    ])
+        "{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}",
+    )
     .lines()
     .count()
 }
