@@ -374,11 +374,15 @@ fn a_step_that_never_gets_ready_stops_and_is_recorded() {
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
 }
 
+/// Another writer touches the revision the run will supersede: the run's
+/// write of it gets a real 409 (seen at the proxy), re-reads it (still
+/// deployed) and writes again from that read, keeping their label.
 #[test]
 fn a_concurrent_writer_conflict_is_retried() {
     let ns = namespace("sc-race");
     let ns = ns.name();
-    let child = slow_scale_in(ns, "dataNode", "datanode", &[], bed().admin_kubeconfig());
+    let proxy = FaultProxy::start(bed()).unwrap();
+    let child = slow_scale_in(ns, "dataNode", "datanode", &[], proxy.kubeconfig());
     wait_until("the pending revision", Duration::from_secs(30), || {
         kubectl(&[
             "get",
@@ -392,9 +396,8 @@ fn a_concurrent_writer_conflict_is_retried() {
         ])
         .contains("v2")
     });
-    // Another writer touches the revision the run will supersede: that
-    // write gets a 409, is re-read (still deployed) and retried. (A touch
-    // of the run's own pending revision stops the run: tests/writers.rs.)
+    // (A touch of the run's own pending revision stops the run instead:
+    // tests/writers.rs.)
     kubectl(&[
         "label",
         "secret",
@@ -405,12 +408,50 @@ fn a_concurrent_writer_conflict_is_retried() {
     ]);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // At the proxy: a write of revision 1 answered 409, then a fresh read
+    // of the release's records (a list), then a write of it answered 200.
+    let v1 = format!("/api/v1/namespaces/{ns}/secrets/sh.helm.release.v1.my-release.v1");
+    let records = format!("/api/v1/namespaces/{ns}/secrets?");
+    let seen: Vec<(String, String, Option<u16>)> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(&v1) || r.path.starts_with(&records))
+        .map(|r| (r.method, r.path, r.status))
+        .collect();
+    let write_of_v1 = |(m, p, _): &(String, String, Option<u16>)| m != "GET" && p.starts_with(&v1);
+    let conflict = seen
+        .iter()
+        .position(|r| write_of_v1(r) && r.2 == Some(409))
+        .unwrap_or_else(|| panic!("no write of revision 1 answered 409: {seen:#?}"));
+    let retry = conflict
+        + 1
+        + seen[conflict + 1..]
+            .iter()
+            .position(write_of_v1)
+            .unwrap_or_else(|| panic!("no write of revision 1 after the 409: {seen:#?}"));
+    assert_eq!(seen[retry].2, Some(200), "{seen:#?}");
+    assert!(
+        seen[conflict + 1..retry]
+            .iter()
+            .any(|(m, p, s)| m == "GET" && p.starts_with(&records) && *s == Some(200)),
+        "re-read between the 409 and the retry: {seen:#?}"
+    );
     let h = history(ns, "my-release", None);
     assert_eq!(
         h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
         [(1, "superseded"), (2, "deployed")]
     );
     assert_eq!(user_values(ns, "my-release", None)["dataNode"]["replicas"], 1);
+    let labels = kubectl(&[
+        "get",
+        "secret",
+        "sh.helm.release.v1.my-release.v1",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.labels.touched}/{.metadata.labels.status}",
+    ]);
+    assert_eq!(labels, "yes/superseded", "their label kept beside ours");
 }
 
 #[test]
