@@ -240,20 +240,33 @@ fn pod_states_match_kubectl() {
     ];
     faults(ns, rules);
     seed(ns, Scenario::Defaults, SeedOptions::default());
-    // Wait until the dependencies are up and the faulty pods show their state.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Compare like with like: wait until the system has settled — every
+    // pod in the state it keeps (the faulty ones in theirs, the rest Running
+    // and ready or Completed) — so that two reads a moment apart must agree.
+    let settled_as = |row: &str| -> bool {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let (name, ready, state) = (cells[0], cells[1], cells[2]);
+        let component = |c: &str| name.starts_with(&format!("my-release-milvus-{c}-"));
+        if component("querynode") {
+            state == "CrashLoopBackOff" && cells[3] == "4"
+        } else if component("datanode") {
+            (ready, state) == ("0/1", "Running")
+        } else if component("proxy") || name.starts_with("my-release-pulsarv3-proxy-") {
+            // The fault's selector (component=proxy) matches Pulsar's too.
+            state == "Pending"
+        } else if component("streamingnode") {
+            state == "ContainerCreating"
+        } else {
+            state == "Completed" || (state == "Running" && ready.split_once('/').is_some_and(|(a, b)| a == b))
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         let pods = kubectl(&["get", "pods", "-n", ns]);
-        if pods.contains("CrashLoopBackOff")
-            && pods.contains("ContainerCreating")
-            && pods.matches("Completed").count() == 2
-        {
+        if pods.matches("Completed").count() == 2 && pods.lines().skip(1).all(settled_as) {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "faults never showed:\n{pods}"
-        );
+        assert!(std::time::Instant::now() < deadline, "never settled:\n{pods}");
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     // A v1.20 server prints RESTARTS without "(… ago)"; the plugin follows
