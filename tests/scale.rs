@@ -59,7 +59,19 @@ fn slow_scale_in(
     extra: &[&str],
     kubeconfig: &std::path::Path,
 ) -> Child {
-    slow_terminations(ns, &format!("component={label}"), 3000);
+    slow_scale_in_by(ns, component, label, extra, kubeconfig, 3000)
+}
+
+/// [`slow_scale_in`] with pods taking `stop_ms` to go.
+fn slow_scale_in_by(
+    ns: &str,
+    component: &str,
+    label: &str,
+    extra: &[&str],
+    kubeconfig: &std::path::Path,
+    stop_ms: u64,
+) -> Child {
+    slow_terminations(ns, &format!("component={label}"), stop_ms);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
     let target = format!("{component}=1");
     let mut args = vec!["scale", "my-release", target.as_str(), "-n", ns];
@@ -408,6 +420,11 @@ fn a_concurrent_writer_conflict_is_retried() {
     ]);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("release my-release scaled: dataNode 2→1 (revision 2)"),
+        "{stdout}"
+    );
     // At the proxy: a write of revision 1 answered 409, then a fresh read
     // of the release's records (a list), then a write of it answered 200.
     let v1 = format!("/api/v1/namespaces/{ns}/secrets/sh.helm.release.v1.my-release.v1");
@@ -879,7 +896,19 @@ fn a_second_scale_while_one_runs_is_refused() {
     let ns = namespace("sc-busy");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
-    let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
+    // Pods take 15 s to go: the run is still at work through every check
+    // below, however loaded the machine.
+    let child = slow_scale_in_by(
+        ns,
+        "queryNode",
+        "querynode",
+        &[],
+        bed().admin_kubeconfig(),
+        15_000,
+    );
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
     let before = history(ns, "my-release", None);
     let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
     assert!(
@@ -913,6 +942,11 @@ fn a_second_scale_while_one_runs_is_refused() {
 
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("release my-release scaled: queryNode 3→1 (revision 2)"),
+        "the first run finished its own job: {stdout}"
+    );
     assert_eq!(replicas(ns, qn), "1");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
     let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);

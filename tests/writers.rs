@@ -312,6 +312,13 @@ fn helm_upgrade_mid_run_is_kept_out_and_the_run_finishes() {
             "{helm:?}: {}",
             String::from_utf8_lossy(&done.stderr)
         );
+        let stdout = String::from_utf8_lossy(&done.stdout);
+        assert!(
+            stdout.starts_with(&format!(
+                "release my-release scaled: queryNode 3→{target} (revision 2)"
+            )),
+            "{helm:?}: {stdout}"
+        );
         assert_eq!(replicas(ns), target.to_string());
         let h = helm.history(ns);
         assert_eq!(
