@@ -335,3 +335,21 @@ fn label_tracked_instance_is_confirmed_by_its_application() {
     let err = fails(&["status", "-n", ns], 2);
     assert!(err.contains("no Milvus Helm releases found"), "{err}");
 }
+
+/// `-o json` of an Argo CD-rendered instance (no Helm record), every field
+/// pinned by a snapshot (names and times redacted), `-o yaml` the same.
+#[test]
+fn json_and_yaml_output_of_an_argo_rendered_instance() {
+    let ns = namespace("gitops-snap");
+    let ns = ns.name();
+    // (The Application's namespace, `argocd-<suffix>`, redacts to argocd-HASH.)
+    let _app = argo(ns, Scenario::Defaults, ArgoOptions::default());
+    let json: Value = serde_json::from_str(&ok(&["status", "-n", ns, "-o", "json"])).unwrap();
+    let yaml: Value = serde_saphyr::from_str(&ok(&["status", "-n", ns, "-o", "yaml"])).unwrap();
+    let json = redacted(&json, ns);
+    assert!(
+        redacted(&yaml, ns) == json,
+        "-o yaml says what -o json says (but the ages)"
+    );
+    insta::assert_json_snapshot!("argo_status", json);
+}

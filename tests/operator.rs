@@ -676,3 +676,31 @@ fn without_the_crd_helm_releases_work_as_before() {
     let e = fails(&["status", "nope", "-n", ns], 2);
     assert!(e.contains("Milvus releases here: my-release"), "{e}");
 }
+
+/// `-o json` of a ready Operator cluster, every field pinned by a snapshot
+/// (names and times redacted), and `-o yaml` saying the same.
+#[test]
+fn json_and_yaml_output_of_an_operator_cluster() {
+    let ns = namespace("op-snap");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let json: Value = serde_json::from_str(&ok(&["status", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    let yaml: Value = serde_saphyr::from_str(&ok(&["status", "my-release", "-n", ns, "-o", "yaml"])).unwrap();
+    let json = redacted(&json, ns);
+    assert!(
+        redacted(&yaml, ns) == json,
+        "-o yaml says what -o json says (but the ages)"
+    );
+    insta::assert_json_snapshot!("operator_status", json);
+    let plan: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode=2",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    insta::assert_json_snapshot!("operator_plan", plan_redacted(&plan, ns));
+}

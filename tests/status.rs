@@ -475,3 +475,32 @@ fn all_namespaces_finds_releases_everywhere() {
         "{table}"
     );
 }
+
+/// `-o json` and `-o yaml` are the scripting interface: every field, as a
+/// ready Helm release prints it, pinned by a snapshot (names and times
+/// redacted; see `redacted`).
+#[test]
+fn json_and_yaml_output_of_a_helm_release() {
+    let ns = namespace("st-snap");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let json: Value = serde_json::from_str(&ok(&["status", "my-release", "-n", ns, "-o", "json"])).unwrap();
+    let yaml: Value = serde_saphyr::from_str(&ok(&["status", "my-release", "-n", ns, "-o", "yaml"])).unwrap();
+    let json = redacted(&json, ns);
+    assert!(
+        redacted(&yaml, ns) == json,
+        "-o yaml says what -o json says (but the ages)"
+    );
+    insta::assert_json_snapshot!("helm_status", json);
+    let plan: Value = serde_json::from_str(&ok(&[
+        "plan",
+        "my-release",
+        "queryNode=1",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    insta::assert_json_snapshot!("helm_plan", plan_redacted(&plan, ns));
+}

@@ -648,3 +648,58 @@ pub fn branch(what: &str) {
     let test = std::thread::current().name().unwrap_or("?").to_string();
     let _ = writeln!(std::io::stderr().lock(), "branch: {test}: {what}");
 }
+
+/// `-o json|yaml` output made comparable across runs for a snapshot: the
+/// namespace becomes `NS`, generated name suffixes (ReplicaSet and pod
+/// hashes, Job pods) `HASH`, times and ages `[time]`/`[age]`, addresses
+/// `[ip]`, the node's name `[node]`.
+/// Everything else — every field, its name and value — stays as printed.
+pub fn redacted(doc: &serde_json::Value, ns: &str) -> serde_json::Value {
+    use serde_json::Value;
+    fn is_time(s: &str) -> bool {
+        s.len() >= 20 && s.parse::<jiff::Timestamp>().is_ok()
+    }
+    /// Kubernetes makes name suffixes (pod-template hashes, the 5 random
+    /// characters of a generated pod name) from an alphabet without vowels
+    /// (apimachinery's `rand.String`, `SafeEncodeString`), so no word of a
+    /// chart's names is taken for one.
+    fn is_generated(part: &str) -> bool {
+        matches!(part.len(), 5 | 8..=10) && part.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+    }
+    /// `deploy-<hash>-<suffix>` → `deploy-HASH-HASH`, `job-<suffix>` → `job-HASH`.
+    fn unsuffixed(s: &str) -> String {
+        s.split('-')
+            .map(|part| if is_generated(part) { "HASH" } else { part })
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+    fn walk(v: &Value, key: &str, ns: &str) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), walk(v, k, ns))).collect()),
+            Value::Array(a) => Value::Array(a.iter().map(|v| walk(v, key, ns)).collect()),
+            Value::String(s) => Value::String(match key {
+                "age" => "[age]".to_string(),
+                // The simulator's node name carries the machine's.
+                "node" => "[node]".to_string(),
+                k if k.to_ascii_lowercase().ends_with("ip") => "[ip]".to_string(),
+                _ if is_time(s) => "[time]".to_string(),
+                _ => unsuffixed(&s.replace(ns, "NS")),
+            }),
+            other => other.clone(),
+        }
+    }
+    walk(doc, "", ns)
+}
+
+/// A plan document [`redacted`], its pods in a stable order: with their
+/// names redacted, which pod of a component is removed first is theirs to
+/// say, not the snapshot's (the fate and step of each stay).
+pub fn plan_redacted(plan: &serde_json::Value, ns: &str) -> serde_json::Value {
+    let mut doc = redacted(plan, ns);
+    for item in doc["items"].as_array_mut().into_iter().flatten() {
+        if let Some(pods) = item["pods"].as_array_mut() {
+            pods.sort_by_key(|p| p.to_string());
+        }
+    }
+    doc
+}
