@@ -198,16 +198,7 @@ fn plan_shows_steps_victims_and_the_pinned_helm_command() {
         "--dry-run",
     ]);
     assert!(dry.contains("3 → 2 → 1"), "{dry}");
-    let doc: Value = serde_json::from_str(&ok(&[
-        "plan",
-        "my-release",
-        "queryNode=1",
-        "-n",
-        ns,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let doc = plan_json(ns, "queryNode=1");
     assert_eq!(doc["items"][0]["changes"][0]["steps"], serde_json::json!([2, 1]));
     // plan and --dry-run change nothing.
     assert_eq!(replicas(ns, "my-release-milvus-querynode"), "3");

@@ -99,16 +99,7 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
         "a prediction, this server ignores pod-deletion-cost"
     };
     assert!(plan.contains(said), "{plan}");
-    let doc: Value = serde_json::from_str(&ok(&[
-        "plan",
-        "my-release",
-        "queryNode=2",
-        "-n",
-        ns,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let doc = plan_json(ns, "queryNode=2");
     assert_eq!(doc["items"][0]["grace"][0]["podGraceSeconds"], 30);
     assert_eq!(doc["items"][0]["victimsChosen"], honours_deletion_cost());
 

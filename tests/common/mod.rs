@@ -703,3 +703,23 @@ pub fn plan_redacted(plan: &serde_json::Value, ns: &str) -> serde_json::Value {
     }
     doc
 }
+
+/// `plan my-release CHANGE -n NS -o json`, parsed.
+pub fn plan_json(ns: &str, change: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["plan", "my-release", change, "-n", ns, "-o", "json"]))
+        .expect("plan -o json is JSON")
+}
+
+/// `status [ARGS] -n NS -o json`, [`redacted`], after checking that
+/// `-o yaml` says the same (but the ages, which move between the reads).
+pub fn status_doc_redacted(args: &[&str], ns: &str) -> serde_json::Value {
+    let read = |format: &str| ok(&[&["status"], args, &["-n", ns, "-o", format]].concat());
+    let json: serde_json::Value = serde_json::from_str(&read("json")).expect("status -o json is JSON");
+    let yaml: serde_json::Value = serde_saphyr::from_str(&read("yaml")).expect("status -o yaml is YAML");
+    let json = redacted(&json, ns);
+    assert!(
+        redacted(&yaml, ns) == json,
+        "-o yaml says what -o json says (but the ages)"
+    );
+    json
+}
