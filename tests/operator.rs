@@ -689,3 +689,37 @@ fn json_and_yaml_output_of_an_operator_cluster() {
     let plan = plan_json(ns, "queryNode=2");
     insta::assert_json_snapshot!("operator_plan", plan_redacted(&plan, ns));
 }
+
+/// Scaling an Operator cluster's component to 0 needs `--force`; with it,
+/// the resource and the Deployment reach 0 and no pod is left.
+#[test]
+fn scale_to_zero_with_force() {
+    let ns = namespace("op-zero");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let e = fails(&["scale", "my-release", "queryNode=0", "-n", ns], 3);
+    assert!(
+        e.contains("scaling queryNode to 0 stops it serving; pass --force"),
+        "{e}"
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    let in_resource = watch_cr_replicas(ns, "my-release", "queryNode");
+    let r = run(plugin().args(["scale", "my-release", "queryNode=0", "-n", ns, "--force"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("Milvus my-release scaled: queryNode 1→0"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(in_resource.values(), [1, 0]);
+    let d = deployment(ns, QN);
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    assert_eq!(
+        pods_jsonpath(
+            ns,
+            "app.kubernetes.io/component=querynode",
+            "{.items[*].metadata.name}"
+        ),
+        ""
+    );
+}

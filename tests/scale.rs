@@ -275,6 +275,87 @@ fn every_refusal_changes_nothing() {
     assert_eq!(history(pending.name(), "my-release", None).len(), 2);
 }
 
+/// A first install still pending (nothing deployed to scale from) and a
+/// rollback in progress are refused, exit 3, with what to do; nothing is
+/// written.
+#[test]
+fn pending_install_and_pending_rollback_are_refused() {
+    let install = namespace("sc-pending-install");
+    let install = install.name();
+    seed(install, Scenario::Defaults, SeedOptions::default());
+    edit_revision(install, 1, |r| {
+        r["info"]["status"] = "pending-install".into();
+        r["info"]["description"] = "Initial install underway".into();
+    });
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", install], 3);
+    assert_eq!(
+        err,
+        "error: release my-release has no deployed revision (last is 1 pending-install); fix it with helm first\n"
+    );
+    let err = fails(&["plan", "my-release", "queryNode=2", "-n", install], 3);
+    assert_eq!(err, "error: release my-release has no deployed revision yet\n");
+    assert_eq!(history(install, "my-release", None).len(), 1);
+
+    let rollback = namespace("sc-pending-rollback");
+    let rollback = rollback.name();
+    seed(
+        rollback,
+        Scenario::Defaults,
+        SeedOptions {
+            revisions: 3,
+            ..Default::default()
+        },
+    );
+    // As `helm rollback my-release 1` leaves it while it works: revision 3
+    // pending-rollback, the one before still deployed.
+    edit_revision(rollback, 2, |r| r["info"]["status"] = "deployed".into());
+    edit_revision(rollback, 3, |r| {
+        r["info"]["status"] = "pending-rollback".into();
+        r["info"]["description"] = "Rollback to 1".into();
+    });
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", rollback]);
+    assert!(
+        plan.contains("revision 3 is pending-rollback: another Helm operation is in progress, so `scale` is refused until it ends"),
+        "{plan}"
+    );
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", rollback], 3);
+    assert_eq!(
+        err,
+        "error: revision 3 of my-release is pending-rollback (\"Rollback to 1\"): another Helm operation is in progress; wait for it to finish (or roll it back) and retry\n"
+    );
+    assert_eq!(history(rollback, "my-release", None).len(), 3);
+}
+
+/// Scaling a component to 0 needs `--force` (Helm record and live count
+/// both go to 0, no pod left).
+#[test]
+fn scale_to_zero_with_force() {
+    let ns = namespace("sc-zero");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let err = fails(&["scale", "my-release", "dataNode=0", "-n", ns], 3);
+    assert!(
+        err.contains("scaling dataNode to 0 stops it serving; pass --force if that is what you want"),
+        "{err}"
+    );
+    let out = ok(&["scale", "my-release", "dataNode=0", "-n", ns, "--force"]);
+    assert!(
+        out.starts_with("release my-release scaled: dataNode 2→0 (revision 2)"),
+        "{out}"
+    );
+    assert_eq!(replicas(ns, "my-release-milvus-datanode"), "0");
+    assert_eq!(user_values(ns, "my-release", None)["dataNode"]["replicas"], 0);
+    assert_eq!(
+        pods_jsonpath(ns, "component=datanode", "{.items[*].metadata.name}"),
+        ""
+    );
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")]
+    );
+}
+
 #[test]
 fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
     let ns = namespace("sc-sigint");

@@ -591,9 +591,19 @@ pub fn terminating_pods(ns: &str, selector: &str) -> usize {
 /// driver), as another writer of the record would: e.g. to the one a
 /// `scale` run writes on the revision it works on.
 pub fn describe_revision(ns: &str, rev: u32, description: &str) {
+    let description = description.to_string();
+    edit_revision(ns, rev, move |release| {
+        release["info"]["description"] = description.into()
+    });
+}
+
+/// Rewrites revision `rev` of `my-release` (Secret driver) through `edit`
+/// on the decoded release, as Helm stores it; the record's `status` label
+/// follows `info.status`, as Helm keeps them.
+pub fn edit_revision(ns: &str, rev: u32, edit: impl FnOnce(&mut serde_json::Value) + Send + 'static) {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
-    let (ns, description) = (ns.to_string(), description.to_string());
+    let ns = ns.to_string();
     bed()
         .block_on(async move {
             let api: kube::Api<Secret> = kube::Api::namespaced(bed().client().await?, &ns);
@@ -602,16 +612,23 @@ pub fn describe_revision(ns: &str, rev: u32, description: &str) {
             let data = secret.data.as_mut().expect("record data");
             let payload = String::from_utf8(data["release"].0.clone())?;
             let mut release = testbed::seed::decode_release(&payload)?;
-            release["info"]["description"] = description.into();
+            edit(&mut release);
             data.insert(
                 "release".into(),
                 ByteString(testbed::seed::encode_release(&release)?.into_bytes()),
             );
+            if let Some(status) = release["info"]["status"].as_str() {
+                secret
+                    .metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert("status".into(), status.to_string());
+            }
             api.replace(&name, &Default::default(), &secret).await?;
             anyhow::Ok(())
         })
         .expect("runtime")
-        .expect("rewrite the record's description");
+        .expect("rewrite the record");
 }
 
 /// Waits for a background run to end on its own within `limit` (killed and
