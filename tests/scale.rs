@@ -358,7 +358,19 @@ fn scale_to_zero_with_force() {
 
 #[test]
 fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
-    let ns = namespace("sc-sigint");
+    // SIGINT, as Ctrl-C sends it.
+    interrupted_mid_step("-INT");
+}
+
+/// SIGTERM (what `kill`, systemd and a CI runner's cancel send) stops a
+/// run exactly as Ctrl-C does.
+#[test]
+fn sigterm_stops_a_scale_as_ctrl_c_does() {
+    interrupted_mid_step("-TERM");
+}
+
+fn interrupted_mid_step(signal: &str) {
+    let ns = namespace("sc-signal");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
     let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
@@ -368,9 +380,8 @@ fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
         Duration::from_secs(30),
         || terminating_pods(ns, "component=querynode") == 1,
     );
-    // SIGINT, as Ctrl-C sends it.
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();

@@ -120,3 +120,42 @@ fn status_watch_redraws_on_change_only_and_ends_on_ctrl_c() {
     let err = fails(&["status", "-A", "-w"], 2);
     assert!(err.contains("--watch follows one namespace"), "{err}");
 }
+
+/// `status -w -o yaml`: one YAML document per change, `---` between them;
+/// SIGTERM ends it as Ctrl-C does (exit 0, nothing on stderr).
+#[test]
+fn status_watch_as_yaml_and_sigterm() {
+    let ns = namespace("watch-yaml");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let yaml = Watching::start(
+        &["status", "my-release", "-n", ns, "-w", "-o", "yaml"],
+        bed().admin_kubeconfig(),
+    );
+    let documents = |text: &str| -> Vec<Value> {
+        text.split("\n---\n")
+            .map(|d| serde_saphyr::from_str::<Value>(d).expect("every document is YAML"))
+            .collect()
+    };
+    let ready_query_nodes = |d: &Value| {
+        d["items"][0]["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["component"] == "queryNode")
+            .map(|c| c["live"]["ready"].clone())
+    };
+    yaml.wait_for("the first document", |t| {
+        t.contains("kind: MilvusStatusList") && t.contains("pods:")
+    });
+    ok(&["scale", "my-release", "queryNode=4", "-n", ns]);
+    yaml.wait_for("a document at 4 ready query nodes", |t| {
+        t.contains("\n---\n") && documents(t).last().and_then(ready_query_nodes) == Some(4.into())
+    });
+    let docs = documents(&yaml.text());
+    assert!(docs.len() >= 2, "{docs:?}");
+    assert!(docs.iter().all(|d| d["kind"] == "MilvusStatusList"));
+    assert_eq!(ready_query_nodes(&docs[0]), Some(3.into()));
+    let (code, stderr) = yaml.signal("-TERM");
+    assert_eq!((code, stderr.as_str()), (0, ""), "SIGTERM ends the watch cleanly");
+}

@@ -468,9 +468,14 @@ impl Watching {
     }
 
     /// SIGINT, as Ctrl-C sends it: exit code and stderr.
-    pub fn interrupt(mut self) -> (i32, String) {
+    pub fn interrupt(self) -> (i32, String) {
+        self.signal("-INT")
+    }
+
+    /// `kill SIGNAL` (e.g. `-TERM`): exit code and stderr.
+    pub fn signal(mut self, signal: &str) -> (i32, String) {
         std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         let status = self.child.wait().unwrap();
