@@ -284,14 +284,7 @@ fn the_readme_rbac_is_sufficient() {
     // new pod), however long the machine takes, then a clean Ctrl-C.
     let watching = Watching::start(&["status", "my-release", "-n", ns.name(), "-w"], &status_kc);
     watching.wait_for("the first snapshot", |t| t.contains("\nNAME "));
-    kubectl(&[
-        "scale",
-        "deployment",
-        "my-release-milvus-querynode",
-        "-n",
-        ns.name(),
-        "--replicas=3",
-    ]);
+    scale_deployment(ns.name(), "my-release-milvus-querynode", 3);
     watching.wait_for("a later snapshot with the third query node Running", |t| {
         t.split("Release:     ").skip(2).any(|later| {
             later

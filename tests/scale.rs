@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -40,14 +40,6 @@ fn user_values(ns: &str, release: &str, driver: Option<&str>) -> Value {
     let out = testbed::clients::run(cmd.args(["get", "values", release, "-n", ns, "-o", "json"]))
         .expect("helm get values");
     serde_json::from_str(&out).expect("json")
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Seeds queryNode=3/dataNode=2 with slow pod termination, and starts

@@ -325,14 +325,7 @@ fn terminating_pods_show_like_kubectl() {
     )];
     faults(ns, rules);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
-    kubectl(&[
-        "scale",
-        "deployment",
-        "my-release-milvus-querynode",
-        "-n",
-        ns,
-        "--replicas=1",
-    ]);
+    scale_deployment(ns, "my-release-milvus-querynode", 1);
     // The ReplicaSet controller marks the two pods for deletion just after
     // `kubectl scale` returns.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

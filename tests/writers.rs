@@ -85,14 +85,6 @@ fn replicas(ns: &str) -> String {
     ])
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Installs the test chart with `helm` at queryNode=3, pods slow to leave
 /// and slow to start, and starts `scale queryNode=<target>` in the
 /// background, returned once its first step is written.

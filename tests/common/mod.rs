@@ -745,3 +745,28 @@ pub fn status_doc_redacted(args: &[&str], ns: &str) -> serde_json::Value {
     );
     json
 }
+
+/// Polls `f` every 100 ms until it holds; fails after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kubectl scale deployment NAME --replicas=N`, as a user (or another
+/// tool) changes a count by hand.
+pub fn scale_deployment(ns: &str, name: &str, replicas: u32) {
+    kubectl(&[
+        "scale",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        &format!("--replicas={replicas}"),
+    ]);
+}
