@@ -723,3 +723,61 @@ fn scale_to_zero_with_force() {
         ""
     );
 }
+
+/// An Operator scale-in stopped mid-step — by Ctrl-C, or by its own
+/// `--timeout` — ends at once with exit 1, says where the resource stands
+/// and the command that carries on, and writes nothing more.
+#[test]
+fn scale_stopped_by_ctrl_c_or_timeout() {
+    for stop in ["ctrl-c", "timeout"] {
+        let ns = namespace("op-stop");
+        let ns = ns.name();
+        seed_op(ns, OperatorSample::ClusterDefault, None);
+        ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+        // The step's pod takes 5 minutes to go: whatever stops the run,
+        // it is not the step's end.
+        slow_terminations(ns, "app.kubernetes.io/component=querynode", 300_000);
+        let mut args = vec!["scale", "my-release", "queryNode=1", "-n", ns];
+        if stop == "timeout" {
+            args.extend(["--timeout", "5s"]);
+        }
+        let child = spawn_plugin(&args, bed().admin_kubeconfig());
+        eventually(
+            "the first step's pod terminating",
+            Duration::from_secs(60),
+            || terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1,
+        );
+        if stop == "ctrl-c" {
+            std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill");
+        }
+        let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
+        assert_eq!(code, 1, "{stop}: {stderr}");
+        assert_eq!(
+            terminating_pods(ns, "app.kubernetes.io/component=querynode"),
+            1,
+            "{stop}: stopped mid-step"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        let why = if stop == "ctrl-c" {
+            "error: interrupted by a signal; ".to_string()
+        } else {
+            format!("error: {QN} did not reach 2 ready replicas within 5s")
+        };
+        assert!(last.starts_with(&why), "{stop}: {stderr}");
+        assert!(
+            last.ends_with(&format!(
+                "stopped with Milvus my-release at queryNode=2 (the resource records it, nothing else to repair); continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
+            )),
+            "{stop}: {stderr}"
+        );
+        assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2, "{stop}");
+        let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);
+        assert!(
+            leases.trim().is_empty(),
+            "{stop}: the Lease is given up: {leases}"
+        );
+    }
+}
