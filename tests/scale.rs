@@ -652,6 +652,52 @@ fn configmap_driver_helm3_records_and_history_pruning() {
     assert_eq!(rel["info"]["deleted"], "");
 }
 
+/// The history limit as Helm keeps it: 10 revisions by default, or
+/// `HELM_MAX_HISTORY`, or `--history-max` over both (0: keep all); the
+/// deployed revision is never pruned.
+#[test]
+fn history_limit_default_env_and_flag() {
+    let ns = namespace("sc-hist");
+    let ns = ns.name();
+    seed(
+        ns,
+        Scenario::Defaults,
+        SeedOptions {
+            revisions: 10,
+            wait_ready: true,
+            ..Default::default()
+        },
+    );
+    let revisions = || -> Vec<u64> { history(ns, "my-release", None).iter().map(|r| r.0).collect() };
+    let scale = |to: &str, env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = plugin();
+        cmd.args(["scale", "my-release", to, "-n", ns]);
+        if let Some(max) = env {
+            cmd.env("HELM_MAX_HISTORY", max);
+        }
+        if let Some(max) = flag {
+            cmd.args(["--history-max", max]);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    };
+    scale("dataNode=2", None, None);
+    assert_eq!(revisions(), (2..=11).collect::<Vec<_>>(), "the default keeps 10");
+    scale("dataNode=1", Some("2"), None);
+    assert_eq!(revisions(), [11, 12], "HELM_MAX_HISTORY=2");
+    scale("dataNode=2", Some("2"), Some("0"));
+    assert_eq!(
+        revisions(),
+        [11, 12, 13],
+        "--history-max 0 over HELM_MAX_HISTORY keeps all"
+    );
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ["superseded", "superseded", "deployed"]
+    );
+}
+
 /// Helm 4 installs and upgrades with server-side apply by default: Helm's
 /// field manager owns `spec.replicas`. After `scale` — a whole run, or a
 /// killed one and its repairing re-run — Helm's next server-side apply of
