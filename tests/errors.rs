@@ -423,3 +423,98 @@ fn scale_without_watch_permission_stops_at_once() {
     );
     assert!(r.stderr.contains("recorded it as revision 2"), "{}", r.stderr);
 }
+
+/// Values may hold passwords: nothing the plugin prints — `plan` in every
+/// format, `scale --dry-run`, `status`, and its refusals and errors — ever
+/// shows one, even where it names the values it reads or would write.
+#[test]
+fn no_secret_is_printed_by_plan_or_errors() {
+    let ns = namespace("err-secrets");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    const SECRET: &str = "s3cr3t-do-not-print";
+    edit_revision(ns, 1, |r| {
+        let config = r["config"].as_object_mut().expect("user values");
+        config.insert("minio".into(), json!({"accessKey": SECRET, "secretKey": SECRET}));
+        config.insert("externalS3".into(), json!({"secretAccessKey": SECRET}));
+        config.insert(
+            "extraConfigFiles".into(),
+            json!({"user.yaml": format!("minio:\n  secretAccessKey: {SECRET}\n")}),
+        );
+        let query_node = config.entry("queryNode").or_insert(json!({}));
+        query_node["extraEnv"] = json!([{"name": "PASSWORD", "value": SECRET}]);
+    });
+    let as_user = |args: &[&str]| {
+        let r = run(plugin().args(args));
+        assert!(
+            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
+            "{args:?} printed a secret:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+        r
+    };
+    // Outputs that succeed.
+    for args in [
+        &["plan", "my-release", "queryNode=2", "-n", ns][..],
+        &[
+            "plan",
+            "my-release",
+            "queryNode=2",
+            "dataNode=3",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ],
+        &["plan", "my-release", "queryNode=2", "-n", ns, "-o", "yaml"],
+        &["scale", "my-release", "queryNode=2", "-n", ns, "--dry-run"],
+        &["status", "my-release", "-n", ns, "-o", "json"],
+        &["status", "my-release", "-n", ns, "-o", "yaml"],
+        &["status", "-n", ns, "-o", "wide"],
+    ] {
+        assert_eq!(as_user(args).code, 0, "{args:?}");
+    }
+    // Refusals and errors, each of which names the release and its values.
+    for (args, code) in [
+        (&["scale", "my-release", "queryNode=0", "-n", ns][..], 3),
+        (&["scale", "my-release", "mixCoordinator=2", "-n", ns], 3),
+        (&["scale", "my-release", "etcd=2", "-n", ns], 2),
+        (
+            &[
+                "plan",
+                "my-release",
+                "queryNode",
+                "--min",
+                "1",
+                "--max",
+                "2",
+                "-n",
+                ns,
+            ],
+            3,
+        ),
+        (
+            &[
+                "scale",
+                "my-release",
+                "queryNode=2",
+                "--remove",
+                "no-such-pod",
+                "-n",
+                ns,
+            ],
+            2,
+        ),
+    ] {
+        let r = as_user(args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    // A real scale records the values (secret included) as Helm does, but
+    // prints none of them.
+    let r = as_user(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let values = helm(&["get", "values", "my-release", "-n", ns, "-o", "json"]);
+    assert!(values.contains(SECRET), "Helm's values keep it: {values}");
+}
