@@ -428,6 +428,18 @@ fn killed_scale_is_repaired_by_the_next_run() {
             && status.contains("takes over and repairs it once the lock has gone 15s unrenewed"),
         "{status}"
     );
+    // A dry run judges the Lease as `scale` does — by watching it with its
+    // own clock, without taking it — and, the holder silent for its
+    // duration, shows the repair.
+    let r = run(plugin().args(["scale", "my-release", "queryNode=1", "-n", ns, "--dry-run"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("waiting up to 15s"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("\nqueryNode   3        2         1        2 → 1   my-release-milvus-querynode\n"),
+        "{}",
+        r.stdout
+    );
     // Real helm refuses while it is pending; the plugin waits the Lease out
     // by its own clock, takes it over, repairs and carries on.
     let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
