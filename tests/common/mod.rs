@@ -667,8 +667,15 @@ pub fn exits_within(mut child: std::process::Child, limit: Duration) -> (i32, St
 /// counts them in its closing line. A test never passes a branch in silence.
 pub fn branch(what: &str) {
     use std::io::Write;
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let test = std::thread::current().name().unwrap_or("?").to_string();
-    let _ = writeln!(std::io::stderr().lock(), "branch: {test}: {what}");
+    let line = format!("branch: {test}: {what}");
+    // Once per test and branch, however often the test asks.
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        said.push(line);
+    }
 }
 
 /// `-o json|yaml` output made comparable across runs for a snapshot: the
