@@ -455,11 +455,12 @@ impl Watching {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// Waits (generously: a loaded machine) until the output so far satisfies `f`.
     pub fn wait_for(&self, what: &str, mut f: impl FnMut(&str) -> bool) {
         let start = std::time::Instant::now();
         while !f(&self.text()) {
             assert!(
-                start.elapsed() < Duration::from_secs(60),
+                start.elapsed() < Duration::from_secs(120),
                 "timed out waiting for {what}:\n{}",
                 self.text()
             );
