@@ -343,9 +343,10 @@ fn a_killed_bounds_run_is_repaired_by_a_rerun() {
 fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
     let ns = namespace("hpa-writer");
     let ns = ns.name();
-    // The step's pod takes 5 minutes to go: a stop while it is still
-    // terminating is the watch's, not the step's end.
-    let (child, _) = slow_bounds_run(ns, 300_000);
+    // The step's pod takes 30 s to go (the chart's grace, which caps the
+    // simulator's): a stop while it is still terminating is the watch's,
+    // not the step's end.
+    let (child, _) = slow_bounds_run(ns, 30_000);
     kubectl(&[
         "patch",
         "hpa",

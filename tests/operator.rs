@@ -503,7 +503,8 @@ fn killed_mid_scale_in_a_rerun_carries_on() {
 fn another_writer_mid_run_stops_it_at_once() {
     let ns = namespace("op-writer");
     let ns = ns.name();
-    // The step's pod takes 5 minutes to go: a stop while it is still
+    // The step's pod takes 5 minutes to go (the operator's 30-day grace
+    // allows it): a stop while it is still
     // terminating is the other-writer watch's, not the step's end.
     let child = slow_scale_in(ns, 300_000);
     patch_query_nodes(ns, 5);
@@ -734,7 +735,8 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         let ns = ns.name();
         seed_op(ns, OperatorSample::ClusterDefault, None);
         ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
-        // The step's pod takes 5 minutes to go: whatever stops the run,
+        // The step's pod takes 5 minutes to go (the operator's 30-day grace
+        // allows it): whatever stops the run,
         // it is not the step's end.
         slow_terminations(ns, "app.kubernetes.io/component=querynode", 300_000);
         let mut args = vec!["scale", "my-release", "queryNode=1", "-n", ns];

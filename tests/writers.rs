@@ -148,10 +148,10 @@ fn stopped_within(child: Child, since: Instant, within: Duration) -> String {
     error
 }
 
-/// A scale-in whose removed pod takes 5 minutes to go, stopped by what the
-/// test does next: it must stop while that step is still under way (the
-/// pod still terminating), however long a loaded machine takes to notice;
-/// its one-line error.
+/// A scale-in whose removed pod takes 30 s to go (the chart's grace, which
+/// caps the simulator's), stopped by what the test does next: it must stop
+/// while that step is still under way (the pod still terminating), however
+/// long a loaded machine takes to notice; its one-line error.
 fn stopped_mid_step(ns: &str, child: Child) -> String {
     let stderr = stopped_at_once(child, || terminating_pods(ns, "component=querynode") == 1);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -354,7 +354,7 @@ fn a_change_to_the_runs_own_record_stops_it() {
     let ns = namespace("wr-own");
     let ns = ns.name();
     let helm = Helm::V4ClientSide;
-    let child = scale_under_way_by(ns, helm, 1, 300_000);
+    let child = scale_under_way_by(ns, helm, 1, 30_000);
     kubectl(&[
         "annotate",
         "secret",
@@ -459,7 +459,7 @@ fn the_lock_trusts_no_clock_and_no_host_name() {
 fn a_run_whose_lock_is_taken_stops() {
     let ns = namespace("wr-taken");
     let ns = ns.name();
-    let child = scale_under_way_by(ns, Helm::V4ClientSide, 1, 300_000);
+    let child = scale_under_way_by(ns, Helm::V4ClientSide, 1, 30_000);
     apply(&lease_yaml(ns, "intruder/9/beef", &micro(jiff::Timestamp::now())));
     let err = stopped_mid_step(ns, child);
     assert!(
