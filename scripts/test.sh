@@ -73,7 +73,11 @@ cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 stop_plane
 trap - EXIT
 
-# One closing line for the whole suite (cargo prints one per test binary).
+# The version branches and skips the tests said they took (`branch: TEST:
+# WHAT` lines on stderr, which the harness does not capture), then one
+# closing line for the whole suite (cargo prints one per test binary).
+grep '^branch: ' "$log" || true
+echo "version branches or skips taken: $(grep -c '^branch: ' "$log" || true) (listed above)"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"

@@ -99,7 +99,12 @@ fn other_charts_and_corrupt_records_are_named() {
     ] {
         let r = run(plugin().args(&args));
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
-        assert!(r.stdout.contains("my-release"), "{args:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("Release:     my-release (namespace ")
+                || r.stdout.contains("\"release\": \"my-release\""),
+            "{args:?}: {}",
+            r.stdout
+        );
         assert!(
             r.stderr.lines().any(|l| l.starts_with(&warning)),
             "{args:?}: {}",
@@ -114,9 +119,24 @@ fn other_charts_and_corrupt_records_are_named() {
         r.stdout
     );
     // The release named is the broken one: that fails, nothing else does.
-    let r = run(plugin().args(["scale", "broken", "queryNode=2", "-n", ns]));
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot be decoded"), "{}", r.stderr);
+    // Exit 1 for every command (README's table): a record the plugin cannot
+    // read is trouble in the cluster, not invalid input (2) nor a safety
+    // refusal (3).
+    let secrets = || kubectl(&["get", "secrets", "-n", ns, "-o", "name"]);
+    let before = secrets();
+    for args in [
+        ["scale", "broken", "queryNode=2", "-n", ns],
+        ["plan", "broken", "queryNode=2", "-n", ns],
+    ] {
+        let err = fails(&args, 1);
+        assert!(
+            err.contains(&format!(
+                "Helm release record Secret {ns}/sh.helm.release.v1.broken.v1 cannot be decoded"
+            )) && err.contains("kubectl delete secret sh.helm.release.v1.broken.v1"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(secrets(), before, "nothing written");
 }
 
 /// Rules that can read Helm records but nothing else.
@@ -244,7 +264,7 @@ fn the_readme_rbac_is_sufficient() {
         .args(["scale", "my-release", "queryNode=2", "-n", ns.name()])
         .env("KUBECONFIG", &status_kc));
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: taking the release's lock (a Lease): forbidden: you cannot create leases.coordination.k8s.io in namespace "), "{}", r.stderr);
     let revisions = kubectl(&[
         "get",
         "secrets",
@@ -262,13 +282,40 @@ fn the_readme_rbac_is_sufficient() {
         .env("KUBECONFIG", &scale_kc));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    // `status -w` with the status Role: its watches are allowed (a refused
-    // one would end it at once with exit 1).
+    // `status -w` with the status Role: its watches are allowed. Proven by
+    // a change that only a working watch shows (a second snapshot with the
+    // new pod), however long the machine takes, then a clean Ctrl-C.
     let watching = Watching::start(&["status", "my-release", "-n", ns.name(), "-w"], &status_kc);
     watching.wait_for("the first snapshot", |t| t.contains("\nNAME "));
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    scale_deployment(ns.name(), "my-release-milvus-querynode", 3);
+    watching.wait_for("a later snapshot with the third query node Running", |t| {
+        t.split("Release:     ").skip(2).any(|later| {
+            later
+                .lines()
+                .filter(|l| l.starts_with("my-release-milvus-querynode-") && l.contains(" Running "))
+                .count()
+                == 3
+        })
+    });
     let (code, stderr) = watching.interrupt();
     assert_eq!((code, stderr.as_str()), (0, ""));
+
+    // The negative control: the same Role without `watch` ends `status -w`
+    // on its own, exit 1, one line naming the verb.
+    let mut no_watch = readme_rules().0;
+    for rule in &mut no_watch {
+        rule.verbs.retain(|v| v != "watch");
+    }
+    no_watch.retain(|rule| !rule.verbs.is_empty());
+    let no_watch_kc = restricted(ns.name(), "status-no-watch", no_watch);
+    let child = spawn_plugin(&["status", "my-release", "-n", ns.name(), "-w"], &no_watch_kc);
+    let (code, _stdout, stderr) = exits_within(child, Duration::from_secs(120));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: forbidden: you cannot watch "),
+        "{stderr}"
+    );
 }
 
 /// `--context`, `--as` and `--as-group` behave as in kubectl.
@@ -323,7 +370,11 @@ fn context_and_impersonation_flags() {
 
     let who = format!("system:serviceaccount:{}:nobody", ns.name());
     let err = fails(&["status", "my-release", "-n", ns.name(), "--as", &who], 1);
-    assert!(err.contains("forbidden") && err.contains("nobody"), "{err}");
+    assert!(
+        err.starts_with("error: forbidden: you cannot list secrets in namespace ")
+            && err.contains(&format!("\"{who}\"")),
+        "{err}"
+    );
     // Impersonating a group with full rights works again.
     let out = ok(&[
         "status",
@@ -392,4 +443,99 @@ fn status_that_cannot_read_the_live_objects_says_so() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// Values may hold passwords: nothing the plugin prints — `plan` in every
+/// format, `scale --dry-run`, `status`, and its refusals and errors — ever
+/// shows one, even where it names the values it reads or would write.
+#[test]
+fn no_secret_is_printed_by_plan_or_errors() {
+    let ns = namespace("err-secrets");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    const SECRET: &str = "s3cr3t-do-not-print";
+    edit_revision(ns, 1, |r| {
+        let config = r["config"].as_object_mut().expect("user values");
+        config.insert("minio".into(), json!({"accessKey": SECRET, "secretKey": SECRET}));
+        config.insert("externalS3".into(), json!({"secretAccessKey": SECRET}));
+        config.insert(
+            "extraConfigFiles".into(),
+            json!({"user.yaml": format!("minio:\n  secretAccessKey: {SECRET}\n")}),
+        );
+        let query_node = config.entry("queryNode").or_insert(json!({}));
+        query_node["extraEnv"] = json!([{"name": "PASSWORD", "value": SECRET}]);
+    });
+    let as_user = |args: &[&str]| {
+        let r = run(plugin().args(args));
+        assert!(
+            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
+            "{args:?} printed a secret:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+        r
+    };
+    // Outputs that succeed.
+    for args in [
+        &["plan", "my-release", "queryNode=2", "-n", ns][..],
+        &[
+            "plan",
+            "my-release",
+            "queryNode=2",
+            "dataNode=3",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ],
+        &["plan", "my-release", "queryNode=2", "-n", ns, "-o", "yaml"],
+        &["scale", "my-release", "queryNode=2", "-n", ns, "--dry-run"],
+        &["status", "my-release", "-n", ns, "-o", "json"],
+        &["status", "my-release", "-n", ns, "-o", "yaml"],
+        &["status", "-n", ns, "-o", "wide"],
+    ] {
+        assert_eq!(as_user(args).code, 0, "{args:?}");
+    }
+    // Refusals and errors, each of which names the release and its values.
+    for (args, code) in [
+        (&["scale", "my-release", "queryNode=0", "-n", ns][..], 3),
+        (&["scale", "my-release", "mixCoordinator=2", "-n", ns], 3),
+        (&["scale", "my-release", "etcd=2", "-n", ns], 2),
+        (
+            &[
+                "plan",
+                "my-release",
+                "queryNode",
+                "--min",
+                "1",
+                "--max",
+                "2",
+                "-n",
+                ns,
+            ],
+            3,
+        ),
+        (
+            &[
+                "scale",
+                "my-release",
+                "queryNode=2",
+                "--remove",
+                "no-such-pod",
+                "-n",
+                ns,
+            ],
+            2,
+        ),
+    ] {
+        let r = as_user(args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    // A real scale records the values (secret included) as Helm does, but
+    // prints none of them.
+    let r = as_user(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let values = helm(&["get", "values", "my-release", "-n", ns, "-o", "json"]);
+    assert!(values.contains(SECRET), "Helm's values keep it: {values}");
 }

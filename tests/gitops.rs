@@ -361,3 +361,15 @@ fn argo_rendered_grace_check_reads_the_live_milvus_configuration() {
         "{plan}"
     );
 }
+
+/// `-o json` of an Argo CD-rendered instance (no Helm record), every field
+/// pinned by a snapshot (names and times redacted), `-o yaml` the same.
+#[test]
+fn json_and_yaml_output_of_an_argo_rendered_instance() {
+    let ns = namespace("gitops-snap");
+    let ns = ns.name();
+    // (The Application's namespace, `argocd-<suffix>`, redacts to argocd-HASH.)
+    let _app = argo(ns, Scenario::Defaults, ArgoOptions::default());
+    let json = status_doc_redacted(&[], ns);
+    insta::assert_json_snapshot!("argo_status", json);
+}

@@ -183,7 +183,7 @@ fn helm_hpa_bounds_are_kept_in_step_with_helm() {
     assert!(out.contains("queryNode HPA 3-6→1-1 (revision 4)"), "{out}");
     assert_eq!(hpa_bounds(ns, QN_HPA), "1-1");
     assert_eq!(ready(ns, QN), 1);
-    let seen = watched.lock().unwrap().clone();
+    let seen = watched.values();
     assert_eq!(seen, [1, 3, 2, 1], "replica sequence seen by the watch");
 
     // The same bounds again: nothing to do, no revision.
@@ -343,8 +343,10 @@ fn a_killed_bounds_run_is_repaired_by_a_rerun() {
 fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
     let ns = namespace("hpa-writer");
     let ns = ns.name();
-    // The step's pod takes 10 s to go: a stop within 3 s is the watch's.
-    let (child, _) = slow_bounds_run(ns, 10_000);
+    // The step's pod takes 30 s to go (the chart's grace, which caps the
+    // simulator's): a stop while it is still terminating is the watch's,
+    // not the step's end.
+    let (child, _) = slow_bounds_run(ns, 30_000);
     kubectl(&[
         "patch",
         "hpa",
@@ -356,7 +358,11 @@ fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
         "-p",
         r#"{"spec":{"maxReplicas":5}}"#,
     ]);
-    let stderr = stopped_at_once(child);
+    // The step ends once the HPA controller has the Deployment at 2 and
+    // the removed pod is gone: not yet, when the run has stopped.
+    let stderr = stopped_at_once(child, || {
+        replicas(ns, QN) != "2" || terminating_pods(ns, "component=querynode") == 1
+    });
     assert!(
         stderr.contains(&format!(
             "another writer changed the bounds of HorizontalPodAutoscaler {QN_HPA} to 1-5 (this run expected 1-2); this run wrote nothing over it"
@@ -476,13 +482,13 @@ fn a_bounds_change_leaves_the_count_to_the_hpa_for_the_next_helm_upgrade() {
     // upgrade failed on it). Older servers record no owner for /scale
     // writes: Helm still owns the field it no longer renders and the server
     // drops it to its default for a moment, until the HPA brings it back.
-    let seen = watched.lock().unwrap().clone();
+    let seen = watched.values();
     if bed().server_minor() >= 22 {
         assert!(!seen.contains(&1), "the upgrade reset the HPA's count: {seen:?}");
     } else {
-        println!(
-            "hpa: server v1.{} records no owner for /scale writes: the HPA's count is only checked to come back ({seen:?})",
+        branch(&format!(
+            "server v1.{} records no owner for /scale writes: the HPA's count is only checked to come back ({seen:?})",
             bed().server_minor()
-        );
+        ));
     }
 }

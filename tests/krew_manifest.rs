@@ -425,116 +425,171 @@ fn krew_release_bot_template_matches_the_manifest() {
 #[test]
 fn validator_rejects_each_broken_rule() {
     let good = load(&manifest_path());
-    type Mutation = (&'static str, fn(&mut Value));
+    // (the rule broken, the validator's message for it, the breakage)
+    type Mutation = (&'static str, &'static str, fn(&mut Value));
     let cases: Vec<Mutation> = vec![
-        ("wrong apiVersion", |m| {
+        ("wrong apiVersion", "wrong apiVersion", |m| {
             m["apiVersion"] = json!("krew.googlecontainertools.github.com/v1alpha1")
         }),
-        ("wrong kind", |m| m["kind"] = json!("Plugins")),
-        ("name differs from file", |m| {
-            m["metadata"]["name"] = json!("milvus2")
+        ("wrong kind", "wrong kind", |m| m["kind"] = json!("Plugins")),
+        (
+            "name differs from file",
+            "plugin name \"milvus2\" differs from the file name milvus.yaml",
+            |m| m["metadata"]["name"] = json!("milvus2"),
+        ),
+        ("name with a dot", "invalid plugin name \"mil.vus\"", |m| {
+            m["metadata"]["name"] = json!("mil.vus")
         }),
-        ("name with a dot", |m| m["metadata"]["name"] = json!("mil.vus")),
-        ("empty shortDescription", |m| {
+        ("empty shortDescription", "shortDescription is empty", |m| {
             m["spec"]["shortDescription"] = json!("")
         }),
-        ("shortDescription newline", |m| {
-            m["spec"]["shortDescription"] = json!("Inspect\nand scale")
-        }),
-        ("shortDescription too long", |m| {
+        (
+            "shortDescription newline",
+            "shortDescription has a line break",
+            |m| m["spec"]["shortDescription"] = json!("Inspect\nand scale"),
+        ),
+        ("shortDescription too long", "`krew search` cuts it at 50", |m| {
             m["spec"]["shortDescription"] =
                 json!("Inspect and safely scale Helm-installed Milvus clusters now")
         }),
-        ("version without v", |m| m["spec"]["version"] = json!(VERSION)),
-        ("version not strict semver", |m| {
-            m["spec"]["version"] = json!("v0.1")
+        ("version without v", "is not v + semver", |m| {
+            m["spec"]["version"] = json!(VERSION)
         }),
-        ("version leading zero", |m| {
-            m["spec"]["version"] = json!("v0.01.0")
+        (
+            "version not strict semver",
+            "version \"v0.1\" is not v + semver",
+            |m| m["spec"]["version"] = json!("v0.1"),
+        ),
+        (
+            "version leading zero",
+            "version \"v0.01.0\" is not v + semver",
+            |m| m["spec"]["version"] = json!("v0.01.0"),
+        ),
+        ("version not Cargo's", "version \"v9.9.9\" is not v", |m| {
+            m["spec"]["version"] = json!("v9.9.9")
         }),
-        ("version not Cargo's", |m| m["spec"]["version"] = json!("v9.9.9")),
-        ("no platforms", |m| m["spec"]["platforms"] = json!([])),
-        ("uri missing", |m| {
+        ("no platforms", "no platforms", |m| {
+            m["spec"]["platforms"] = json!([])
+        }),
+        ("uri missing", "platform 0: uri missing", |m| {
             m["spec"]["platforms"][0].as_object_mut().unwrap().remove("uri");
         }),
-        ("sha256 uppercase", |m| {
+        ("sha256 uppercase", "is not 64 lowercase hex", |m| {
             m["spec"]["platforms"][0]["sha256"] = json!("A".repeat(64))
         }),
-        ("sha256 short", |m| {
-            m["spec"]["platforms"][0]["sha256"] = json!("ab12")
-        }),
-        ("bin missing", |m| {
+        (
+            "sha256 short",
+            "platform 0: sha256 \"ab12\" is not 64 lowercase hex",
+            |m| m["spec"]["platforms"][0]["sha256"] = json!("ab12"),
+        ),
+        ("bin missing", "platform 0: bin missing", |m| {
             m["spec"]["platforms"][0].as_object_mut().unwrap().remove("bin");
         }),
-        ("bin not installed", |m| {
-            m["spec"]["platforms"][0]["bin"] = json!("kubectl-milvus2")
+        (
+            "bin not installed",
+            "platform 0: bin \"kubectl-milvus2\" is not installed by files",
+            |m| m["spec"]["platforms"][0]["bin"] = json!("kubectl-milvus2"),
+        ),
+        (
+            "bin outside install dir",
+            "platform 0: bin \"../kubectl-milvus\" is outside the install directory",
+            |m| m["spec"]["platforms"][0]["bin"] = json!("../kubectl-milvus"),
+        ),
+        ("files empty", "platform 0: files is present but empty", |m| {
+            m["spec"]["platforms"][0]["files"] = json!([])
         }),
-        ("bin outside install dir", |m| {
-            m["spec"]["platforms"][0]["bin"] = json!("../kubectl-milvus")
-        }),
-        ("files empty", |m| m["spec"]["platforms"][0]["files"] = json!([])),
-        ("files from empty", |m| {
-            m["spec"]["platforms"][0]["files"][1]["from"] = json!("")
-        }),
-        ("files to missing", |m| {
-            m["spec"]["platforms"][0]["files"][1]
-                .as_object_mut()
-                .unwrap()
-                .remove("to");
-        }),
-        ("files to unclean", |m| {
-            m["spec"]["platforms"][0]["files"][1]["to"] = json!("./")
-        }),
-        ("LICENSE not installed", |m| {
-            m["spec"]["platforms"][0]["files"].as_array_mut().unwrap().pop();
-        }),
-        ("selector missing", |m| {
+        (
+            "files from empty",
+            "platform 0: a files entry lacks from/to",
+            |m| m["spec"]["platforms"][0]["files"][1]["from"] = json!(""),
+        ),
+        (
+            "files to missing",
+            "platform 0: a files entry lacks from/to",
+            |m| {
+                m["spec"]["platforms"][0]["files"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("to");
+            },
+        ),
+        (
+            "files to unclean",
+            "platform 0: files `to` \"./\" is not a clean path inside the install dir",
+            |m| m["spec"]["platforms"][0]["files"][1]["to"] = json!("./"),
+        ),
+        (
+            "LICENSE not installed",
+            "platform 0: no LICENSE among the installed files",
+            |m| {
+                m["spec"]["platforms"][0]["files"].as_array_mut().unwrap().pop();
+            },
+        ),
+        ("selector missing", "platform 0: selector missing", |m| {
             m["spec"]["platforms"][0]
                 .as_object_mut()
                 .unwrap()
                 .remove("selector");
         }),
-        ("selector empty", |m| {
+        ("selector empty", "platform 0: selector empty", |m| {
             m["spec"]["platforms"][0]["selector"] = json!({})
         }),
-        ("matchLabels present but empty", |m| {
-            m["spec"]["platforms"][0]["selector"]["matchLabels"] = json!({})
-        }),
-        ("selector key not os/arch", |m| {
-            m["spec"]["platforms"][0]["selector"]["matchLabels"]["libc"] = json!("musl")
-        }),
-        ("selector matches no supported pair", |m| {
-            m["spec"]["platforms"][0]["selector"]["matchLabels"]["arch"] = json!("s390x")
-        }),
-        ("overlapping platforms", |m| {
+        (
+            "matchLabels present but empty",
+            "platform 0: selector matchLabels is present but empty",
+            |m| m["spec"]["platforms"][0]["selector"]["matchLabels"] = json!({}),
+        ),
+        (
+            "selector key not os/arch",
+            "platform 0: selector key \"libc\" is not os or arch",
+            |m| m["spec"]["platforms"][0]["selector"]["matchLabels"]["libc"] = json!("musl"),
+        ),
+        (
+            "selector matches no supported pair",
+            "platform 0: selector matches no supported os/arch",
+            |m| m["spec"]["platforms"][0]["selector"]["matchLabels"]["arch"] = json!("s390x"),
+        ),
+        ("overlapping platforms", "is selected by 2 platforms", |m| {
             let dup = m["spec"]["platforms"][0].clone();
             m["spec"]["platforms"].as_array_mut().unwrap().push(dup);
         }),
-        ("overlap through an os-only selector", |m| {
-            m["spec"]["platforms"][4]["selector"] = json!({"matchLabels": {"os": "linux"}});
-        }),
-        ("required platform missing", |m| {
+        (
+            "overlap through an os-only selector",
+            "is selected by 2 platforms",
+            |m| {
+                m["spec"]["platforms"][4]["selector"] = json!({"matchLabels": {"os": "linux"}});
+            },
+        ),
+        ("required platform missing", "no platform for ", |m| {
             m["spec"]["platforms"].as_array_mut().unwrap().remove(4);
         }),
     ];
-    for (rule, mutate) in cases {
+    for (rule, message, mutate) in cases {
         let mut broken = good.clone();
         mutate(&mut broken);
         let errs = validate("milvus.yaml", &broken, VERSION);
-        assert!(!errs.is_empty(), "the validator accepts a manifest with {rule}");
+        // Caught by its own rule, not by some other one it happens to break.
+        assert!(
+            errs.iter().any(|e| e.contains(message)),
+            "{rule}: expected an error containing {message:?}, got {errs:?}"
+        );
     }
     // Rules on the name and the file name.
-    assert!(
-        !validate("milvus.yml", &good, VERSION).is_empty(),
-        "file extension"
+    assert_eq!(
+        validate("milvus.yml", &good, VERSION),
+        ["manifest file milvus.yml must end in .yaml"]
     );
-    assert!(!validate("other.yaml", &good, VERSION).is_empty(), "file name");
+    assert_eq!(
+        validate("other.yaml", &good, VERSION),
+        ["plugin name \"milvus\" differs from the file name other.yaml"]
+    );
     for reserved in ["CON", "nul", "com1", "LPT9"] {
         let mut m = good.clone();
         m["metadata"]["name"] = json!(reserved);
         let errs = validate(&format!("{reserved}.yaml"), &m, VERSION);
         assert!(
-            errs.iter().any(|e| e.contains("reserved")),
+            errs.iter()
+                .any(|e| e == &format!("plugin name {reserved:?} is a reserved name on Windows")),
             "{reserved}: {errs:?}"
         );
     }

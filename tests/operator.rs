@@ -281,8 +281,16 @@ fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
         "{table}"
     );
 
+    // One replica at a time, seen in the resource itself (not only in what
+    // the plugin says it did).
+    let in_resource = watch_cr_replicas(ns, "my-release", "queryNode");
     let r = run(plugin().args(["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        in_resource.values(),
+        [3, 2, 1],
+        "the resource's queryNode replicas, as a watch saw them"
+    );
     let steps: Vec<&str> = r
         .stderr
         .lines()
@@ -351,13 +359,19 @@ fn refusals_change_nothing() {
     seed_op(ns, OperatorSample::Hpa, None);
     let generation = milvus(ns, "my-release")["metadata"]["generation"].clone();
     let e = fails(&["scale", "my-release", "mixCoord=2", "-n", ns], 3);
-    assert!(e.contains("coordinator"), "{e}");
+    assert!(
+        e.contains("mixCoord is a coordinator: Milvus adds worker nodes only"),
+        "{e}"
+    );
     let e = fails(&["scale", "my-release", "proxy=3", "-n", ns], 3);
-    assert!(e.contains("HorizontalPodAutoscaler") || e.contains("-1"), "{e}");
+    assert!(e.contains("proxy is managed by HorizontalPodAutoscaler "), "{e}");
     let e = fails(&["scale", "grouped", "dataNode=3", "-n", ns], 3);
     assert!(e.contains("dataNode/zone-a"), "{e}");
     let e = fails(&["scale", "my-release", "queryNode=0", "-n", ns], 3);
-    assert!(e.contains("--force"), "{e}");
+    assert!(
+        e.contains("scaling queryNode to 0 stops it serving; pass --force"),
+        "{e}"
+    );
     let e = fails(&["scale", "my-release", "queryNode=-5", "-n", ns], 2);
     assert!(e.contains("below zero"), "{e}");
     let e = fails(&["plan", "my-release", "etcd=2", "-n", ns], 2);
@@ -390,7 +404,10 @@ fn refusals_change_nothing() {
     let standalone = standalone.name();
     seed_op(standalone, OperatorSample::Default, None);
     let e = fails(&["scale", "my-release", "queryNode=2", "-n", standalone], 3);
-    assert!(e.contains("standalone"), "{e}");
+    assert!(
+        e.contains("Milvus my-release runs standalone (a single pod); only cluster mode has worker components to scale"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -486,9 +503,14 @@ fn killed_mid_scale_in_a_rerun_carries_on() {
 fn another_writer_mid_run_stops_it_at_once() {
     let ns = namespace("op-writer");
     let ns = ns.name();
-    let child = slow_scale_in(ns, 3000);
+    // The step's pod takes 5 minutes to go (the operator's 30-day grace
+    // allows it): a stop while it is still
+    // terminating is the other-writer watch's, not the step's end.
+    let child = slow_scale_in(ns, 300_000);
     patch_query_nodes(ns, 5);
-    let stderr = stopped_at_once(child);
+    let stderr = stopped_at_once(child, || {
+        terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1
+    });
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: another writer changed spec.components.queryNode.replicas of Milvus my-release to 5 (this run expected 2)"),
@@ -601,7 +623,7 @@ fn the_readme_rbac_is_sufficient_for_operator_clusters() {
         .args(["scale", "my-release", "queryNode=2", "-n", ns])
         .env("KUBECONFIG", &status_kc));
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: taking the release's lock (a Lease): forbidden: you cannot create leases.coordination.k8s.io in namespace "), "{}", r.stderr);
     assert_eq!(
         milvus(ns, "my-release")["metadata"]["generation"],
         generation,
@@ -758,4 +780,110 @@ fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
         r.stderr
     );
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+}
+
+/// `-o json` of a ready Operator cluster, every field pinned by a snapshot
+/// (names and times redacted), and `-o yaml` saying the same.
+#[test]
+fn json_and_yaml_output_of_an_operator_cluster() {
+    let ns = namespace("op-snap");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let json = status_doc_redacted(&["my-release"], ns);
+    insta::assert_json_snapshot!("operator_status", json);
+    let plan = plan_json(ns, "queryNode=2");
+    insta::assert_json_snapshot!("operator_plan", plan_redacted(&plan, ns));
+}
+
+/// Scaling an Operator cluster's component to 0 needs `--force`; with it,
+/// the resource and the Deployment reach 0 and no pod is left.
+#[test]
+fn scale_to_zero_with_force() {
+    let ns = namespace("op-zero");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let e = fails(&["scale", "my-release", "queryNode=0", "-n", ns], 3);
+    assert!(
+        e.contains("scaling queryNode to 0 stops it serving; pass --force"),
+        "{e}"
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    let in_resource = watch_cr_replicas(ns, "my-release", "queryNode");
+    let r = run(plugin().args(["scale", "my-release", "queryNode=0", "-n", ns, "--force"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("Milvus my-release scaled: queryNode 1→0"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(in_resource.values(), [1, 0]);
+    let d = deployment(ns, QN);
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    assert_eq!(
+        pods_jsonpath(
+            ns,
+            "app.kubernetes.io/component=querynode",
+            "{.items[*].metadata.name}"
+        ),
+        ""
+    );
+}
+
+/// An Operator scale-in stopped mid-step — by Ctrl-C, or by its own
+/// `--timeout` — ends at once with exit 1, says where the resource stands
+/// and the command that carries on, and writes nothing more.
+#[test]
+fn scale_stopped_by_ctrl_c_or_timeout() {
+    for stop in ["ctrl-c", "timeout"] {
+        let ns = namespace("op-stop");
+        let ns = ns.name();
+        seed_op(ns, OperatorSample::ClusterDefault, None);
+        ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+        // The step's pod takes 5 minutes to go (the operator's 30-day grace
+        // allows it): whatever stops the run,
+        // it is not the step's end.
+        slow_terminations(ns, "app.kubernetes.io/component=querynode", 300_000);
+        let mut args = vec!["scale", "my-release", "queryNode=1", "-n", ns];
+        if stop == "timeout" {
+            args.extend(["--timeout", "5s"]);
+        }
+        let child = spawn_plugin(&args, bed().admin_kubeconfig());
+        eventually(
+            "the first step's pod terminating",
+            Duration::from_secs(60),
+            || terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1,
+        );
+        if stop == "ctrl-c" {
+            std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill");
+        }
+        let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
+        assert_eq!(code, 1, "{stop}: {stderr}");
+        assert_eq!(
+            terminating_pods(ns, "app.kubernetes.io/component=querynode"),
+            1,
+            "{stop}: stopped mid-step"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        let why = if stop == "ctrl-c" {
+            "error: interrupted by a signal; ".to_string()
+        } else {
+            format!("error: {QN} did not reach 2 ready replicas within 5s")
+        };
+        assert!(last.starts_with(&why), "{stop}: {stderr}");
+        assert!(
+            last.ends_with(&format!(
+                "stopped with Milvus my-release at queryNode=2 (the resource records it, nothing else to repair); continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
+            )),
+            "{stop}: {stderr}"
+        );
+        assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2, "{stop}");
+        let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);
+        assert!(
+            leases.trim().is_empty(),
+            "{stop}: the Lease is given up: {leases}"
+        );
+    }
 }

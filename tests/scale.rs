@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -42,14 +42,6 @@ fn user_values(ns: &str, release: &str, driver: Option<&str>) -> Value {
     serde_json::from_str(&out).expect("json")
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Seeds queryNode=3/dataNode=2 with slow pod termination, and starts
 /// `scale COMPONENT=1` in the background: its scale-in takes seconds per step.
 fn slow_scale_in(
@@ -59,7 +51,19 @@ fn slow_scale_in(
     extra: &[&str],
     kubeconfig: &std::path::Path,
 ) -> Child {
-    slow_terminations(ns, &format!("component={label}"), 3000);
+    slow_scale_in_by(ns, component, label, extra, kubeconfig, 3000)
+}
+
+/// [`slow_scale_in`] with pods taking `stop_ms` to go.
+fn slow_scale_in_by(
+    ns: &str,
+    component: &str,
+    label: &str,
+    extra: &[&str],
+    kubeconfig: &std::path::Path,
+    stop_ms: u64,
+) -> Child {
+    slow_terminations(ns, &format!("component={label}"), stop_ms);
     seed_ready(ns, Scenario::QueryNode3DataNode2);
     let target = format!("{component}=1");
     let mut args = vec!["scale", "my-release", target.as_str(), "-n", ns];
@@ -134,7 +138,7 @@ fn the_documentation_scenario_with_real_helm() {
     let out = ok(&["scale", "my-release", "querynode", "--replicas", "1", "-n", ns]);
     assert!(out.contains("queryNode 3→1"), "{out}");
     assert_eq!(replicas(ns, qn), "1");
-    let seen = watched.lock().unwrap().clone();
+    let seen = watched.values();
     assert_eq!(seen, [1, 3, 2, 1], "replica sequence seen by the watch");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
     let h = history(ns, "my-release", None);
@@ -186,16 +190,7 @@ fn plan_shows_steps_victims_and_the_pinned_helm_command() {
         "--dry-run",
     ]);
     assert!(dry.contains("3 → 2 → 1"), "{dry}");
-    let doc: Value = serde_json::from_str(&ok(&[
-        "plan",
-        "my-release",
-        "queryNode=1",
-        "-n",
-        ns,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let doc = plan_json(ns, "queryNode=1");
     assert_eq!(doc["items"][0]["changes"][0]["steps"], serde_json::json!([2, 1]));
     // plan and --dry-run change nothing.
     assert_eq!(replicas(ns, "my-release-milvus-querynode"), "3");
@@ -272,16 +267,113 @@ fn every_refusal_changes_nothing() {
     assert_eq!(history(pending.name(), "my-release", None).len(), 2);
 }
 
+/// A first install still pending (nothing deployed to scale from) and a
+/// rollback in progress are refused, exit 3, with what to do; nothing is
+/// written.
+#[test]
+fn pending_install_and_pending_rollback_are_refused() {
+    let install = namespace("sc-pending-install");
+    let install = install.name();
+    seed(install, Scenario::Defaults, SeedOptions::default());
+    edit_revision(install, 1, |r| {
+        r["info"]["status"] = "pending-install".into();
+        r["info"]["description"] = "Initial install underway".into();
+    });
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", install], 3);
+    assert_eq!(
+        err,
+        "error: release my-release has no deployed revision (last is 1 pending-install); fix it with helm first\n"
+    );
+    let err = fails(&["plan", "my-release", "queryNode=2", "-n", install], 3);
+    assert_eq!(err, "error: release my-release has no deployed revision yet\n");
+    assert_eq!(history(install, "my-release", None).len(), 1);
+
+    let rollback = namespace("sc-pending-rollback");
+    let rollback = rollback.name();
+    seed(
+        rollback,
+        Scenario::Defaults,
+        SeedOptions {
+            revisions: 3,
+            ..Default::default()
+        },
+    );
+    // As `helm rollback my-release 1` leaves it while it works: revision 3
+    // pending-rollback, the one before still deployed.
+    edit_revision(rollback, 2, |r| r["info"]["status"] = "deployed".into());
+    edit_revision(rollback, 3, |r| {
+        r["info"]["status"] = "pending-rollback".into();
+        r["info"]["description"] = "Rollback to 1".into();
+    });
+    let plan = ok(&["plan", "my-release", "queryNode=2", "-n", rollback]);
+    assert!(
+        plan.contains("revision 3 is pending-rollback: another Helm operation is in progress, so `scale` is refused until it ends"),
+        "{plan}"
+    );
+    let err = fails(&["scale", "my-release", "queryNode=2", "-n", rollback], 3);
+    assert_eq!(
+        err,
+        "error: revision 3 of my-release is pending-rollback (\"Rollback to 1\"): another Helm operation is in progress; wait for it to finish (or roll it back) and retry\n"
+    );
+    assert_eq!(history(rollback, "my-release", None).len(), 3);
+}
+
+/// Scaling a component to 0 needs `--force` (Helm record and live count
+/// both go to 0, no pod left).
+#[test]
+fn scale_to_zero_with_force() {
+    let ns = namespace("sc-zero");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let err = fails(&["scale", "my-release", "dataNode=0", "-n", ns], 3);
+    assert!(
+        err.contains("scaling dataNode to 0 stops it serving; pass --force if that is what you want"),
+        "{err}"
+    );
+    let out = ok(&["scale", "my-release", "dataNode=0", "-n", ns, "--force"]);
+    assert!(
+        out.starts_with("release my-release scaled: dataNode 2→0 (revision 2)"),
+        "{out}"
+    );
+    assert_eq!(replicas(ns, "my-release-milvus-datanode"), "0");
+    assert_eq!(user_values(ns, "my-release", None)["dataNode"]["replicas"], 0);
+    assert_eq!(
+        pods_jsonpath(ns, "component=datanode", "{.items[*].metadata.name}"),
+        ""
+    );
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        [(1, "superseded"), (2, "deployed")]
+    );
+}
+
 #[test]
 fn interrupted_scale_in_records_what_was_reached_and_a_rerun_finishes() {
-    let ns = namespace("sc-sigint");
+    // SIGINT, as Ctrl-C sends it.
+    interrupted_mid_step("-INT");
+}
+
+/// SIGTERM (what `kill`, systemd and a CI runner's cancel send) stops a
+/// run exactly as Ctrl-C does.
+#[test]
+fn sigterm_stops_a_scale_as_ctrl_c_does() {
+    interrupted_mid_step("-TERM");
+}
+
+fn interrupted_mid_step(signal: &str) {
+    let ns = namespace("sc-signal");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
     let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
-    std::thread::sleep(Duration::from_millis(300));
-    // SIGINT, as Ctrl-C sends it.
+    // Mid-step: the removed pod is on its way out (no fixed sleep).
+    wait_until(
+        "the first step's pod terminating",
+        Duration::from_secs(30),
+        || terminating_pods(ns, "component=querynode") == 1,
+    );
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
@@ -327,14 +419,27 @@ fn killed_scale_is_repaired_by_the_next_run() {
         Some((2, "pending-upgrade")),
         "{h:?}"
     );
-    // Right after the kill its Lease is fresh: `status` cannot tell a dead
-    // holder from a live one and says it is at work; once the Lease has
-    // gone unrenewed for its duration, `status` calls the run interrupted.
+    // The killed run's Lease stays: from one read `status` cannot tell a
+    // dead holder from a live one, so it says who holds the lock and what
+    // `scale` will do about it, never "at work" nor "interrupted".
     let status = ok(&["status", "my-release", "-n", ns]);
-    assert!(status.contains("is working on it right now"), "{status}");
-    wait_until("the Lease to go stale", Duration::from_secs(30), || {
-        ok(&["status", "my-release", "-n", ns]).contains("left by an interrupted `kubectl milvus scale`")
-    });
+    assert!(
+        status.contains("holds the release's lock (last renewed ")
+            && status.contains("takes over and repairs it once the lock has gone 15s unrenewed"),
+        "{status}"
+    );
+    // A dry run judges the Lease as `scale` does — by watching it with its
+    // own clock, without taking it — and, the holder silent for its
+    // duration, shows the repair.
+    let r = run(plugin().args(["scale", "my-release", "queryNode=1", "-n", ns, "--dry-run"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("waiting up to 15s"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("\nqueryNode   3        2         1        2 → 1   my-release-milvus-querynode\n"),
+        "{}",
+        r.stdout
+    );
     // Real helm refuses while it is pending; the plugin waits the Lease out
     // by its own clock, takes it over, repairs and carries on.
     let out = ok(&["scale", "my-release", "queryNode=1", "-n", ns]);
@@ -368,11 +473,15 @@ fn a_step_that_never_gets_ready_stops_and_is_recorded() {
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 2);
 }
 
+/// Another writer touches the revision the run will supersede: the run's
+/// write of it gets a real 409 (seen at the proxy), re-reads it (still
+/// deployed) and writes again from that read, keeping their label.
 #[test]
 fn a_concurrent_writer_conflict_is_retried() {
     let ns = namespace("sc-race");
     let ns = ns.name();
-    let child = slow_scale_in(ns, "dataNode", "datanode", &[], bed().admin_kubeconfig());
+    let proxy = FaultProxy::start(bed()).unwrap();
+    let child = slow_scale_in(ns, "dataNode", "datanode", &[], proxy.kubeconfig());
     wait_until("the pending revision", Duration::from_secs(30), || {
         kubectl(&[
             "get",
@@ -386,9 +495,8 @@ fn a_concurrent_writer_conflict_is_retried() {
         ])
         .contains("v2")
     });
-    // Another writer touches the revision the run will supersede: that
-    // write gets a 409, is re-read (still deployed) and retried. (A touch
-    // of the run's own pending revision stops the run: tests/writers.rs.)
+    // (A touch of the run's own pending revision stops the run instead:
+    // tests/writers.rs.)
     kubectl(&[
         "label",
         "secret",
@@ -399,12 +507,55 @@ fn a_concurrent_writer_conflict_is_retried() {
     ]);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("release my-release scaled: dataNode 2→1 (revision 2)"),
+        "{stdout}"
+    );
+    // At the proxy: a write of revision 1 answered 409, then a fresh read
+    // of the release's records (a list), then a write of it answered 200.
+    let v1 = format!("/api/v1/namespaces/{ns}/secrets/sh.helm.release.v1.my-release.v1");
+    let records = format!("/api/v1/namespaces/{ns}/secrets?");
+    let seen: Vec<(String, String, Option<u16>)> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(&v1) || r.path.starts_with(&records))
+        .map(|r| (r.method, r.path, r.status))
+        .collect();
+    let write_of_v1 = |(m, p, _): &(String, String, Option<u16>)| m != "GET" && p.starts_with(&v1);
+    let conflict = seen
+        .iter()
+        .position(|r| write_of_v1(r) && r.2 == Some(409))
+        .unwrap_or_else(|| panic!("no write of revision 1 answered 409: {seen:#?}"));
+    let retry = conflict
+        + 1
+        + seen[conflict + 1..]
+            .iter()
+            .position(write_of_v1)
+            .unwrap_or_else(|| panic!("no write of revision 1 after the 409: {seen:#?}"));
+    assert_eq!(seen[retry].2, Some(200), "{seen:#?}");
+    assert!(
+        seen[conflict + 1..retry]
+            .iter()
+            .any(|(m, p, s)| m == "GET" && p.starts_with(&records) && *s == Some(200)),
+        "re-read between the 409 and the retry: {seen:#?}"
+    );
     let h = history(ns, "my-release", None);
     assert_eq!(
         h.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
         [(1, "superseded"), (2, "deployed")]
     );
     assert_eq!(user_values(ns, "my-release", None)["dataNode"]["replicas"], 1);
+    let labels = kubectl(&[
+        "get",
+        "secret",
+        "sh.helm.release.v1.my-release.v1",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.labels.touched}/{.metadata.labels.status}",
+    ]);
+    assert_eq!(labels, "yes/superseded", "their label kept beside ours");
 }
 
 #[test]
@@ -511,6 +662,52 @@ fn configmap_driver_helm3_records_and_history_pruning() {
     let rel = testbed::seed::decode_release(&cm).unwrap();
     assert!(rel.get("apply_method").is_none());
     assert_eq!(rel["info"]["deleted"], "");
+}
+
+/// The history limit as Helm keeps it: 10 revisions by default, or
+/// `HELM_MAX_HISTORY`, or `--history-max` over both (0: keep all); the
+/// deployed revision is never pruned.
+#[test]
+fn history_limit_default_env_and_flag() {
+    let ns = namespace("sc-hist");
+    let ns = ns.name();
+    seed(
+        ns,
+        Scenario::Defaults,
+        SeedOptions {
+            revisions: 10,
+            wait_ready: true,
+            ..Default::default()
+        },
+    );
+    let revisions = || -> Vec<u64> { history(ns, "my-release", None).iter().map(|r| r.0).collect() };
+    let scale = |to: &str, env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = plugin();
+        cmd.args(["scale", "my-release", to, "-n", ns]);
+        if let Some(max) = env {
+            cmd.env("HELM_MAX_HISTORY", max);
+        }
+        if let Some(max) = flag {
+            cmd.args(["--history-max", max]);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    };
+    scale("dataNode=2", None, None);
+    assert_eq!(revisions(), (2..=11).collect::<Vec<_>>(), "the default keeps 10");
+    scale("dataNode=1", Some("2"), None);
+    assert_eq!(revisions(), [11, 12], "HELM_MAX_HISTORY=2");
+    scale("dataNode=2", Some("2"), Some("0"));
+    assert_eq!(
+        revisions(),
+        [11, 12, 13],
+        "--history-max 0 over HELM_MAX_HISTORY keeps all"
+    );
+    let h = history(ns, "my-release", None);
+    assert_eq!(
+        h.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ["superseded", "superseded", "deployed"]
+    );
 }
 
 /// Helm 4 installs and upgrades with server-side apply by default: Helm's
@@ -658,9 +855,34 @@ fn helm3_reads_and_continues_what_scale_recorded() {
     assert_eq!(last[0]["status"], "deployed");
 }
 
+/// A Node object with no kubelet behind it (nor the simulator), deleted
+/// when dropped: pods bound to it are left alone by the simulator, and the
+/// pod garbage collector does not take them for orphans (it deletes pods
+/// bound to a node that does not exist, 40 s after it notices — within a
+/// run on a loaded machine, which made the evicted pod vanish mid-test).
+struct SilentNode(String);
+
+impl SilentNode {
+    fn new(name: &str) -> SilentNode {
+        let node = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.json");
+        write_file(&file, &node.to_string());
+        kubectl(&["create", "-f", file.to_str().unwrap()]);
+        SilentNode(name.to_string())
+    }
+}
+
+impl Drop for SilentNode {
+    fn drop(&mut self) {
+        let _ = testbed::clients::run(bed().kubectl().args(["delete", "node", &self.0, "--wait=false"]));
+    }
+}
+
 /// Finished pods (evicted, `Failed` after a node shutdown) linger until
 /// garbage-collected; the ReplicaSet has already replaced them, so a step
-/// must not wait for them to go.
+/// must not wait for them to go (here they never go: a step that waited
+/// would end in its timeout).
 #[test]
 fn finished_pods_do_not_hold_up_a_step() {
     let ns = namespace("sc-evicted");
@@ -677,11 +899,17 @@ fn finished_pods_do_not_hold_up_a_step() {
         "jsonpath={.items[0].metadata.labels}",
     ]);
     let labels: Value = serde_json::from_str(&labels).expect("labels");
+    let node = SilentNode::new(&format!("silent-{ns}"));
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "querynode-evicted", "namespace": ns, "labels": labels},
-        // Bound to a node that is gone: no kubelet (nor the simulator) runs it.
-        "spec": {"nodeName": "gone-node", "containers": [{"name": "querynode", "image": "milvusdb/milvus"}]},
+        // Bound to a node no kubelet (nor the simulator) runs; tolerating its
+        // not-ready taints, so the taint manager leaves it too.
+        "spec": {
+            "nodeName": node.0,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"name": "querynode", "image": "milvusdb/milvus"}],
+        },
     });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pod.json");
@@ -700,11 +928,25 @@ fn finished_pods_do_not_hold_up_a_step() {
     ]);
     assert!(kubectl(&["get", "pods", "-n", ns]).contains("querynode-evicted"));
 
-    let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns, "--timeout", "30s"]);
+    let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns, "--timeout", "3m"]);
     assert!(out.contains("queryNode 1→2"), "{out}");
-    assert!(
-        out.contains("Evicted"),
-        "the pod table shows it, as kubectl does:\n{out}"
+    let evicted = out
+        .lines()
+        .find(|l| l.starts_with("querynode-evicted "))
+        .unwrap_or_else(|| panic!("the pod table shows it, as kubectl does:\n{out}"));
+    assert!(evicted.contains(" Evicted "), "{evicted}");
+    // It was there all along: still there now, still Failed.
+    assert_eq!(
+        kubectl(&[
+            "get",
+            "pod",
+            "querynode-evicted",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.phase}"
+        ]),
+        "Failed"
     );
 }
 
@@ -787,7 +1029,19 @@ fn a_second_scale_while_one_runs_is_refused() {
     let ns = namespace("sc-busy");
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
-    let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
+    // Pods take 15 s to go: the run is still at work through every check
+    // below, however loaded the machine.
+    let child = slow_scale_in_by(
+        ns,
+        "queryNode",
+        "querynode",
+        &[],
+        bed().admin_kubeconfig(),
+        15_000,
+    );
+    wait_until("the first scale-in step", Duration::from_secs(30), || {
+        replicas(ns, qn) == "2"
+    });
     let before = history(ns, "my-release", None);
     let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns], 3);
     assert!(
@@ -795,9 +1049,17 @@ fn a_second_scale_while_one_runs_is_refused() {
         "{err}"
     );
     let status = ok(&["status", "my-release", "-n", ns]);
-    assert!(status.contains("is working on it right now"), "{status}");
+    assert!(
+        status.contains("holds the release's lock (last renewed "),
+        "{status}"
+    );
     let plan = ok(&["plan", "my-release", "queryNode=3", "-n", ns]);
-    assert!(plan.contains("revision 2 is being scaled right now"), "{plan}");
+    assert!(
+        plan.contains(
+            "revision 2 is pending-upgrade and the release's lock is held by kubectl milvus scale on "
+        ),
+        "{plan}"
+    );
     // A dry run, which takes no Lease, does not show the live run's
     // revision as a repair to make: it is refused the same way.
     let err = fails(&["scale", "my-release", "queryNode=3", "-n", ns, "--dry-run"], 3);
@@ -813,6 +1075,11 @@ fn a_second_scale_while_one_runs_is_refused() {
 
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("release my-release scaled: queryNode 3→1 (revision 2)"),
+        "the first run finished its own job: {stdout}"
+    );
     assert_eq!(replicas(ns, qn), "1");
     assert_eq!(user_values(ns, "my-release", None)["queryNode"]["replicas"], 1);
     let leases = kubectl(&["get", "leases", "-n", ns, "-o", "name"]);

@@ -120,3 +120,114 @@ fn status_watch_redraws_on_change_only_and_ends_on_ctrl_c() {
     let err = fails(&["status", "-A", "-w"], 2);
     assert!(err.contains("--watch follows one namespace"), "{err}");
 }
+
+/// `status -w -o yaml`: one YAML document per change, `---` between them;
+/// SIGTERM ends it as Ctrl-C does (exit 0, nothing on stderr).
+#[test]
+fn status_watch_as_yaml_and_sigterm() {
+    let ns = namespace("watch-yaml");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let yaml = Watching::start(
+        &["status", "my-release", "-n", ns, "-w", "-o", "yaml"],
+        bed().admin_kubeconfig(),
+    );
+    let documents = |text: &str| -> Vec<Value> {
+        text.split("\n---\n")
+            .map(|d| serde_saphyr::from_str::<Value>(d).expect("every document is YAML"))
+            .collect()
+    };
+    let ready_query_nodes = |d: &Value| {
+        d["items"][0]["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["component"] == "queryNode")
+            .map(|c| c["live"]["ready"].clone())
+    };
+    yaml.wait_for("the first document", |t| {
+        t.contains("kind: MilvusStatusList") && t.contains("pods:")
+    });
+    ok(&["scale", "my-release", "queryNode=4", "-n", ns]);
+    yaml.wait_for("a document at 4 ready query nodes", |t| {
+        t.contains("\n---\n") && documents(t).last().and_then(ready_query_nodes) == Some(4.into())
+    });
+    let docs = documents(&yaml.text());
+    assert!(docs.len() >= 2, "{docs:?}");
+    assert!(docs.iter().all(|d| d["kind"] == "MilvusStatusList"));
+    assert_eq!(ready_query_nodes(&docs[0]), Some(3.into()));
+    let (code, stderr) = yaml.signal("-TERM");
+    assert_eq!((code, stderr.as_str()), (0, ""), "SIGTERM ends the watch cleanly");
+}
+
+/// The watches behind `status -w` are cut, then answered 503 and 429 when
+/// they reconnect: `status -w` rides it out (no exit, no lost change) and
+/// shows the next change once the server answers again.
+#[test]
+fn status_watch_survives_cut_streams_and_5xx_and_429() {
+    use testbed::proxy::{FaultProxy, Mode, Rule};
+    let ns = namespace("watch-faults");
+    let ns = ns.name();
+    seed_ready(ns, Scenario::QueryNode3DataNode2);
+    let proxy = FaultProxy::start(bed()).unwrap();
+    let table = Watching::start(&["status", "my-release", "-n", ns, "-w"], proxy.kubeconfig());
+    table.wait_for("the first snapshot", |t| t.contains("\nNAME "));
+    let watches = || {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("watch=") && r.status == Some(200))
+            .count()
+    };
+    // Every watcher lists, then watches: wait until each watches.
+    let listings = || {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("limit=500"))
+            .count()
+    };
+    wait_until("every watch established", Duration::from_secs(120), || {
+        listings() > 0 && watches() >= listings()
+    });
+    let established = watches();
+    for code in [503, 429] {
+        proxy.push_rule(Rule {
+            path_contains: Some("watch=".into()),
+            method: Some("GET".into()),
+            mode: Mode::Status(code),
+            times: Some(3),
+        });
+    }
+    // Cut every open stream: the reconnections meet the 503s and 429s.
+    proxy.set_mode(Mode::Refuse);
+    proxy.set_mode(Mode::PassThrough);
+    wait_until(
+        "the faults answered and the watches back",
+        Duration::from_secs(120),
+        || {
+            let seen = proxy.requests();
+            let answered = |code| seen.iter().filter(|r| r.status == Some(code)).count();
+            answered(503) == 3 && answered(429) == 3 && watches() >= established * 2
+        },
+    );
+    kubectl(&[
+        "scale",
+        "deployment",
+        "my-release-milvus-querynode",
+        "-n",
+        ns,
+        "--replicas=4",
+    ]);
+    table.wait_for("a later snapshot with a fourth query node Running", |t| {
+        snapshots(t).last().is_some_and(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("my-release-milvus-querynode-") && l.contains(" Running "))
+                .count()
+                == 4
+        })
+    });
+    let (code, stderr) = table.interrupt();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}

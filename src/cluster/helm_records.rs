@@ -303,12 +303,13 @@ pub async fn history(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::
         )
         .await?;
     }
+    // Exit 1, as `status` and `plan` on the same record: a record the
+    // plugin cannot read is trouble in the cluster, not the user's input.
     if let Some(bad) = listing.unreadable.first() {
-        return Err(crate::error::InvalidInput(format!(
+        return Err(anyhow::anyhow!(
             "{bad}; release {name} cannot be changed until that record is repaired or deleted ({})",
             bad.delete_command()
-        ))
-        .into());
+        ));
     }
     let mut revisions = listing.records;
     revisions.sort_by_key(|r| r.release.version());

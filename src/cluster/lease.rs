@@ -100,7 +100,9 @@ fn duration(lease: &Lease) -> Option<Duration> {
 }
 
 /// A release's Lease as one read shows it (for `status` and `plan`, which
-/// only describe; `scale` decides by watching, see [`acquire`]).
+/// only describe; `scale` decides by watching, see [`acquire`]): its holder
+/// and the renewal time the holder wrote, by the holder's own clock (which
+/// may be anything: it is never compared with ours).
 pub async fn seen(cluster: &Cluster, namespace: &str, release: &str) -> Result<Option<LeaseSeen>, ApiError> {
     let name = lock::lease_name(release);
     let api: Api<Lease> = Api::namespaced(cluster.client(), namespace);
@@ -110,15 +112,100 @@ pub async fn seen(cluster: &Cluster, namespace: &str, release: &str) -> Result<O
     else {
         return Ok(None);
     };
-    let renewed_ago = lease
+    let renewed = lease
         .spec
         .as_ref()
         .and_then(|s| s.renew_time.as_ref())
-        .map(|t| Timestamp::now().duration_since(t.0).unsigned_abs());
+        .map(|t| t.0);
     Ok(holder(&lease).map(|h| LeaseSeen {
         holder: h.to_string(),
-        renewed_ago,
+        renewed,
     }))
+}
+
+/// What watching a release's Lease (without taking it) found.
+enum Watched {
+    /// There is none.
+    Absent,
+    /// It is there with no holder, or its holder stayed silent for the
+    /// Lease's duration by our clock: free to take.
+    Free(Box<Lease>),
+    /// Its holder renewed it while we watched.
+    Alive { holder: String },
+}
+
+/// Watches a release's Lease (by our own clock) until it is absent, free,
+/// or seen renewed. `waiting` is told once if the holder has been silent
+/// for [`lock::QUIET_BEFORE_TELLING`].
+async fn watch(
+    cluster: &Cluster,
+    api: &Api<Lease>,
+    namespace: &str,
+    name: &str,
+    waiting: &mut Option<impl FnOnce(&str, Duration)>,
+) -> Result<Watched, ApiError> {
+    let mut seen: Option<(Lease, Instant)> = None;
+    loop {
+        let Some(current) = cluster
+            .call(op("get", namespace, name), api.get_opt(name))
+            .await?
+        else {
+            return Ok(Watched::Absent);
+        };
+        let verdict = match &seen {
+            _ if holder(&current).is_none() => Verdict::Expired,
+            None => Verdict::Undecided,
+            Some((first, since)) => lock::judge(
+                first.metadata.resource_version != current.metadata.resource_version,
+                since.elapsed(),
+                duration(first),
+            ),
+        };
+        match verdict {
+            Verdict::Alive => {
+                return Ok(Watched::Alive {
+                    holder: holder(&current).unwrap_or_default().to_string(),
+                });
+            }
+            Verdict::Expired => return Ok(Watched::Free(Box::new(current))),
+            Verdict::Undecided => {
+                match &seen {
+                    None => seen = Some((current, Instant::now())),
+                    // A live holder renews within a couple of seconds; only
+                    // a longer silence is worth telling the user about.
+                    Some((first, since)) if since.elapsed() >= lock::QUIET_BEFORE_TELLING => {
+                        if let Some(tell) = waiting.take() {
+                            tell(
+                                lock::readable(holder(first).unwrap_or_default()),
+                                duration(first).unwrap_or(lock::LEASE_DURATION),
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                }
+                tokio::time::sleep(lock::OBSERVE_EVERY).await;
+            }
+        }
+    }
+}
+
+/// Whether a `scale` run is at work on a release now, judged as [`acquire`]
+/// judges it (watching the Lease by our own clock) but without taking it:
+/// the holder's identity if it is, `None` if nobody is.
+pub async fn at_work(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    waiting: impl FnOnce(&str, Duration),
+) -> Result<Option<String>, ApiError> {
+    let name = lock::lease_name(release);
+    let api: Api<Lease> = Api::namespaced(cluster.client(), namespace);
+    Ok(
+        match watch(cluster, &api, namespace, &name, &mut Some(waiting)).await? {
+            Watched::Alive { holder } => Some(holder),
+            Watched::Absent | Watched::Free(_) => None,
+        },
+    )
 }
 
 /// Acquires the release's Lease for `identity`. A Lease another run holds
@@ -136,63 +223,45 @@ pub async fn acquire(
     let name = lock::lease_name(release);
     let api: Api<Lease> = Api::namespaced(cluster.client(), namespace);
     let mut waiting = Some(waiting);
-    let mut seen: Option<(Lease, Instant)> = None;
     loop {
-        let current = cluster
-            .call(op("get", namespace, &name), api.get_opt(&name))
-            .await?;
-        let Some(current) = current else {
-            let fresh = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(namespace.to_string()),
-                    labels: Some(
-                        [(
-                            "app.kubernetes.io/managed-by".to_string(),
-                            "kubectl-milvus".to_string(),
-                        )]
-                        .into(),
-                    ),
-                    ..Default::default()
-                },
-                spec: Some(spec(identity, 0)),
-            };
-            return match cluster
-                .call(
-                    op("create", namespace, &name),
-                    api.create(&PostParams::default(), &fresh),
-                )
-                .await
-            {
-                Ok(lease) => Ok(held(api, name, namespace, identity, lease)),
-                // Someone created it first: look again (it is theirs now).
-                Err(ApiError::Conflict { .. }) => continue,
-                Err(e) => Err(e.into()),
-            };
-        };
-        let free = holder(&current).is_none();
-        let verdict = match &seen {
-            _ if free => Verdict::Expired,
-            None => Verdict::Undecided,
-            Some((first, since)) => lock::judge(
-                first.metadata.resource_version != current.metadata.resource_version,
-                since.elapsed(),
-                duration(first),
-            ),
-        };
-        match verdict {
-            Verdict::Alive => {
-                return Err(NotAcquired::Busy {
-                    holder: holder(&current).unwrap_or_default().to_string(),
-                });
+        match watch(cluster, &api, namespace, &name, &mut waiting).await? {
+            Watched::Alive { holder } => return Err(NotAcquired::Busy { holder }),
+            Watched::Absent => {
+                let fresh = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(namespace.to_string()),
+                        labels: Some(
+                            [(
+                                "app.kubernetes.io/managed-by".to_string(),
+                                "kubectl-milvus".to_string(),
+                            )]
+                            .into(),
+                        ),
+                        ..Default::default()
+                    },
+                    spec: Some(spec(identity, 0)),
+                };
+                match cluster
+                    .call(
+                        op("create", namespace, &name),
+                        api.create(&PostParams::default(), &fresh),
+                    )
+                    .await
+                {
+                    Ok(lease) => return Ok(held(api, name, namespace, identity, lease)),
+                    // Someone created it first: look again (it is theirs now).
+                    Err(ApiError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Verdict::Expired => {
+            Watched::Free(current) => {
                 let transitions = current
                     .spec
                     .as_ref()
                     .and_then(|s| s.lease_transitions)
                     .unwrap_or(0);
-                let mut taken = current.clone();
+                let mut taken = *current;
                 taken.spec = Some(spec(identity, transitions + 1));
                 match cluster
                     .call(
@@ -203,29 +272,9 @@ pub async fn acquire(
                 {
                     Ok(lease) => return Ok(held(api, name, namespace, identity, lease)),
                     // Someone else moved first; judge afresh.
-                    Err(ApiError::Conflict { .. }) => {
-                        seen = None;
-                        continue;
-                    }
+                    Err(ApiError::Conflict { .. }) => continue,
                     Err(e) => return Err(e.into()),
                 }
-            }
-            Verdict::Undecided => {
-                match &seen {
-                    None => seen = Some((current, Instant::now())),
-                    // A live holder renews within a couple of seconds; only
-                    // a longer silence is worth telling the user about.
-                    Some((first, since)) if since.elapsed() >= lock::QUIET_BEFORE_TELLING => {
-                        if let Some(tell) = waiting.take() {
-                            tell(
-                                lock::readable(holder(first).unwrap_or_default()),
-                                duration(first).unwrap_or(lock::LEASE_DURATION),
-                            );
-                        }
-                    }
-                    Some(_) => {}
-                }
-                tokio::time::sleep(lock::OBSERVE_EVERY).await;
             }
         }
     }

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 /// How long a holder's silence makes its Lease free (client-go's default).
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often a holder renews.
@@ -69,37 +71,61 @@ pub fn judge(changed: bool, unchanged_for: Duration, duration: Option<Duration>)
 pub enum PendingWork {
     /// Another Helm operation (running, or died): `scale` keeps out.
     Helm,
-    /// A `scale` run holds the release's Lease (`host/pid`).
-    Scaling { holder: String },
-    /// A `scale` run that is gone: the next `scale` repairs it.
+    /// A `scale` run holds the release's Lease (`host/pid`): at work, or
+    /// gone without giving it up. One read cannot tell which (only watching
+    /// the Lease can, as `scale` does); `renewed` is the last renewal time
+    /// the holder wrote, by its own clock.
+    Held {
+        holder: String,
+        renewed: Option<Timestamp>,
+    },
+    /// No run holds the Lease: the run is gone; the next `scale` repairs it.
     Interrupted,
+    /// The Lease could not be read (`why`): a run may be at work.
+    Unknown { why: String },
 }
 
-/// A Lease as `status` and `plan` see it in one read: its holder, and how
-/// long ago its renewal time lies by this machine's clock.
+/// A Lease as `status` and `plan` see it in one read: its holder, and the
+/// renewal time it wrote by its own clock (never compared with ours: the
+/// holder's clock may be off by any amount).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseSeen {
     pub holder: String,
-    pub renewed_ago: Option<Duration>,
+    pub renewed: Option<Timestamp>,
 }
 
 /// Classifies a pending revision: ours (by its description) or another
-/// Helm operation's, and if ours, whether a run still holds the Lease.
-/// From one read, only the holder's own renewal time can hint whether it
-/// is alive; that is good enough to *describe* (a Lease not renewed for its
-/// duration reads as interrupted), never to decide: `scale` decides by
-/// watching the Lease with its own clock.
-pub fn pending_work(description: &str, ours_prefix: &str, lease: Option<&LeaseSeen>) -> PendingWork {
+/// Helm operation's, and if ours, what one read of the Lease (`lease`:
+/// what it held, or why it could not be read) says about the run: held,
+/// gone, or unknown. It describes; it never decides (`scale` decides by
+/// watching the Lease with its own clock).
+pub fn pending_work(
+    description: &str,
+    ours_prefix: &str,
+    lease: Result<Option<&LeaseSeen>, &str>,
+) -> PendingWork {
     if !description.starts_with(ours_prefix) {
         return PendingWork::Helm;
     }
     match lease {
-        Some(seen) if !seen.holder.is_empty() && seen.renewed_ago.is_none_or(|ago| ago < LEASE_DURATION) => {
-            PendingWork::Scaling {
-                holder: readable(&seen.holder).to_string(),
-            }
-        }
-        _ => PendingWork::Interrupted,
+        Ok(Some(seen)) if !seen.holder.is_empty() => PendingWork::Held {
+            holder: readable(&seen.holder).to_string(),
+            renewed: seen.renewed,
+        },
+        Ok(_) => PendingWork::Interrupted,
+        Err(why) => PendingWork::Unknown { why: why.to_string() },
+    }
+}
+
+/// A holder's renewal time as it wrote it, for people: "last renewed
+/// 2026-12-05 12:03:04 UTC by its own clock", or that it wrote none.
+pub fn renewed_by_holder(renewed: Option<Timestamp>) -> String {
+    match renewed {
+        Some(t) => format!(
+            "last renewed {} by its own clock",
+            t.strftime("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => "no renewal time written".to_string(),
     }
 }
 
@@ -132,31 +158,56 @@ mod tests {
     #[test]
     fn pending_revisions_are_classified() {
         let ours = "kubectl-milvus: scaling queryNode 3→1";
-        let seen = |holder: &str, ago: u64| LeaseSeen {
+        let p = "kubectl-milvus:";
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let seen = |holder: &str, renewed: &str| LeaseSeen {
             holder: holder.into(),
-            renewed_ago: Some(Duration::from_secs(ago)),
+            renewed: Some(at(renewed)),
+        };
+        let held = |renewed: &str| PendingWork::Held {
+            holder: "ci/7".into(),
+            renewed: Some(at(renewed)),
         };
         assert_eq!(
-            pending_work("Upgrade in progress", "kubectl-milvus:", Some(&seen("h/1/2", 1))),
+            pending_work(
+                "Upgrade in progress",
+                p,
+                Ok(Some(&seen("h/1/2", "2026-01-01T00:00:00Z")))
+            ),
             PendingWork::Helm
         );
+        // Whatever the holder's clock says (a day behind, a year ahead),
+        // one read tells who holds the Lease and when by its own clock:
+        // never "fresh" or "stale" by ours.
+        for t in [
+            "1970-01-02T00:00:00Z",
+            "2026-12-05T12:00:00Z",
+            "2999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(pending_work(ours, p, Ok(Some(&seen("ci/7/abc", t)))), held(t));
+        }
+        assert_eq!(pending_work(ours, p, Ok(None)), PendingWork::Interrupted);
         assert_eq!(
-            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 1))),
-            PendingWork::Scaling {
-                holder: "ci/7".into()
+            pending_work(
+                ours,
+                p,
+                Ok(Some(&LeaseSeen {
+                    holder: String::new(),
+                    renewed: None
+                }))
+            ),
+            PendingWork::Interrupted
+        );
+        // An unreadable Lease (RBAC) is not proof that nobody is at work.
+        assert_eq!(
+            pending_work(ours, p, Err("forbidden")),
+            PendingWork::Unknown {
+                why: "forbidden".into()
             }
         );
         assert_eq!(
-            pending_work(ours, "kubectl-milvus:", Some(&seen("ci/7/abc", 60))),
-            PendingWork::Interrupted
-        );
-        assert_eq!(
-            pending_work(ours, "kubectl-milvus:", None),
-            PendingWork::Interrupted
-        );
-        assert_eq!(
-            pending_work(ours, "kubectl-milvus:", Some(&seen("", 0))),
-            PendingWork::Interrupted
+            renewed_by_holder(Some(at("2999-01-01T00:00:00Z"))),
+            "last renewed 2999-01-01 00:00:00 UTC by its own clock"
         );
     }
 }

@@ -98,9 +98,18 @@ pub struct PendingRevision {
     pub description: String,
     /// Written by `kubectl milvus scale` (which can repair it on re-run).
     pub by_plugin: bool,
-    /// The `scale` run working on it right now (`host/pid`), if any.
+    /// The `scale` run holding the release's lock (`host/pid`), if any: at
+    /// work, or gone without giving it up (one read cannot tell).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_by: Option<String>,
+    /// The lock's last renewal time, as its holder wrote it by its own
+    /// clock (RFC 3339); never compared with ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_renew_time: Option<String>,
+    /// Why the lock could not be read, if it could not: whether a run is
+    /// at work on the revision is then unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_unknown: Option<String>,
 }
 
 /// A pod of the release, as `kubectl get pods` shows it, plus its owner.
@@ -226,6 +235,8 @@ pub fn build(
         description: p.description().to_string(),
         by_plugin: p.description().starts_with(PLUGIN_DESCRIPTION_PREFIX),
         held_by: None,
+        held_renew_time: None,
+        lock_unknown: None,
     });
     status
 }

@@ -11,7 +11,7 @@ use crate::cluster::helm_records::StoredRelease;
 use crate::cluster::live::{Live, fetch_live};
 use crate::cluster::milvus::drain_plan;
 use crate::core::bounds;
-use crate::core::lock::PendingWork;
+use crate::core::lock::{self, PendingWork};
 use crate::core::manifest;
 use crate::core::milvus::drain::{DrainPlan, Removal};
 use crate::core::plan::PodFate;
@@ -49,9 +49,17 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     if let Some(p) = &current.pending {
         plan.warnings.push(match releases::pending_work(cluster, p).await {
-            PendingWork::Scaling { holder } => format!(
-                "revision {} is being scaled right now by kubectl milvus scale on {holder}; `scale` is refused until it ends",
-                p.release.version()
+            PendingWork::Held { holder, renewed } => format!(
+                "revision {} is {} and the release's lock is held by kubectl milvus scale on {holder} ({}); `scale` is refused while that run renews it, and repairs the revision once the lock has gone {}s unrenewed",
+                p.release.version(),
+                p.release.status(),
+                lock::renewed_by_holder(renewed),
+                lock::LEASE_DURATION.as_secs()
+            ),
+            PendingWork::Unknown { why } => format!(
+                "revision {} is {} by kubectl milvus scale; whether a run is still at work on it is unknown (its lock could not be read: {why})",
+                p.release.version(),
+                p.release.status()
             ),
             PendingWork::Interrupted => format!(
                 "revision {} was left {} by an interrupted kubectl milvus scale; `scale` will repair it from what runs",

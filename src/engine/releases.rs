@@ -28,18 +28,21 @@ impl CurrentRelease {
 }
 
 /// Who is behind a pending revision: another Helm operation, a `scale`
-/// run holding the release's Lease, or an interrupted one. (Only `scale`
-/// judges whether a holder is alive, by watching the Lease; this tells.)
+/// run holding the release's Lease, an interrupted one, or unknown (the
+/// Lease unreadable). (Only `scale` judges whether a holder is alive, by
+/// watching the Lease; this tells.)
 pub async fn pending_work(cluster: &Cluster, pending: &StoredRelease) -> PendingWork {
     let description = pending.release.description();
     if !description.starts_with(PLUGIN_DESCRIPTION_PREFIX) {
         return PendingWork::Helm;
     }
+    // A Lease that cannot be read (RBAC, an outage) says nothing about
+    // whether a run is at work: that is "unknown", never "interrupted".
     let seen = lease::seen(cluster, &pending.namespace, pending.release.name())
         .await
-        .ok()
-        .flatten();
-    lock::pending_work(description, PLUGIN_DESCRIPTION_PREFIX, seen.as_ref())
+        .map_err(|e| e.to_string());
+    let seen = seen.as_ref().map(Option::as_ref).map_err(String::as_str);
+    lock::pending_work(description, PLUGIN_DESCRIPTION_PREFIX, seen)
 }
 
 /// Groups current records by (namespace, release name).

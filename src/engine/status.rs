@@ -289,10 +289,15 @@ async fn helm_statuses(
             &state,
             now,
         );
-        if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref())
-            && let PendingWork::Scaling { holder } = releases::pending_work(cluster, record).await
-        {
-            shown.held_by = Some(holder);
+        if let (Some(shown), Some(record)) = (built.pending.as_mut(), cur.pending.as_ref()) {
+            match releases::pending_work(cluster, record).await {
+                PendingWork::Held { holder, renewed } => {
+                    shown.held_by = Some(holder);
+                    shown.held_renew_time = renewed.map(|t| t.to_string());
+                }
+                PendingWork::Unknown { why } => shown.lock_unknown = Some(why),
+                PendingWork::Helm | PendingWork::Interrupted => {}
+            }
         }
         built.owner = owner::release_owner(cluster, &mut apis, &stored.namespace, &objects, live).await;
         out.push(built);

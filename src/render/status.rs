@@ -120,7 +120,17 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
     }
     if let Some(p) = &r.pending {
         let hint = if let Some(holder) = &p.held_by {
-            format!("`kubectl milvus scale` on {holder} is working on it right now")
+            let renewed = p.held_renew_time.as_deref().and_then(|t| t.parse().ok());
+            format!(
+                "`kubectl milvus scale` on {holder} holds the release's lock ({}): at work, or gone without giving it up; `kubectl milvus scale {} …` is refused while the lock is renewed, and takes over and repairs it once the lock has gone {}s unrenewed",
+                crate::core::lock::renewed_by_holder(renewed),
+                r.release,
+                crate::core::lock::LEASE_DURATION.as_secs()
+            )
+        } else if let Some(why) = &p.lock_unknown {
+            format!(
+                "written by `kubectl milvus scale`; whether a run is still at work on it is unknown: its lock could not be read ({why})"
+            )
         } else if p.by_plugin {
             format!(
                 "left by an interrupted `kubectl milvus scale`; run `kubectl milvus scale {} …` again to repair and finish it",

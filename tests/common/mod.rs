@@ -265,30 +265,125 @@ pub fn replicas(ns: &str, deployment: &str) -> String {
     ])
 }
 
+/// Every distinct value one number of one object takes, recorded through a
+/// watch that is established before [`watch_replicas`] and
+/// [`watch_cr_replicas`] return (its first listing done), so nothing the
+/// test does next is missed. A watch that breaks is not a silent stop: the
+/// values it may have missed make [`Watched::values`] fail.
+pub struct Watched {
+    state: std::sync::Arc<std::sync::Mutex<WatchedState>>,
+}
+
+#[derive(Default)]
+struct WatchedState {
+    values: Vec<i64>,
+    broken: Option<String>,
+}
+
+impl Watched {
+    /// The values seen so far, in order; fails if the watch broke.
+    pub fn values(&self) -> Vec<i64> {
+        let state = self.state.lock().unwrap();
+        if let Some(why) = &state.broken {
+            panic!(
+                "the watch broke ({why}); values seen until then: {:?}",
+                state.values
+            );
+        }
+        state.values.clone()
+    }
+}
+
 /// Records every distinct `spec.replicas` a Deployment takes, through a watch.
-pub fn watch_replicas(ns: &str, deployment: &str) -> std::sync::Arc<std::sync::Mutex<Vec<i32>>> {
-    use futures::StreamExt;
+pub fn watch_replicas(ns: &str, deployment: &str) -> Watched {
     use k8s_openapi::api::apps::v1::Deployment;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (ns, name, out) = (ns.to_string(), deployment.to_string(), seen.clone());
+    watch_number(
+        ns,
+        kube::discovery::ApiResource::erase::<Deployment>(&()),
+        deployment,
+        "/spec/replicas",
+    )
+}
+
+/// Records every distinct `spec.components.<component>.replicas` a `Milvus`
+/// resource takes, through a watch (independent of what the plugin says).
+pub fn watch_cr_replicas(ns: &str, name: &str, component: &str) -> Watched {
+    let milvus = kube::discovery::ApiResource {
+        group: "milvus.io".into(),
+        version: "v1beta1".into(),
+        api_version: "milvus.io/v1beta1".into(),
+        kind: "Milvus".into(),
+        plural: "milvuses".into(),
+    };
+    watch_number(
+        ns,
+        milvus,
+        name,
+        &format!("/spec/components/{component}/replicas"),
+    )
+}
+
+fn watch_number(ns: &str, resource: kube::discovery::ApiResource, name: &str, pointer: &str) -> Watched {
+    use futures::StreamExt;
+    use kube::api::DynamicObject;
+    use kube::runtime::watcher::{self, Event};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(WatchedState::default()));
+    let (established, is_established) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (ns, name, pointer, out) = (
+        ns.to_string(),
+        name.to_string(),
+        pointer.to_string(),
+        state.clone(),
+    );
     bed().spawn(async move {
-        let api: kube::Api<Deployment> = kube::Api::namespaced(bed().client().await.unwrap(), &ns);
-        let stream = watcher(
+        let client = match bed().client().await {
+            Ok(c) => c,
+            Err(e) => return drop(established.send(Err(e.to_string()))),
+        };
+        let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(client, &ns, &resource);
+        let stream = watcher::watcher(
             api,
             watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .applied_objects();
+        );
         futures::pin_mut!(stream);
-        while let Some(Ok(d)) = stream.next().await {
-            let n = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
-            let mut v = out.lock().unwrap();
-            if v.last() != Some(&n) {
-                v.push(n);
+        let mut told = false;
+        while let Some(event) = stream.next().await {
+            let object = match event {
+                Ok(Event::InitApply(o) | Event::Apply(o)) => o,
+                Ok(Event::InitDone) => {
+                    if !told {
+                        told = true;
+                        let _ = established.send(Ok(()));
+                    }
+                    continue;
+                }
+                Ok(Event::Init | Event::Delete(_)) => continue,
+                Err(e) => {
+                    let why = e.to_string();
+                    if !told {
+                        let _ = established.send(Err(why.clone()));
+                    }
+                    out.lock().unwrap().broken = Some(why);
+                    return;
+                }
+            };
+            let n = object
+                .data
+                .pointer(&pointer)
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(-1);
+            let mut state = out.lock().unwrap();
+            if state.values.last() != Some(&n) {
+                state.values.push(n);
             }
         }
+        out.lock().unwrap().broken = Some("the watch stream ended".to_string());
     });
-    seen
+    match is_established.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(())) => Watched { state },
+        Ok(Err(why)) => panic!("the watch could not be established: {why}"),
+        Err(e) => panic!("the watch was not established within 120 s: {e}"),
+    }
 }
 
 /// Installs the test chart as `my-release` with Helm 4's default,
@@ -360,11 +455,12 @@ impl Watching {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// Waits (generously: a loaded machine) until the output so far satisfies `f`.
     pub fn wait_for(&self, what: &str, mut f: impl FnMut(&str) -> bool) {
         let start = std::time::Instant::now();
         while !f(&self.text()) {
             assert!(
-                start.elapsed() < Duration::from_secs(60),
+                start.elapsed() < Duration::from_secs(120),
                 "timed out waiting for {what}:\n{}",
                 self.text()
             );
@@ -373,9 +469,14 @@ impl Watching {
     }
 
     /// SIGINT, as Ctrl-C sends it: exit code and stderr.
-    pub fn interrupt(mut self) -> (i32, String) {
+    pub fn interrupt(self) -> (i32, String) {
+        self.signal("-INT")
+    }
+
+    /// `kill SIGNAL` (e.g. `-TERM`): exit code and stderr.
+    pub fn signal(mut self, signal: &str) -> (i32, String) {
         std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         let status = self.child.wait().unwrap();
@@ -459,16 +560,221 @@ pub fn seed_operator(
         .expect("seed operator cluster")
 }
 
-/// Waits for a run that another writer should stop at once (within 3 s,
-/// not after its step), failing with exit code 1; its stderr.
-pub fn stopped_at_once(child: std::process::Child) -> String {
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().expect("wait");
+/// Waits for a run that another writer should stop at once (while its step
+/// is still under way, not after it), failing with exit code 1; its stderr.
+/// Generous in time (a loaded machine may take many seconds to notice),
+/// strict in what it asserts: right after the run ended, `step_under_way`
+/// must still hold (e.g. the step's pod is still terminating, which the
+/// caller makes last far longer than any reaction could take).
+pub fn stopped_at_once(child: std::process::Child, step_under_way: impl Fn() -> bool) -> String {
+    let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stopped at once, not after the step"
+        step_under_way(),
+        "stopped only after its step had finished: {stderr}"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     stderr
+}
+
+/// `kubectl get pods -l SELECTOR -o jsonpath=PATH` in `ns`.
+pub fn pods_jsonpath(ns: &str, selector: &str, path: &str) -> String {
+    let output = format!("jsonpath={path}");
+    kubectl(&["get", "pods", "-n", ns, "-l", selector, "-o", &output])
+}
+
+/// How many pods matching `selector` are terminating (deleted, not gone).
+pub fn terminating_pods(ns: &str, selector: &str) -> usize {
+    pods_jsonpath(
+        ns,
+        selector,
+        "{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}",
+    )
+    .lines()
+    .count()
+}
+
+/// Rewrites the description of revision `rev` of `my-release` (Secret
+/// driver), as another writer of the record would: e.g. to the one a
+/// `scale` run writes on the revision it works on.
+pub fn describe_revision(ns: &str, rev: u32, description: &str) {
+    let description = description.to_string();
+    edit_revision(ns, rev, move |release| {
+        release["info"]["description"] = description.into()
+    });
+}
+
+/// Rewrites revision `rev` of `my-release` (Secret driver) through `edit`
+/// on the decoded release, as Helm stores it; the record's `status` label
+/// follows `info.status`, as Helm keeps them.
+pub fn edit_revision(ns: &str, rev: u32, edit: impl FnOnce(&mut serde_json::Value) + Send + 'static) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let ns = ns.to_string();
+    bed()
+        .block_on(async move {
+            let api: kube::Api<Secret> = kube::Api::namespaced(bed().client().await?, &ns);
+            let name = format!("sh.helm.release.v1.my-release.v{rev}");
+            let mut secret = api.get(&name).await?;
+            let data = secret.data.as_mut().expect("record data");
+            let payload = String::from_utf8(data["release"].0.clone())?;
+            let mut release = testbed::seed::decode_release(&payload)?;
+            edit(&mut release);
+            data.insert(
+                "release".into(),
+                ByteString(testbed::seed::encode_release(&release)?.into_bytes()),
+            );
+            if let Some(status) = release["info"]["status"].as_str() {
+                secret
+                    .metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert("status".into(), status.to_string());
+            }
+            api.replace(&name, &Default::default(), &secret).await?;
+            anyhow::Ok(())
+        })
+        .expect("runtime")
+        .expect("rewrite the record");
+}
+
+/// Waits for a background run to end on its own within `limit` (killed and
+/// failed if it does not): its exit code, stdout and stderr.
+pub fn exits_within(mut child: std::process::Child, limit: Duration) -> (i32, String, String) {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Says which version branch a test took (or what it skipped for a
+/// missing capability) where CI keeps it: written straight to the
+/// process's stderr, which the test harness does not capture (it captures
+/// only the print macros), as one `branch: TEST: WHAT` line; `.ci/run`
+/// counts them in its closing line. A test never passes a branch in silence.
+pub fn branch(what: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("branch: {test}: {what}");
+    // Once per test and branch, however often the test asks.
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        said.push(line);
+    }
+}
+
+/// `-o json|yaml` output made comparable across runs for a snapshot: the
+/// namespace becomes `NS`, generated name suffixes (ReplicaSet and pod
+/// hashes, Job pods) `HASH`, times and ages `[time]`/`[age]`, addresses
+/// `[ip]`, the node's name `[node]`.
+/// Everything else — every field, its name and value — stays as printed.
+pub fn redacted(doc: &serde_json::Value, ns: &str) -> serde_json::Value {
+    use serde_json::Value;
+    fn is_time(s: &str) -> bool {
+        s.len() >= 20 && s.parse::<jiff::Timestamp>().is_ok()
+    }
+    /// Kubernetes makes name suffixes (pod-template hashes, the 5 random
+    /// characters of a generated pod name) from an alphabet without vowels
+    /// (apimachinery's `rand.String`, `SafeEncodeString`), so no word of a
+    /// chart's names is taken for one.
+    fn is_generated(part: &str) -> bool {
+        matches!(part.len(), 5 | 8..=10) && part.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+    }
+    /// `deploy-<hash>-<suffix>` → `deploy-HASH-HASH`, `job-<suffix>` → `job-HASH`.
+    fn unsuffixed(s: &str) -> String {
+        s.split('-')
+            .map(|part| if is_generated(part) { "HASH" } else { part })
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+    fn walk(v: &Value, key: &str, ns: &str) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), walk(v, k, ns))).collect()),
+            Value::Array(a) => Value::Array(a.iter().map(|v| walk(v, key, ns)).collect()),
+            Value::String(s) => Value::String(match key {
+                "age" => "[age]".to_string(),
+                // The simulator's node name carries the machine's.
+                "node" => "[node]".to_string(),
+                k if k.to_ascii_lowercase().ends_with("ip") => "[ip]".to_string(),
+                _ if is_time(s) => "[time]".to_string(),
+                _ => unsuffixed(&s.replace(ns, "NS")),
+            }),
+            other => other.clone(),
+        }
+    }
+    walk(doc, "", ns)
+}
+
+/// A plan document [`redacted`], its pods in a stable order: with their
+/// names redacted, which pod of a component is removed first is theirs to
+/// say, not the snapshot's (the fate and step of each stay).
+pub fn plan_redacted(plan: &serde_json::Value, ns: &str) -> serde_json::Value {
+    let mut doc = redacted(plan, ns);
+    for item in doc["items"].as_array_mut().into_iter().flatten() {
+        if let Some(pods) = item["pods"].as_array_mut() {
+            pods.sort_by_key(|p| p.to_string());
+        }
+    }
+    doc
+}
+
+/// `plan my-release CHANGE -n NS -o json`, parsed.
+pub fn plan_json(ns: &str, change: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["plan", "my-release", change, "-n", ns, "-o", "json"]))
+        .expect("plan -o json is JSON")
+}
+
+/// `status [ARGS] -n NS -o json`, [`redacted`], after checking that
+/// `-o yaml` says the same (but the ages, which move between the reads).
+pub fn status_doc_redacted(args: &[&str], ns: &str) -> serde_json::Value {
+    let read = |format: &str| ok(&[&["status"], args, &["-n", ns, "-o", format]].concat());
+    let json: serde_json::Value = serde_json::from_str(&read("json")).expect("status -o json is JSON");
+    let yaml: serde_json::Value = serde_saphyr::from_str(&read("yaml")).expect("status -o yaml is YAML");
+    let json = redacted(&json, ns);
+    assert!(
+        redacted(&yaml, ns) == json,
+        "-o yaml says what -o json says (but the ages)"
+    );
+    json
+}
+
+/// Polls `f` every 100 ms until it holds; fails after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kubectl scale deployment NAME --replicas=N`, as a user (or another
+/// tool) changes a count by hand.
+pub fn scale_deployment(ns: &str, name: &str, replicas: u32) {
+    kubectl(&[
+        "scale",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        &format!("--replicas={replicas}"),
+    ]);
 }

@@ -22,7 +22,7 @@ use crate::cluster::Cluster;
 use crate::cluster::helm_records::other_writer;
 use crate::cluster::helm_records::{self as helm, StoredRelease};
 use crate::cluster::hpa;
-use crate::cluster::lease::HeldLease;
+use crate::cluster::lease::{self, HeldLease};
 use crate::cluster::live::fetch_live;
 use crate::cluster::rollout::{replicas_handed_back, unmark_pods};
 use crate::core::bounds::Setting;
@@ -44,7 +44,7 @@ use super::drain::Drainer;
 use super::record::{self, Finish, OtherWriter, Unfinished};
 use super::steps::{self, StepOptions};
 use super::stop::Stop;
-use super::{bounds, busy, continue_command, tell_grace};
+use super::{bounds, busy, continue_command, tell_grace, waiting_line};
 
 /// What a run starts from, read under the Lease.
 struct Loaded {
@@ -94,7 +94,7 @@ impl Loaded {
         // Under the Lease a pending revision of ours has no run (a dry run,
         // without it, asks the Lease itself: see `run`).
         let abandoned = if is_pending(last.release.status()) {
-            match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, None) {
+            match lock::pending_work(last.release.description(), PLUGIN_DESCRIPTION_PREFIX, Ok(None)) {
                 PendingWork::Helm => {
                     return Err(Refused(format!(
                         "revision {} of {} is {} ({:?}): another Helm operation is in progress; wait for it to finish (or roll it back) and retry",
@@ -105,7 +105,9 @@ impl Loaded {
                     ))
                     .into());
                 }
-                PendingWork::Scaling { .. } | PendingWork::Interrupted => Some(last.clone()),
+                PendingWork::Held { .. } | PendingWork::Interrupted | PendingWork::Unknown { .. } => {
+                    Some(last.clone())
+                }
             }
         } else {
             None
@@ -148,11 +150,25 @@ impl Loaded {
 pub(super) async fn dry_run(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<String> {
     let loaded = Loaded::read(cluster, args, requests).await?;
     // Read without the Lease: a pending revision of ours may belong to a
-    // run at work now, whose targets are no repair to show.
-    if let Some(p) = &loaded.abandoned
-        && let PendingWork::Scaling { holder } = releases::pending_work(cluster, p).await
-    {
-        return Err(busy(&args.release, cluster.namespace(), &holder));
+    // run at work now, whose targets are no repair to show. Whether one
+    // is, is judged as `scale` judges it: by watching the Lease.
+    if loaded.abandoned.is_some() {
+        let progress = Progress::new();
+        let at_work = lease::at_work(cluster, cluster.namespace(), &args.release, |holder, within| {
+            waiting_line(&progress, &args.release, holder, within)
+        })
+        .await;
+        progress.finish();
+        match at_work {
+            Ok(Some(holder)) => {
+                return Err(busy(&args.release, cluster.namespace(), lock::readable(&holder)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("reading the release's lock (a Lease) to tell whether a run is at work"));
+            }
+        }
     }
     let owned = loaded.owner.map(|o| gitops::plan_warning(&o, &loaded.plan));
     render::plan::output(PlanOutput::Table, loaded.plan, owned)

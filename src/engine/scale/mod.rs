@@ -90,19 +90,22 @@ fn tell_grace(progress: &Progress, plan: &Plan, warning: impl Fn(&GraceCheck) ->
 async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
     let me = this_run();
     let namespace = cluster.namespace();
-    let waiting = |holder: &str, within: std::time::Duration| {
-        progress.line(&format!(
-            "{} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
-            args.release,
-            within.as_secs()
-        ));
-    };
+    let waiting =
+        |holder: &str, within: std::time::Duration| waiting_line(progress, &args.release, holder, within);
     lease::acquire(cluster, namespace, &args.release, &me, waiting)
         .await
         .map_err(|e| match e {
             NotAcquired::Busy { holder } => busy(&args.release, namespace, lock::readable(&holder)),
             NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
         })
+}
+
+/// Said once while a silent holder's Lease is watched out.
+fn waiting_line(progress: &Progress, release: &str, holder: &str, within: std::time::Duration) {
+    progress.line(&format!(
+        "{release} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
+        within.as_secs()
+    ));
 }
 
 /// The refusal while another run holds the release's Lease.

@@ -65,6 +65,9 @@ pub struct Seen {
     pub method: String,
     /// Path and query, e.g. `/api/v1/namespaces/x/pods?limit=500`.
     pub path: String,
+    /// The HTTP status answered (forwarded or injected); `None` while the
+    /// request is in flight, or if it was refused.
+    pub status: Option<u16>,
 }
 
 struct Inner {
@@ -292,11 +295,16 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Pr
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    lock(&inner.seen).push(Seen {
-        method: method.clone(),
-        path: path.clone(),
-    });
-    match pick_mode(&inner, &method, &path) {
+    let index = {
+        let mut seen = lock(&inner.seen);
+        seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            status: None,
+        });
+        seen.len() - 1
+    };
+    let response = match pick_mode(&inner, &method, &path) {
         Mode::Refuse => Err("fault proxy: refusing".into()),
         Mode::Status(code) => Ok(status_response(&inner, code)),
         Mode::Latency(d) => {
@@ -305,7 +313,17 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Pr
         }
         Mode::CutMidStream { after_bytes } => forward(&inner, req, &path, Some(after_bytes)).await,
         Mode::PassThrough => forward(&inner, req, &path, None).await,
+    };
+    if let Ok(r) = &response {
+        // The same request unless the counters were reset meanwhile.
+        if let Some(seen) = lock(&inner.seen)
+            .get_mut(index)
+            .filter(|s| s.method == method && s.path == path)
+        {
+            seen.status = Some(r.status().as_u16());
+        }
     }
+    response
 }
 
 fn status_response(inner: &Inner, code: u16) -> Response<ProxyBody> {
