@@ -10,6 +10,8 @@
 //! - `BENCH_RUNS` (default 5), `BENCH_SCALE_RUNS` (default 5).
 //! - `BENCH_JSON`: where to write the JSON results
 //!   (default `target/bench-status.json`).
+//! - `BENCH_MILVUS=0` skips what asking Milvus costs; `BENCH_ONLY_MILVUS=1`
+//!   measures only that.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -276,6 +278,117 @@ fn scale_run(bed: &'static TestBed, bin: &Path, ns: &str) -> (f64, f64) {
     (ms(done - t), reaction)
 }
 
+/// Requests a plugin run sends through the proxy: all, and those to Milvus
+/// (the pod proxy subresource), with its wall time (through the proxy).
+fn counted(proxy: &FaultProxy, bin: &Path, args: &[&str]) -> (f64, f64, f64) {
+    proxy.reset_counters();
+    let t = Instant::now();
+    run_ok(Command::new(bin).args(args).env("KUBECONFIG", proxy.kubeconfig()));
+    let took = ms(t.elapsed());
+    let all = proxy.requests();
+    let milvus = all.iter().filter(|r| r.path.contains("/proxy/")).count();
+    (all.len() as f64, milvus as f64, took)
+}
+
+/// What asking Milvus costs (docs/milvus.md): `status`'s extra requests with
+/// Milvus reachable and unreachable, and what a drain adds to a scale-in
+/// step (12 sealed segments on 3 query nodes, one step 3 → 2, against the
+/// same step with `--no-drain`).
+fn milvus_costs(bed: &'static TestBed, bin: &Path, proxy: &FaultProxy, runs: usize) -> Value {
+    use testbed::milvus::{self as standin, MilvusKnobs};
+    let ns = bed
+        .block_on(async { TestBed::get().namespace("bench-milvus").await })
+        .unwrap()
+        .unwrap();
+    let nsn = ns.name().to_string();
+    let knobs = |k: MilvusKnobs| {
+        let n = nsn.clone();
+        bed.block_on(async move { standin::set_knobs(&n, k).await })
+            .unwrap()
+            .unwrap();
+    };
+    let segments = || MilvusKnobs {
+        segments: [("*".to_string(), 12)].into(),
+        ..MilvusKnobs::default()
+    };
+    let settled = |what: &'static str| {
+        let n = nsn.clone();
+        bed.block_on(async move {
+            standin::wait_until(&n, RELEASE, Duration::from_secs(120), what, |m| {
+                !m.busy() && m.unplaced.is_empty()
+            })
+            .await
+        })
+        .unwrap()
+        .unwrap();
+    };
+    knobs(segments());
+    let n2 = nsn.clone();
+    bed.block_on(async move {
+        let opts = SeedOptions {
+            wait_ready: true,
+            ..Default::default()
+        };
+        seed::seed_release(TestBed::get(), &n2, Scenario::QueryNode3DataNode2, opts).await
+    })
+    .unwrap()
+    .expect("seed milvus namespace");
+    settled("loaded");
+    let status = ["status", RELEASE, "-n", nsn.as_str()];
+    let row = |label: &str| {
+        let rows: Vec<(f64, f64, f64)> = (0..runs).map(|_| counted(proxy, bin, &status)).collect();
+        let r = json!({
+            "requests": median(rows.iter().map(|r| r.0).collect()),
+            "milvus_requests": median(rows.iter().map(|r| r.1).collect()),
+            "status_ms": bench_ms(runs, || {
+                run_ok(Command::new(bin).args(status).env("KUBECONFIG", bed.admin_kubeconfig()));
+            }),
+        });
+        eprintln!("milvus {label}: {r}");
+        r
+    };
+    let reachable = row("reachable");
+    knobs(MilvusKnobs {
+        no_routes: true,
+        ..segments()
+    });
+    let unreachable = row("unreachable (a Milvus without the routes)");
+    knobs(segments());
+    let mut drained = Vec::new();
+    let mut plain = Vec::new();
+    for _ in 0..runs.clamp(1, 3) {
+        for (no_drain, out) in [(false, &mut drained), (true, &mut plain)] {
+            run_ok(
+                Command::new(bin)
+                    .args(["scale", RELEASE, "queryNode=3", "-n", nsn.as_str()])
+                    .env("KUBECONFIG", bed.admin_kubeconfig()),
+            );
+            settled("balanced at 3");
+            let mut args = vec!["scale", RELEASE, "queryNode=2", "-n", nsn.as_str()];
+            if no_drain {
+                args.push("--no-drain");
+            }
+            out.push(counted(proxy, bin, &args));
+            settled("balanced at 2");
+        }
+    }
+    let step = |v: &[(f64, f64, f64)]| {
+        json!({
+            "requests": median(v.iter().map(|r| r.0).collect()),
+            "milvus_requests": median(v.iter().map(|r| r.1).collect()),
+            "ms": median(v.iter().map(|r| r.2).collect()),
+        })
+    };
+    let out = json!({
+        "status_reachable": reachable,
+        "status_unreachable": unreachable,
+        "step_drained": step(&drained),
+        "step_no_drain": step(&plain),
+    });
+    eprintln!("milvus drain: {out}");
+    out
+}
+
 fn micro(runs: usize) -> Value {
     use kubectl_milvus::core::{pods::PodRow, release, values};
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -385,6 +498,15 @@ fn main() {
 
     let bed = TestBed::get();
     let proxy = FaultProxy::start(bed).expect("proxy");
+
+    // What asking Milvus costs, on its own namespace.
+    if std::env::var("BENCH_MILVUS").map_or(true, |v| v != "0") {
+        results["milvus"] = milvus_costs(bed, &bin, &proxy, runs);
+        write_json(&json_path, &results);
+        if std::env::var("BENCH_ONLY_MILVUS").is_ok_and(|v| v == "1") {
+            return;
+        }
+    }
 
     // Scale first, on its own small namespace.
     {

@@ -175,7 +175,7 @@ pub struct PlanArgs {
 }
 
 /// How pods leave on the way in (plan and scale).
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct ScaleInFlags {
     /// Remove this pod first (repeatable; needs Kubernetes v1.22+, which honours pod-deletion-cost)
     #[arg(long = "remove", value_name = "POD")]
@@ -183,6 +183,23 @@ pub struct ScaleInFlags {
     /// Scale in even when pods get less than 30s to stop while Milvus's graceful stop needs more
     #[arg(long)]
     pub accept_short_grace: bool,
+    /// Do not empty leaving query nodes in Milvus first, nor ask Milvus's health between steps
+    #[arg(long)]
+    pub no_drain: bool,
+    /// How long each leaving query node may take to empty in Milvus
+    #[arg(long, value_name = "DURATION", value_parser = parse_request_timeout, default_value = "10m")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ScaleInFlags {
+    fn default() -> Self {
+        ScaleInFlags {
+            remove: Vec::new(),
+            accept_short_grace: false,
+            no_drain: false,
+            drain_timeout: crate::core::milvus::drain::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

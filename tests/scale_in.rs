@@ -91,12 +91,13 @@ fn plan_and_scale_state_the_grace_shortfall_and_short_grace_needs_the_flag() {
         plan.contains("30s, Kubernetes' default: the Milvus chart sets none"),
         "{plan}"
     );
-    // Before v1.22 the removed pod is a prediction, said so; from v1.22 it is
-    // chosen and marked.
+    // From v1.22 the removed pod is chosen and marked; before, a leaving
+    // query node is chosen and drained by the run (it deletes the pod
+    // itself, docs/milvus.md), and other removals are a prediction.
     let said = if honours_deletion_cost() {
         "removed ones are chosen; `scale` marks each with controller.kubernetes.io/pod-deletion-cost"
     } else {
-        "a prediction, this server ignores pod-deletion-cost"
+        "removed query-node pods are chosen and drained by the run"
     };
     assert!(plan.contains(said), "{plan}");
     let doc = plan_json(ns, "queryNode=2");

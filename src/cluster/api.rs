@@ -320,15 +320,32 @@ impl<'de> serde::Deserialize<'de> for SlimPods {
     }
 }
 
-/// Keeps what `kubectl get pods` columns, owner attribution and the
-/// ReplicaSet victim order read.
+/// Keeps what `kubectl get pods` columns, owner attribution, the
+/// ReplicaSet victim order and Milvus's view read: of the annotations, the
+/// deletion cost and the drain mark; of the ports, the one named `metrics`.
 fn slim(mut pod: Pod) -> Pod {
     pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
+    pod.metadata.annotations = pod
+        .metadata
+        .annotations
+        .take()
+        .map(|mut a| {
+            a.retain(|k, _| {
+                k == crate::core::scale_in::DELETION_COST || k == crate::core::milvus::drain::DRAIN_MARK
+            });
+            a
+        })
+        .filter(|a| !a.is_empty());
     if let Some(spec) = pod.spec.take() {
         let keep = |c: &Container| Container {
             name: c.name.clone(),
             restart_policy: c.restart_policy.clone(),
+            ports: c.ports.as_ref().map(|ps| {
+                ps.iter()
+                    .filter(|p| p.name.as_deref() == Some(crate::core::milvus::api::METRICS_PORT_NAME))
+                    .cloned()
+                    .collect()
+            }),
             ..Default::default()
         };
         pod.spec = Some(PodSpec {
@@ -417,6 +434,32 @@ mod tests {
                 .is_some_and(|s| s.containers[0].env.is_none())
         );
         assert_eq!(pod_row(&slimmed, now), pod_row(&full, now));
+        assert!(
+            slimmed.metadata.annotations.is_none(),
+            "checksum/config is dropped"
+        );
+        // What Milvus's view reads stays: the drain mark, the metrics port.
+        let mut marked = full.clone();
+        marked.metadata.annotations = Some(
+            [
+                ("kubectl-milvus.io/drain".to_string(), "{}".to_string()),
+                ("checksum/config".to_string(), "abc".to_string()),
+            ]
+            .into(),
+        );
+        marked.spec.as_mut().expect("spec").containers[0].ports = serde_json::from_value(
+            serde_json::json!([{"name": "milvus", "containerPort": 19530}, {"name": "metrics", "containerPort": 9191}]),
+        )
+        .expect("ports");
+        let kept = slim(marked);
+        assert_eq!(
+            kept.metadata
+                .annotations
+                .as_ref()
+                .map(|a| a.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["kubectl-milvus.io/drain".to_string()])
+        );
+        assert_eq!(crate::core::milvus::nodes::metrics_port(&kept), 9191);
         let list: SlimPodList =
             serde_json::from_value(serde_json::json!({"items": [full.clone(), full]})).expect("list");
         assert_eq!(list.items.0.len(), 2);

@@ -12,6 +12,7 @@ pub mod helm_records;
 pub mod hpa;
 pub mod lease;
 pub mod live;
+pub mod milvus;
 pub mod operator;
 pub mod rollout;
 

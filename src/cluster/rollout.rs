@@ -78,6 +78,20 @@ async fn deployment_pods(cluster: &Cluster, namespace: &str, name: &str) -> Resu
         .collect())
 }
 
+/// The pod a step would remove by our own choice (`choose_victim`), not
+/// marked: on servers before v1.22 a drained pod is deleted by the run
+/// instead (`core::milvus::drain::Removal`).
+pub async fn choose_leaving(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &str,
+    remove: &[String],
+) -> Result<Option<String>, String> {
+    let pods = deployment_pods(cluster, namespace, deployment).await?;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    Ok(scale_in::choose_victim(&refs, remove).and_then(|p| p.metadata.name.clone()))
+}
+
 pub async fn pick_leaving(
     cluster: &Cluster,
     namespace: &str,

@@ -573,7 +573,7 @@ mod tests {
         }
         assert!(!v.contains(&"--replicas"), "{v:?}");
         let scale = run(&["scale", "r", "--d"]);
-        assert_eq!(values(&scale), ["--dry-run"]);
+        assert_eq!(values(&scale), ["--dry-run", "--drain-timeout"]);
         // Already given: not offered again.
         assert!(!values(&run(&["status", "-A", "-"])).contains(&"-A"));
     }

@@ -5,11 +5,11 @@ use anyhow::Result;
 
 use crate::cli::{StatusArgs, StatusOutput};
 use crate::cluster::Cluster;
-use crate::engine::status::instances;
+use crate::engine::status::instances_with_milvus;
 use crate::render;
 
 pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
-    let statuses = instances(cluster, args.release.as_deref(), args.all_namespaces).await?;
+    let statuses = instances_with_milvus(cluster, args.release.as_deref(), args.all_namespaces).await?;
     let doc = render::document::Document {
         api_version: render::document::API_VERSION,
         kind: "MilvusStatusList",

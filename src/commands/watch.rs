@@ -17,7 +17,7 @@ use crate::cluster::operator::{self as operator_api, Found};
 use crate::core::operator::Instance;
 use crate::core::watch::ageless;
 use crate::engine::signals::interrupted;
-use crate::engine::status::instances;
+use crate::engine::status::instances_with_milvus as instances;
 use crate::error::{InvalidInput, one_line};
 use crate::render;
 

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod gitops;
 pub mod lock;
 pub mod manifest;
+pub mod milvus;
 pub mod operator;
 pub mod ownership;
 pub mod plan;

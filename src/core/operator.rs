@@ -435,6 +435,9 @@ pub struct OperatorStatus {
     pub owner: Option<crate::core::gitops::Owner>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Milvus's own view (`status` only; `None` until asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milvus: Option<crate::core::milvus::view::MilvusView>,
 }
 
 /// One item of `status`'s document: a Helm release or a `Milvus` resource,
@@ -542,6 +545,7 @@ pub fn status(cr: &MilvusResource, live: &OperatorLive<'_>, now: jiff::Timestamp
         pods,
         owner: None,
         warnings,
+        milvus: None,
     }
 }
 
@@ -662,7 +666,8 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
             input.cr.spec.get("config").cloned().unwrap_or(Value::Null),
         )],
     };
-    // Operator runs do not mark pods: no rules or `--remove` to honour.
+    // No `--remove` on Operator clusters; the predicted removals follow the
+    // controller, except for drained query nodes.
     let scale_in = ScaleInInput {
         rules: scale_in::ControllerRules {
             deletion_cost: false,
@@ -671,6 +676,9 @@ pub fn plan(input: &OperatorPlanInput<'_>, requests: &[Request]) -> Result<Plan,
         grace: input.grace.clone(),
         remove: Vec::new(),
         accept_short_grace: input.accept_short_grace,
+        // The run drains leaving query nodes unless `--no-drain`, choosing
+        // each one itself (docs/milvus.md).
+        drain: true,
     };
     let common = Common {
         hpas: input.hpas,

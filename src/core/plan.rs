@@ -46,6 +46,9 @@ pub struct ScaleInInput {
     pub remove: Vec<String>,
     /// `--accept-short-grace`.
     pub accept_short_grace: bool,
+    /// Leaving query nodes are drained (not `--no-drain`): the run chooses
+    /// each leaving query-node pod on every server (docs/milvus.md).
+    pub drain: bool,
 }
 
 /// One component's change.
@@ -143,6 +146,9 @@ pub struct Plan {
     /// the plan's size must not grow with the target.
     #[serde(skip_serializing_if = "is_zero")]
     pub new_pods_not_shown: u64,
+    /// The drain of the leaving query nodes (`plan` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<crate::core::milvus::drain::DrainPlan>,
     /// The command that writes the targets at once.
     #[serde(flatten)]
     pub command: Command,
@@ -415,6 +421,7 @@ pub fn plan_shape(shape: &dyn Shape, input: &Common<'_>, requests: &[Request]) -
         &changes,
         rules,
         &input.scale_in.remove,
+        input.scale_in.drain,
     );
     Ok(Plan {
         managed_by: shape.managed_by(),
@@ -428,6 +435,7 @@ pub fn plan_shape(shape: &dyn Shape, input: &Common<'_>, requests: &[Request]) -
         victims_chosen: rules.deletion_cost,
         pods,
         new_pods_not_shown,
+        drain: None,
     })
 }
 
@@ -896,6 +904,7 @@ pub fn predicted_pods(
     changes: &[ComponentChange],
     rules: ControllerRules,
     remove: &[String],
+    drain: bool,
 ) -> (Vec<PredictedPod>, u64) {
     let mut out = Vec::new();
     let mut not_shown = 0u64;
@@ -912,7 +921,10 @@ pub fn predicted_pods(
                 .collect();
             let live = pods.len() as u32;
             let removed = live.saturating_sub(change.target) as usize;
-            let victims = if rules.deletion_cost {
+            // A drained query node is chosen by the run on every server
+            // (marked, or deleted by the run before v1.22).
+            let chosen = rules.deletion_cost || (drain && change.component == "queryNode");
+            let victims = if chosen {
                 scale_in::chosen_victims(&pods, removed, remove)
             } else {
                 scale_in::predicted_victims(&pods, removed, rules, now)
@@ -1175,6 +1187,7 @@ mod tests {
             grace: BTreeMap::new(),
             remove: vec![],
             accept_short_grace: false,
+            drain: false,
         }
     }
 

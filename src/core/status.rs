@@ -153,6 +153,9 @@ pub struct ReleaseStatus {
     pub pods: Vec<ReleasePod>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Milvus's own view (`status` only; `None` until asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milvus: Option<crate::core::milvus::view::MilvusView>,
 }
 
 /// The live inputs for one release, gathered by the API layer.
@@ -330,6 +333,7 @@ pub fn build_chart(
         dependencies,
         pods,
         warnings: std::mem::take(&mut warnings),
+        milvus: None,
     }
 }
 

@@ -142,7 +142,9 @@ pub async fn plan(
         ),
         owner::milvus_owner(cluster, &mut apis, cr)
     );
-    let (_, plan) = planned?;
+    let (live, mut plan) = planned?;
+    let rules = cluster.controller_rules().await?;
+    crate::engine::plan::add_drain(cluster, &mut plan, &live.pods, rules, &args.scale_in).await;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     Ok((plan, owned))
 }

@@ -3,14 +3,21 @@
 
 use anyhow::Result;
 
-use crate::cli::{BoundsFlags, PlanArgs};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::cli::{BoundsFlags, PlanArgs, ScaleInFlags};
 use crate::cluster::Cluster;
 use crate::cluster::helm_records::StoredRelease;
 use crate::cluster::live::{Live, fetch_live};
+use crate::cluster::milvus::drain_plan;
 use crate::core::bounds;
 use crate::core::lock::{self, PendingWork};
 use crate::core::manifest;
+use crate::core::milvus::drain::{DrainPlan, Removal};
+use crate::core::plan::PodFate;
 use crate::core::plan::{self, Plan, PlanInput, Rejection, Request, ScaleInInput};
+use crate::core::scale_in::ControllerRules;
+use crate::engine::scale::drain::QUERY_NODE;
 use crate::engine::{owner, releases};
 use crate::error::{Refused, rejection};
 
@@ -34,8 +41,10 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
         grace: live.grace.clone(),
         remove: args.scale_in.remove.clone(),
         accept_short_grace: args.scale_in.accept_short_grace,
+        drain: !args.scale_in.no_drain,
     };
     let mut plan = make(stored, &live, requests, args.force, &scale_in)?;
+    add_drain(cluster, &mut plan, &live.pods, scale_in.rules, &args.scale_in).await;
     let owner = owner::owner_of(cluster, stored, &live).await;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     if let Some(p) = &current.pending {
@@ -65,6 +74,60 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
         });
     }
     Ok((plan, owned))
+}
+
+/// The drain section of a plan that scales query nodes in: each leaving
+/// pod (in step order), its Milvus node and what it holds, asked of Milvus
+/// now (docs/milvus.md). Nothing when no query node leaves.
+pub async fn add_drain(
+    cluster: &Cluster,
+    plan: &mut Plan,
+    pods: &[Pod],
+    rules: ControllerRules,
+    flags: &ScaleInFlags,
+) {
+    let qn: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.component == QUERY_NODE && c.target < c.current && c.hpa.is_none())
+        .flat_map(|c| c.deployments.iter().map(String::as_str))
+        .collect();
+    if qn.is_empty() {
+        return;
+    }
+    let of_qn = |name: &str| qn.iter().any(|d| name.starts_with(&format!("{d}-")));
+    let mut leaving: Vec<(usize, String)> = plan
+        .pods
+        .iter()
+        .filter(|p| p.fate == PodFate::Removed && of_qn(&p.row.name))
+        .map(|p| (p.step.unwrap_or(0), p.row.name.clone()))
+        .collect();
+    leaving.sort();
+    let victims: Vec<String> = leaving.into_iter().map(|(_, n)| n).collect();
+    let removal = Removal::for_rules(rules);
+    if flags.no_drain {
+        plan.drain = Some(DrainPlan {
+            component: QUERY_NODE.into(),
+            enabled: false,
+            removal,
+            timeout_secs: flags.drain_timeout.as_secs(),
+            leaving: Vec::new(),
+            unreachable: None,
+        });
+        return;
+    }
+    let refs: Vec<&Pod> = pods.iter().collect();
+    plan.drain = Some(
+        drain_plan(
+            cluster,
+            &plan.namespace,
+            &refs,
+            &victims,
+            removal,
+            flags.drain_timeout,
+        )
+        .await,
+    );
 }
 
 /// Parses `COMPONENT=N …`, or a lone `COMPONENT` with `--replicas N`, or

@@ -190,6 +190,8 @@ pub async fn plan(
         grace: live.grace.clone(),
         remove: args.scale_in.remove.clone(),
         accept_short_grace: args.scale_in.accept_short_grace,
+        // Argo CD-rendered instances are not scaled by the plugin.
+        drain: false,
     };
     let shape = ChartShape {
         chart,

@@ -2,13 +2,21 @@
 //! Argo CD-rendered instances, read at once.
 
 use anyhow::Result;
-use futures::future::try_join_all;
+use std::collections::BTreeSet;
+
+use futures::future::{join_all, try_join_all};
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::cluster::Cluster;
+use crate::cluster::lease;
 use crate::cluster::live::LiveReads;
+use crate::cluster::milvus::instance_view;
 use crate::core::chart::Chart;
+use crate::core::lock;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
+use crate::core::milvus::drain::marked_pods;
+use crate::core::milvus::view::Budget;
 use crate::core::operator::Instance;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
 use crate::engine::releases::{self, CurrentRelease};
@@ -18,12 +26,22 @@ use crate::error::InvalidInput;
 /// Helm releases and `Milvus` resources, read at once, in one list by
 /// namespace and name (a Helm release first where both share a name).
 pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bool) -> Result<Vec<Instance>> {
+    instances_with(cluster, &LiveReads::new(cluster), name, all_namespaces).await
+}
+
+/// [`instances`] through the caller's reads (which then hold each
+/// namespace's pods for [`add_milvus_views`]).
+pub async fn instances_with(
+    cluster: &Cluster,
+    reads: &LiveReads<'_>,
+    name: Option<&str>,
+    all_namespaces: bool,
+) -> Result<Vec<Instance>> {
     let scope = (!all_namespaces).then(|| cluster.namespace().to_string());
     // Both halves read each namespace's objects through one shared read.
-    let reads = LiveReads::new(cluster);
     let (helm, operator) = tokio::join!(
-        helm_statuses(cluster, &reads, name, all_namespaces),
-        operator::statuses(cluster, &reads, scope.as_deref(), name)
+        helm_statuses(cluster, reads, name, all_namespaces),
+        operator::statuses(cluster, reads, scope.as_deref(), name)
     );
     let operator = operator?;
     let mut items: Vec<Instance> = helm?
@@ -44,6 +62,63 @@ pub async fn instances(cluster: &Cluster, name: Option<&str>, all_namespaces: bo
         eprintln!("warning: {warning}");
     }
     Ok(items)
+}
+
+/// What `status` shows, Milvus's own view included: [`instances`], then
+/// [`add_milvus_views`] with the same reads.
+pub async fn instances_with_milvus(
+    cluster: &Cluster,
+    name: Option<&str>,
+    all_namespaces: bool,
+) -> Result<Vec<Instance>> {
+    let reads = LiveReads::new(cluster);
+    let mut items = instances_with(cluster, &reads, name, all_namespaces).await?;
+    add_milvus_views(cluster, &reads, &mut items).await;
+    Ok(items)
+}
+
+/// Milvus's own view of each instance (docs/milvus.md), all instances at
+/// once, each bounded by `view::Budget` (never an error: what cannot be
+/// asked is said in the view). The pods come from `reads`, already read.
+pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &mut [Instance]) {
+    let budget = Budget::default();
+    let views = join_all(items.iter().map(|item| {
+        let (namespace, name) = item.key();
+        let ours: BTreeSet<String> = match item {
+            Instance::Helm(r) => r.pods.iter().map(|p| p.row.name.clone()).collect(),
+            Instance::Operator(o) => o.pods.iter().map(|p| p.row.name.clone()).collect(),
+        };
+        let (namespace, name) = (namespace.to_string(), name.to_string());
+        let budget = &budget;
+        async move {
+            let live = reads.get(&namespace).await.ok()?;
+            let pods: Vec<&Pod> = live
+                .pods
+                .iter()
+                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| ours.contains(n)))
+                .collect();
+            // Which run is draining right now, only worth a read when a
+            // pod carries a drain mark.
+            let live_run = if marked_pods(&pods).is_empty() {
+                None
+            } else {
+                lease::seen(cluster, &namespace, &name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|s| s.renewed_ago.is_none_or(|ago| ago < lock::LEASE_DURATION))
+                    .map(|s| s.holder)
+            };
+            Some(instance_view(cluster, &namespace, &pods, live_run, budget).await)
+        }
+    }))
+    .await;
+    for (item, view) in items.iter_mut().zip(views) {
+        match item {
+            Instance::Helm(r) => r.milvus = view,
+            Instance::Operator(o) => o.milvus = view,
+        }
+    }
 }
 
 /// Gathers the status of the selected Helm releases; fails when there is none.

@@ -1,6 +1,7 @@
 //! Rendering of models into kubectl-style tables, JSON and YAML.
 
 pub mod document;
+pub mod milvus;
 pub mod plan;
 pub mod progress;
 pub mod status;

@@ -131,7 +131,9 @@ pub fn table(plan: &Plan) -> String {
     }
     if !plan.pods.is_empty() {
         let removes = plan.pods.iter().any(|p| p.fate == PodFate::Removed);
+        let drained = plan.drain.as_ref().is_some_and(|d| d.enabled);
         out.push_str(match (removes, plan.victims_chosen) {
+            (true, false) if drained => "\nPods (removed query-node pods are chosen and drained by the run, see Drain below; other removals are the ReplicaSet controller's choice by this server's rules, a prediction):\n",
             (true, true) => "\nPods (removed ones are chosen; `scale` marks each with controller.kubernetes.io/pod-deletion-cost so the ReplicaSet removes exactly it):\n",
             (true, false) => "\nPredicted pods (removed ones are the ReplicaSet controller's choice by this server's rules; a prediction, this server ignores pod-deletion-cost and removes pods it ranks equal in any order):\n",
             _ => "\nPredicted pods:\n",
@@ -163,6 +165,10 @@ pub fn table(plan: &Plan) -> String {
         if plan.new_pods_not_shown > 0 {
             let _ = writeln!(out, "… and {} more new pods", HumanCount(plan.new_pods_not_shown));
         }
+    }
+    if let Some(d) = &plan.drain {
+        out.push('\n');
+        out.push_str(&crate::render::milvus::plan_section(d));
     }
     let _ = match &plan.command {
         Command::HelmCommand(helm) => write!(out, "\nEquivalent Helm command:\n  {helm}\n"),

@@ -3,9 +3,11 @@
 
 use std::fmt::Write;
 
+use crate::core::milvus::view::MilvusView;
 use crate::core::operator::{Instance, OperatorStatus};
 use crate::core::status::{ComponentStatus, DependencyStatus, ReleasePod, ReleaseStatus};
 use crate::core::values::Replicas;
+use crate::render;
 use crate::render::table::{kubectl_table, pod_table};
 
 /// Renders Helm releases and `Milvus` resources alike, separated by a blank line.
@@ -75,6 +77,7 @@ fn operator(o: &OperatorStatus, wide: bool, all_namespaces: bool) -> String {
     out.push_str(&body(
         &o.warnings,
         &o.components,
+        o.milvus.as_ref(),
         &o.dependencies,
         &o.pods,
         (&o.release, &o.namespace),
@@ -145,6 +148,7 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
     out.push_str(&body(
         &r.warnings,
         &r.components,
+        r.milvus.as_ref(),
         &r.dependencies,
         &r.pods,
         (&r.release, &r.namespace),
@@ -155,9 +159,11 @@ fn release(r: &ReleaseStatus, wide: bool, all_namespaces: bool) -> String {
 }
 
 /// The summary's warnings, then the tables: components, dependencies, pods.
+#[allow(clippy::too_many_arguments)]
 fn body(
     warnings: &[String],
     components_: &[ComponentStatus],
+    milvus: Option<&MilvusView>,
     dependencies: &[DependencyStatus],
     pods: &[ReleasePod],
     (name, namespace): (&str, &str),
@@ -170,6 +176,12 @@ fn body(
     }
     out.push('\n');
     out.push_str(&components(components_, wide));
+    // Milvus's own view, beside what Kubernetes says.
+    let section = milvus.map(render::milvus::status_section).unwrap_or_default();
+    if !section.is_empty() {
+        out.push('\n');
+        out.push_str(&section);
+    }
     if !dependencies.is_empty() {
         out.push('\n');
         let rows: Vec<Vec<String>> = dependencies

@@ -40,6 +40,7 @@ use crate::error::Refused;
 use crate::render;
 use crate::render::progress::Progress;
 
+use super::drain::Drainer;
 use super::record::{self, Finish, OtherWriter, Unfinished};
 use super::steps::{self, StepOptions};
 use super::stop::Stop;
@@ -121,6 +122,7 @@ impl Loaded {
             grace: live.grace.clone(),
             remove: args.scale_in.remove.clone(),
             accept_short_grace: args.scale_in.accept_short_grace,
+            drain: !args.scale_in.no_drain,
         };
         let plan = plan_cmd::make(&base, &live, &requests, args.force, &scale_in)?;
         if !args.scale_in.remove.is_empty() && !rules.deletion_cost && !args.dry_run {
@@ -198,6 +200,23 @@ pub(super) async fn holding(
     unmark_pods(cluster, &namespace, &args.release)
         .await
         .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    let drainer = (!args.scale_in.no_drain).then(|| {
+        Drainer::new(
+            cluster,
+            &namespace,
+            &args.release,
+            lease.identity(),
+            loaded.rules,
+            args.scale_in.drain_timeout,
+            progress,
+        )
+    });
+    // Likewise a query node a killed run left suspended in Milvus.
+    if let Some(d) = &drainer {
+        d.repair()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    }
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
         return nothing_to_do(cluster, args, &loaded).await;
     }
@@ -234,6 +253,7 @@ pub(super) async fn holding(
         check: args.check.as_deref(),
         rules: loaded.rules,
         remove: &args.scale_in.remove,
+        drainer: drainer.as_ref(),
     };
     let outcome = tokio::select! {
         r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r,
@@ -245,9 +265,15 @@ pub(super) async fn holding(
     // No survivor keeps a mark, whatever stopped the run (a failure here
     // is repeated by the next run's start); meanwhile read what was reached
     // and hand spec.replicas back to Helm (other objects: no ordering needed).
-    let (unmarked, reached) = tokio::join!(
+    let (unmarked, reached, _) = tokio::join!(
         unmark_pods(cluster, &namespace, &args.release),
-        reached(cluster, &namespace, plan)
+        reached(cluster, &namespace, plan),
+        // A drain cut short by the stop: its node resumed, its mark off.
+        async {
+            if let Some(d) = &drainer {
+                let _ = d.repair().await;
+            }
+        }
     );
     let continue_cmd = continue_command(&args.release, &namespace, plan);
     let at = |reached: &Result<BTreeMap<String, Setting>>| {

@@ -28,6 +28,7 @@ use crate::render;
 use crate::render::progress::Progress;
 
 mod bounds;
+pub mod drain;
 mod helm;
 mod operator;
 mod record;

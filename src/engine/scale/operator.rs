@@ -20,13 +20,15 @@ use crate::cluster::hpa::{self, BoundsStop};
 use crate::cluster::lease::HeldLease;
 use crate::cluster::live::LiveReads;
 use crate::cluster::operator as api;
-use crate::cluster::rollout::wait_step;
+use crate::cluster::rollout::{choose_leaving, pick_leaving, unmark_pods, wait_step};
+use crate::core::milvus::drain::Removal;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
 use crate::engine::owner;
 use crate::engine::scale::bounds;
+use crate::engine::scale::drain::{Drainer, Pending, QUERY_NODE};
 use crate::engine::scale::stop::Stop;
 use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
@@ -49,6 +51,8 @@ struct Run<'a> {
     watched: Mutex<Watched>,
     timeout: Duration,
     progress: &'a Progress,
+    /// Milvus's part: drains, the health gate (`None`: `--no-drain`).
+    drainer: Option<&'a Drainer<'a>>,
 }
 
 /// The refusals of a run that need no lock (and so change nothing, a
@@ -143,6 +147,31 @@ async fn run_holding(
     progress: &Progress,
 ) -> Result<String> {
     let continue_cmd = continue_command(&cr, args, &plan);
+    let drainer = if args.scale_in.no_drain {
+        None
+    } else {
+        let rules = cluster
+            .controller_rules()
+            .await
+            .context("reading the server's version")?;
+        let d = Drainer::new(
+            cluster,
+            cr.namespace(),
+            cr.name(),
+            lease.identity(),
+            rules,
+            args.scale_in.drain_timeout,
+            progress,
+        );
+        // What a killed run left: its deletion-cost mark, its node suspended.
+        unmark_pods(cluster, cr.namespace(), cr.name())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+        d.repair()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+        Some(d)
+    };
     let (tx, rx) = watch::channel(cr.clone());
     let follow = async {
         let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
@@ -174,6 +203,7 @@ async fn run_holding(
         }),
         timeout: args.timeout,
         progress,
+        drainer: drainer.as_ref(),
     };
     let outcome = tokio::select! {
         r = execute(&run, &cr, (plan, waiting), requests, args) => r,
@@ -182,6 +212,10 @@ async fn run_holding(
         stop = follow => Err(stop),
         lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
     };
+    // A drain cut short by the stop: its node resumed, marks off.
+    if let Some(d) = &drainer {
+        let (_, _) = tokio::join!(unmark_pods(cluster, cr.namespace(), cr.name()), d.repair());
+    }
     match outcome {
         Ok(done) => Ok(done),
         // Someone else's value stands: no "continue with" that would undo it.
@@ -429,7 +463,16 @@ async fn execute(
         let mut at = c.current;
         for n in c.steps.iter() {
             run.progress.line(&format!("{}: {at} → {n}", name(c)));
-            step(run, first, &[Write::of(c, n)], &[c]).await?;
+            let drained = drain_step(run, first, c).await?;
+            let stepped = step(run, first, &[Write::of(c, n)], &[c]).await;
+            if let Some(dr) = run.drainer {
+                let failed = stepped.as_ref().err().map(ToString::to_string);
+                dr.after(drained, failed.as_deref()).await;
+            }
+            stepped?;
+            if let Some(dr) = run.drainer {
+                dr.gate(run.timeout).await.map_err(Stop::Step)?;
+            }
             at = n;
         }
     }
@@ -476,6 +519,47 @@ fn targets(plan: &Plan) -> String {
 
 /// Writes one step and waits until the operator applied it and every
 /// Deployment it touches is ready at its count.
+/// Before a query-node step: the pod that will leave (each Deployment's),
+/// drained, and made the one that leaves (marked, or deleted on servers
+/// before v1.22; `Removal`).
+async fn drain_step(
+    run: &Run<'_>,
+    first: &MilvusResource,
+    c: &ComponentChange,
+) -> Result<Vec<Pending>, Stop> {
+    let Some(dr) = run.drainer.filter(|_| c.component == QUERY_NODE) else {
+        return Ok(Vec::new());
+    };
+    let ns = first.namespace();
+    let mut drained = Vec::new();
+    for d in &c.deployments {
+        let victim = if dr.removal == Removal::DeletionCost {
+            pick_leaving(run.cluster, ns, d, true, &[])
+                .await
+                .map(|l| l.chosen)
+        } else {
+            choose_leaving(run.cluster, ns, d, &[]).await
+        }
+        .map_err(Stop::Step)?;
+        let Some(victim) = victim else { continue };
+        match dr.before(&victim).await {
+            Ok(Some(p)) => drained.push(p),
+            Ok(None) => {}
+            Err(stopped) => {
+                dr.after(drained, Some(&stopped)).await;
+                return Err(Stop::Step(stopped));
+            }
+        }
+    }
+    for p in &drained {
+        if let Err(e) = dr.remove(p).await {
+            dr.after(drained, Some(&e)).await;
+            return Err(Stop::Step(e));
+        }
+    }
+    Ok(drained)
+}
+
 async fn step(
     run: &Run<'_>,
     first: &MilvusResource,

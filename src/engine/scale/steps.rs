@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use super::drain::{Drainer, QUERY_NODE};
 use crate::cluster::Cluster;
 use crate::cluster::rollout::{
-    StepWatch, pick_leaving, wait_step, wait_step_watched, write_deployment_replicas,
+    StepWatch, choose_leaving, pick_leaving, wait_step, wait_step_watched, write_deployment_replicas,
 };
 use crate::core::duration::human_std as humanize;
 use crate::core::plan::{ComponentChange, Plan};
@@ -23,6 +24,8 @@ pub(super) struct StepOptions<'a> {
     pub check: Option<&'a str>,
     pub rules: ControllerRules,
     pub remove: &'a [String],
+    /// Milvus's part: drains, the health gate (`None`: `--no-drain`).
+    pub drainer: Option<&'a Drainer<'a>>,
 }
 
 /// Scale-outs first (all at once), then scale-ins one replica at a time.
@@ -66,9 +69,15 @@ pub(super) async fn execute(
             k += 1;
             let started = std::time::Instant::now();
             let mut leaving = Vec::new();
+            let drainer = opts.drainer.filter(|_| c.component == QUERY_NODE);
             for d in &c.deployments {
-                leaving
-                    .push(pick_leaving(cluster, namespace, d, opts.rules.deletion_cost, opts.remove).await?);
+                let mut l =
+                    pick_leaving(cluster, namespace, d, opts.rules.deletion_cost, opts.remove).await?;
+                // A drain needs to know the pod that leaves on every server.
+                if drainer.is_some() && l.chosen.is_none() {
+                    l.chosen = choose_leaving(cluster, namespace, d, opts.remove).await?;
+                }
+                leaving.push(l);
             }
             let names = leaving
                 .iter()
@@ -83,19 +92,55 @@ pub(super) async fn execute(
                     format!(", removing {}", names.join(", "))
                 }
             ));
-            for d in &c.deployments {
-                write_deployment_replicas(cluster, namespace, d, step).await?;
+            let mut drained = Vec::new();
+            if let Some(dr) = drainer {
+                for l in &mut leaving {
+                    let Some(victim) = l.chosen.clone() else { continue };
+                    match dr.before(&victim).await {
+                        Ok(Some(p)) => drained.push(p),
+                        // Not drained: where the run would delete it itself,
+                        // the controller chooses again, as without a drain.
+                        Ok(None) if !opts.rules.deletion_cost => l.chosen = None,
+                        Ok(None) => {}
+                        Err(stopped) => {
+                            dr.after(drained, Some(&stopped)).await;
+                            return Err(stopped);
+                        }
+                    }
+                }
+                for p in &drained {
+                    if let Err(e) = dr.remove(p).await {
+                        dr.after(drained, Some(&e)).await;
+                        return Err(e);
+                    }
+                }
             }
-            let mut removed = Vec::new();
-            for (d, l) in c.deployments.iter().zip(&leaving) {
-                let label = format!("{} step {k} of {total}", c.component);
-                let watch = StepWatch {
-                    label: &label,
-                    leaving: l.chosen.as_deref(),
-                    started,
-                };
-                let after = wait_step_watched(cluster, namespace, d, step, timeout, progress, &watch).await?;
-                removed.extend(l.before.iter().filter(|n| !after.contains(*n)).cloned());
+            let settled = async {
+                for d in &c.deployments {
+                    write_deployment_replicas(cluster, namespace, d, step).await?;
+                }
+                let mut removed = Vec::new();
+                for (d, l) in c.deployments.iter().zip(&leaving) {
+                    let label = format!("{} step {k} of {total}", c.component);
+                    let watch = StepWatch {
+                        label: &label,
+                        leaving: l.chosen.as_deref(),
+                        started,
+                    };
+                    let after =
+                        wait_step_watched(cluster, namespace, d, step, timeout, progress, &watch).await?;
+                    removed.extend(l.before.iter().filter(|n| !after.contains(*n)).cloned());
+                }
+                Ok::<_, String>(removed)
+            }
+            .await;
+            if let Some(dr) = drainer {
+                dr.after(drained, settled.as_ref().err().map(String::as_str))
+                    .await;
+            }
+            let removed = settled?;
+            if let Some(dr) = opts.drainer {
+                dr.gate(timeout).await?;
             }
             if !removed.is_empty() {
                 progress.line(&format!(
