@@ -10,6 +10,7 @@ pub mod helm_records;
 pub mod hpa;
 pub mod lease;
 pub mod live;
+pub mod milvus_upgrades;
 pub mod operator;
 pub mod rollout;
 

@@ -8,6 +8,7 @@ pub mod gitops;
 pub mod lock;
 pub mod manifest;
 pub mod operator;
+pub mod operator_checks;
 pub mod ownership;
 pub mod plan;
 pub mod pods;

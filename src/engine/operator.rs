@@ -14,6 +14,7 @@ use crate::core::operator::{
     self, DependencyRelease, MilvusResource, OperatorLive, OperatorPlanInput, OperatorStatus,
 };
 use crate::core::plan::{Plan, Request};
+use crate::engine::operator_guard::{self, Mode};
 use crate::engine::plan::Planned;
 use crate::engine::{owner, releases};
 use crate::error::rejection;
@@ -140,7 +141,17 @@ pub async fn plan(
         ),
         owner::milvus_owner(cluster, cr)
     );
-    let (_, plan) = planned?;
+    let (live, mut plan) = planned?;
+    // What the operator would leave unapplied (§ operator_guard).
+    operator_guard::check(
+        cluster,
+        cr,
+        &live,
+        &mut plan,
+        args.scale_in.accept_short_grace,
+        Mode::Warn,
+    )
+    .await?;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     Ok((plan, owned))
 }

@@ -29,6 +29,7 @@ use crate::render::progress::Progress;
 mod bounds;
 mod helm;
 mod operator;
+mod operator_waits;
 mod record;
 mod steps;
 pub mod stop;

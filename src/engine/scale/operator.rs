@@ -25,9 +25,10 @@ use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, jso
 use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::engine::operator_guard::{self, Mode};
 use crate::engine::owner;
-use crate::engine::scale::bounds;
 use crate::engine::scale::stop::Stop;
+use crate::engine::scale::{bounds, operator_waits};
 use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
 use crate::render;
@@ -69,7 +70,9 @@ pub(super) async fn check(
         .into());
     }
     let accept = args.scale_in.accept_short_grace;
-    let (_, plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    let (live, mut plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    // Refused before writing what the operator would leave unapplied.
+    operator_guard::check(cluster, found, &live, &mut plan, accept, Mode::Refuse).await?;
     Ok(plan)
 }
 
@@ -106,7 +109,9 @@ pub(super) async fn holding(
         read_and_plan(cluster, &cr, requests, args.force, accept),
         owner::milvus_owner(cluster, &cr)
     );
-    let (live, plan) = planned?;
+    let (live, mut plan) = planned?;
+    // Read again under the lock: refused before writing (operator_guard).
+    operator_guard::check(cluster, &cr, &live, &mut plan, accept, Mode::Refuse).await?;
     // GitOps reverts what it did not write: refused unless forced. Bounds
     // changes write the user's HPA, not the resource.
     let keys = owner::changed(&plan);
@@ -116,10 +121,8 @@ pub(super) async fn holding(
         progress.line(&format!("Warning: {warning}"));
     }
     for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
+        // Under imageUpdateMode force the leaving pod is killed, not given its grace.
+        progress.line(&crate::core::operator_checks::grace_account(&cr, g));
     }
     for g in plan.grace.iter().filter(|g| g.short()) {
         progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
@@ -436,7 +439,10 @@ async fn execute(
         let mut at = c.current;
         for n in c.steps.iter() {
             run.progress.line(&format!("{}: {at} → {n}", name(c)));
+            // The resource's own word, before and after (operator_waits).
+            operator_waits::healthy(&run.cr, run.timeout, run.progress).await?;
             step(run, first, &[Write::of(c, n)], &[c]).await?;
+            operator_waits::no_terminating_pods(&run.cr, run.timeout, run.progress).await?;
             at = n;
         }
     }
@@ -491,6 +497,9 @@ async fn step(
 ) -> Result<(), Stop> {
     let generation = write(run, first, writes).await?;
     wait_observed(run, generation).await?;
+    // Observed is not applied: a paused operator observes and writes nothing.
+    let seen = run.cr.borrow().clone();
+    operator_waits::applied(run.cluster, &seen, writes).await?;
     for (c, w) in changes.iter().zip(writes) {
         for d in &c.deployments {
             wait_step(
