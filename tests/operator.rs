@@ -51,9 +51,8 @@ fn deployment(ns: &str, name: &str) -> Value {
     ])
 }
 
-/// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
-fn patch_query_nodes(ns: &str, replicas: u32) {
-    let patch = format!(r#"{{"spec":{{"components":{{"queryNode":{{"replicas":{replicas}}}}}}}}}"#);
+/// `kubectl patch milvus my-release --type merge -p <patch>`.
+fn patch_milvus(ns: &str, patch: &str) {
     kubectl(&[
         "patch",
         "milvus",
@@ -63,8 +62,16 @@ fn patch_query_nodes(ns: &str, replicas: u32) {
         "--type",
         "merge",
         "-p",
-        &patch,
+        patch,
     ]);
+}
+
+/// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
+fn patch_query_nodes(ns: &str, replicas: u32) {
+    patch_milvus(
+        ns,
+        &format!(r#"{{"spec":{{"components":{{"queryNode":{{"replicas":{replicas}}}}}}}}}"#),
+    );
 }
 
 /// Polls `f` every 100 ms until it holds.
@@ -753,4 +760,115 @@ fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
         r.stderr
     );
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+}
+
+#[test]
+fn what_the_operator_would_leave_unapplied_is_refused_before_writing_and_warned_by_plan() {
+    let ns = namespace("op-blocked");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let replicas_before = cr_replicas(ns, "my-release", "queryNode");
+    // Each state as the operator (or a user) sets it, what `scale` must say,
+    // and the patch that lifts it again.
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            r#"{"metadata":{"annotations":{"milvus.io/pause-reconcile":"true"}}}"#,
+            &format!("kubectl annotate milvus my-release -n {ns} milvus.io/pause-reconcile-"),
+            r#"{"metadata":{"annotations":{"milvus.io/pause-reconcile":null}}}"#,
+        ),
+        (
+            r#"{"spec":{"components":{"queryNode":{"paused":true}}}}"#,
+            "spec.components.queryNode.paused is true in Milvus my-release: the Milvus Operator leaves queryNode's Deployments untouched while it is paused",
+            r#"{"spec":{"components":{"queryNode":{"paused":false}}}}"#,
+        ),
+        (
+            r#"{"spec":{"components":{"enableManualMode":true}}}"#,
+            "spec.components.enableManualMode is true in Milvus my-release",
+            r#"{"spec":{"components":{"enableManualMode":false}}}"#,
+        ),
+        (
+            r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":"7"}}}"#,
+            "(label milvus.io/querynode-rolling-id: 7)",
+            r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":null}}}"#,
+        ),
+    ];
+    for (set, says, lift) in cases {
+        patch_milvus(ns, set);
+        let e = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
+        assert!(e.contains(says), "{e}");
+        // A dry run is refused alike.
+        fails(&["scale", "my-release", "queryNode=2", "--dry-run", "-n", ns], 3);
+        // `plan` reads only, and warns (a rollout of the component itself is
+        // the planning rule's refusal, as for Helm's pending operations).
+        if !set.contains("rolling-id") {
+            assert!(e.trim_end().ends_with("nothing was changed"), "{e}");
+            let p = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
+            assert!(p.contains(says), "{p}");
+            assert!(p.contains("`scale` refuses"), "{p}");
+        }
+        assert_eq!(cr_replicas(ns, "my-release", "queryNode"), replicas_before);
+        assert_eq!(deployment(ns, QN)["spec"]["replicas"], 1);
+        patch_milvus(ns, lift);
+    }
+    // A rollout anywhere holds the operator's observedGeneration: another
+    // component's change is refused too, and `plan` warns.
+    patch_milvus(
+        ns,
+        r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":"7"}}}"#,
+    );
+    let e = fails(&["scale", "my-release", "dataNode=2", "-n", ns], 3);
+    assert!(
+        e.contains("a rollout of queryNode is in flight in Milvus my-release (label milvus.io/querynode-rolling-id: 7)"),
+        "{e}"
+    );
+    let p = ok(&["plan", "my-release", "dataNode=2", "-n", ns]);
+    assert!(p.contains("a rollout of queryNode is in flight"), "{p}");
+    patch_milvus(
+        ns,
+        r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":null}}}"#,
+    );
+    // A paused one-Deployment component still scales (its Deployment only
+    // gets `spec.paused`): no warning.
+    patch_milvus(ns, r#"{"spec":{"components":{"dataNode":{"paused":true}}}}"#);
+    let p = ok(&["plan", "my-release", "dataNode=2", "-n", ns]);
+    assert!(!p.contains("paused"), "{p}");
+    patch_milvus(ns, r#"{"spec":{"components":{"dataNode":{"paused":false}}}}"#);
+    // With every state lifted the same request runs.
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(deployment(ns, QN)["spec"]["replicas"], 2);
+}
+
+#[test]
+fn force_image_updates_refuse_a_scale_in_whose_leaving_pod_would_be_killed() {
+    let ns = namespace("op-force");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    patch_milvus(ns, r#"{"spec":{"components":{"imageUpdateMode":"force"}}}"#);
+    // Scaling out loses no pod: not refused.
+    let p = ok(&["plan", "my-release", "queryNode=3", "-n", ns]);
+    assert!(!p.contains("imageUpdateMode"), "{p}");
+    let e = fails(&["scale", "my-release", "queryNode=1", "-n", ns], 3);
+    assert!(
+        e.contains("spec.components.imageUpdateMode is force in Milvus my-release: the Milvus Operator kills (kill -9) every terminating Milvus pod at each status sync"),
+        "{e}"
+    );
+    assert!(e.contains("--accept-short-grace"), "{e}");
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+    // Accepted: the run says the leaving pod is killed, not given 30 days.
+    let r = run(plugin().args([
+        "scale",
+        "my-release",
+        "queryNode=1",
+        "--accept-short-grace",
+        "-n",
+        ns,
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with("queryNode: imageUpdateMode is force: a leaving pod is killed at the Milvus Operator's next status sync (within 30-60 s), not given its 2592000s grace period"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
 }

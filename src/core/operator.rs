@@ -807,12 +807,23 @@ fn unit<'a>(
     };
     // Under an HPA a count is refused by the loop first.
     if w.rolling && !refused_by_hpa {
+        // The operator's mark, else what runs (operator_checks::rolling_id_key).
+        let label = operator_checks::rolling_id_key(&operator_checks::state_key(
+            w.component.label,
+            w.group.as_deref(),
+        ));
+        let seen = match cr.meta().labels.get(&label) {
+            Some(id) if !id.is_empty() => format!("label {label}: {id}"),
+            _ => format!(
+                "{} and {} both run pods",
+                active.live.name,
+                w.standby
+                    .map(|s| s.live.name.as_str())
+                    .unwrap_or("its other Deployment")
+            ),
+        };
         return Err(Rejection::Refused(format!(
-            "a rollout of {shown} is under way ({} and {} both run pods); wait for the Milvus Operator to finish it and retry",
-            active.live.name,
-            w.standby
-                .map(|s| s.live.name.as_str())
-                .unwrap_or("its other Deployment")
+            "a rollout of {shown} is under way ({seen}); wait for the Milvus Operator to finish it and retry"
         )));
     }
     Ok(Unit {
