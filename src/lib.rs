@@ -1,8 +1,11 @@
-//! kubectl-milvus: see and scale Helm-installed Milvus clusters.
+//! kubectl-milvus: see and scale Milvus clusters (Helm releases, Milvus
+//! Operator resources, Argo CD-rendered instances).
 //!
-//! Layout: `core` is the pure domain (no I/O), `kube` talks to the API server,
-//! `helm` reads and writes Helm release records, `render` turns models into
-//! tables/JSON/YAML, `commands` wires them together for the CLI.
+//! Layout (docs/architecture.md): `core` is the pure domain (no I/O),
+//! `cluster` is the only module that talks to the API server (Helm records
+//! included), `engine` is the service layer every command uses (which shape
+//! a name is, status, plans, the scale engine, GitOps ownership), `render`
+//! turns models into tables/JSON/YAML, `commands` parse, call and render.
 
 pub mod cli;
 pub mod cluster;

@@ -683,6 +683,11 @@ fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
         plan.starts_with("Warning: Milvus my-release is managed by Argo CD Application my-milvus: change spec.components.queryNode.replicas of Milvus my-release in the Git source Argo CD Application my-milvus syncs instead (Argo CD reverts live changes"),
         "{plan}"
     );
+    let status = ok(&["status", "my-release", "-n", ns]);
+    assert!(
+        status.contains("Managed by:  Argo CD Application my-milvus (change it in Git"),
+        "{status}"
+    );
     let err = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
     assert!(
         err.starts_with("error: Milvus my-release is managed by Argo CD Application my-milvus: ")

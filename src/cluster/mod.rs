@@ -1,5 +1,7 @@
-//! Everything that talks to the API server: connecting, listing the live
-//! objects of a release, scaling and watching Deployments.
+//! Everything that talks to the API server, and the only module that names
+//! `kube`: connecting, reading a namespace's live objects, Helm's records,
+//! `Milvus` resources, GitOps owner objects, Leases, and writing and
+//! watching the steps of a scale run.
 
 pub mod api;
 pub mod changes;

@@ -76,6 +76,12 @@ pub struct HpaChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Bounds>,
     pub target: Bounds,
+    /// The fixed count Helm's values also hold for the component under
+    /// the HPA (`queryNode.replicas: 1`): the change sets it to -1 in the
+    /// same revision, so the next `helm upgrade` leaves the count to the
+    /// HPA (Helm 4's server-side upgrade would otherwise fail on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsets_replicas: Option<u32>,
 }
 
 /// What a change sets, as planned or as reached.

@@ -19,6 +19,9 @@ pub struct Chart {
     pub values: Value,
     /// The user's Milvus configuration, lowest precedence first.
     pub config: ConfigLayers,
+    /// Helm applies it server-side (Helm 4); `helm upgrade` then fails on a
+    /// field another manager owns, where a client-side one writes over it.
+    pub server_side: bool,
 }
 
 impl Chart {
@@ -40,6 +43,7 @@ impl Chart {
             app_version: release.app_version().to_string(),
             values: release.effective_values(),
             config: Vec::new(),
+            server_side: release.server_side(),
         }
     }
 

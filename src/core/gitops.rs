@@ -264,6 +264,10 @@ impl Owner {
                     .join(", ")
             ),
             OwnerKind::FluxKustomization => "change it in Git".to_string(),
+            OwnerKind::ArgoCdApplication if self.resource.is_some() => match self.self_heal {
+                Some(true) => "change it in Git; self-heal reverts live changes".to_string(),
+                _ => "change it in Git".to_string(),
+            },
             OwnerKind::ArgoCdApplication => match self.self_heal {
                 Some(true) => "change its Helm values in Git; self-heal reverts live changes".to_string(),
                 _ => "change its Helm values in Git".to_string(),
@@ -782,6 +786,7 @@ pub fn rendered_chart(r: &Rendered, hpa_targets: &[(String, String)]) -> Chart {
         app_version: label("app.kubernetes.io/version"),
         values: config,
         config: Vec::new(),
+        server_side: false,
     }
 }
 

@@ -192,22 +192,68 @@ pub fn set_replicas(manifest: &str, kind: &str, name: &str, replicas: u32) -> Re
 /// Rewrites one top-level count of an object's `spec` (`replicas`, an
 /// HPA's `minReplicas`), as [`set_replicas`] does.
 pub fn set_spec_count(manifest: &str, kind: &str, name: &str, field: &str, n: u32) -> Result<String> {
+    edit_object(manifest, kind, name, |doc| rewrite_count(doc, field, n))
+}
+
+/// The manifest with the first object of that kind and name replaced by
+/// what `edit` makes of it (`None`: the object has no top-level spec).
+fn edit_object(
+    manifest: &str,
+    kind: &str,
+    name: &str,
+    edit: impl FnOnce(&str) -> Option<String>,
+) -> Result<String> {
     let mut out = String::with_capacity(manifest.len() + 16);
-    let mut found = false;
+    let mut edit = Some(edit);
     for (doc, sep) in documents(manifest) {
-        if !found && doc_is(doc, kind, name) {
-            out.push_str(
-                &rewrite_count(doc, field, n)
+        match edit.take_if(|_| doc_is(doc, kind, name)) {
+            Some(edit) => out.push_str(
+                &edit(doc)
                     .with_context(|| format!("the stored manifest's {kind} {name} has no top-level spec"))?,
-            );
-            found = true;
-        } else {
-            out.push_str(doc);
+            ),
+            None => out.push_str(doc),
         }
         out.push_str(sep);
     }
-    anyhow::ensure!(found, "the stored manifest has no {kind} named {name}");
+    anyhow::ensure!(edit.is_none(), "the stored manifest has no {kind} named {name}");
     Ok(out)
+}
+
+/// The lines of a document, where its `spec:` is, where its body ends and
+/// the indent of its fields.
+fn spec_body(doc: &str) -> Option<(Vec<&str>, usize, usize, usize)> {
+    let lines: Vec<&str> = doc.split_inclusive('\n').collect();
+    let spec = lines.iter().position(|l| l.trim_end() == "spec:")?;
+    let body_end = lines[spec + 1..]
+        .iter()
+        .position(|l| !l.starts_with(' ') && !l.trim().is_empty())
+        .map_or(lines.len(), |p| spec + 1 + p);
+    let indent = lines[spec + 1..body_end]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .map_or(2, |l| l.len() - l.trim_start().len());
+    Some((lines, spec, body_end, indent))
+}
+
+/// Removes one top-level field of an object's `spec` (the chart renders no
+/// `replicas:` when the values leave it to an HPA), leaving every other
+/// byte alone.
+pub fn remove_spec_field(manifest: &str, kind: &str, name: &str, field: &str) -> Result<String> {
+    edit_object(manifest, kind, name, |doc| drop_field(doc, field))
+}
+
+/// `doc` without the `spec` field `field` (the line at spec's own indent).
+fn drop_field(doc: &str, field: &str) -> Option<String> {
+    let (lines, spec, body_end, indent) = spec_body(doc)?;
+    let key = format!("{}{field}:", " ".repeat(indent));
+    Some(
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| !(*i > spec && *i < body_end && l.starts_with(&key)))
+            .map(|(_, l)| *l)
+            .collect(),
+    )
 }
 
 fn doc_is(doc: &str, kind: &str, name: &str) -> bool {
@@ -240,16 +286,7 @@ fn doc_is(doc: &str, kind: &str, name: &str) -> bool {
 }
 
 fn rewrite_count(doc: &str, field: &str, n: u32) -> Option<String> {
-    let lines: Vec<&str> = doc.split_inclusive('\n').collect();
-    let spec = lines.iter().position(|l| l.trim_end() == "spec:")?;
-    let body_end = lines[spec + 1..]
-        .iter()
-        .position(|l| !l.starts_with(' ') && !l.trim().is_empty())
-        .map_or(lines.len(), |p| spec + 1 + p);
-    let indent = lines[spec + 1..body_end]
-        .iter()
-        .find(|l| !l.trim().is_empty())
-        .map_or(2, |l| l.len() - l.trim_start().len());
+    let (lines, spec, body_end, indent) = spec_body(doc)?;
     let key = format!("{}{field}:", " ".repeat(indent));
     let new_line = format!("{key} {n}\n");
     let mut out = String::with_capacity(doc.len() + new_line.len());

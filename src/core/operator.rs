@@ -434,6 +434,9 @@ pub struct OperatorStatus {
     pub dependency_releases: Vec<DependencyRelease>,
     pub dependencies: Vec<DependencyStatus>,
     pub pods: Vec<ReleasePod>,
+    /// The GitOps tool that keeps the resource in Git, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::core::gitops::Owner>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -541,6 +544,7 @@ pub fn status(cr: &MilvusResource, live: &OperatorLive<'_>, now: jiff::Timestamp
         dependency_releases: live.dependencies.iter().map(|(d, _)| d.clone()).collect(),
         dependencies,
         pods,
+        owner: None,
         warnings,
     }
 }
@@ -761,12 +765,9 @@ impl Shape for MilvusShape<'_> {
     }
 }
 
-/// The grace account of each component being scaled in: its pods' grace
-/// period (the operator gives 30 days) against Milvus's graceful-stop
-/// timeout from the resource's `spec.config` (Milvus's default where unset).
-/// A shortfall can only come from someone else's edit, so it is told as
-/// such, under the same flag rule as for Helm releases.
-/// The account of a grace shortfall on an Operator cluster, with what to do.
+/// The account of a grace shortfall on an Operator cluster, with what to
+/// do: the operator gives pods 30 days, so a shortfall can only come from
+/// someone else's edit (the flag rule is the same as for Helm releases).
 pub fn grace_shortfall(check: &scale_in::GraceCheck) -> String {
     format!(
         "{}: pods get only {}s to stop while Milvus's graceful stop may take {}s ({}): {}. The Milvus Operator gives pods 30 days: find out who shortened it, or lower the timeout in spec.config",

@@ -496,18 +496,15 @@ pub fn unapplied(
     })
 }
 
-/// The grace account of a component being scaled in, as a run prints it.
-pub fn grace_account(cr: &MilvusResource, g: &GraceCheck) -> String {
-    if force_mode(cr) {
-        return format!(
+/// Under `imageUpdateMode: force`, the grace account of a component being
+/// scaled in, as a run prints it: the leaving pod is killed.
+pub fn killed_account(cr: &MilvusResource, g: &GraceCheck) -> Option<String> {
+    force_mode(cr).then(|| {
+        format!(
             "{}: imageUpdateMode is force: a leaving pod is killed at the Milvus Operator's next status sync (within 30-60 s), not given its {}s grace period; Milvus's graceful stop may take {}s ({})",
             g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        );
-    }
-    format!(
-        "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-        g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-    )
+        )
+    })
 }
 
 /// What `plan` says of the operator's state: each block, and for a
@@ -887,12 +884,15 @@ mod tests {
         assert!(refusal.contains("kill -9"), "{refusal}");
         assert!(refusal.contains("--accept-short-grace"), "{refusal}");
         let g = crate::core::scale_in::grace_check("queryNode", Some(2_592_000), &Vec::new(), "v2.6.3");
-        let account = grace_account(&cr, &g);
+        let account = killed_account(&cr, &g).expect("force");
         assert!(
             account.contains("is killed at the Milvus Operator's next status sync"),
             "{account}"
         );
-        assert!(!grace_account(&resource(&reconciled("milvus_cluster_default.yaml")), &g).contains("killed"));
+        assert_eq!(
+            killed_account(&resource(&reconciled("milvus_cluster_default.yaml")), &g),
+            None
+        );
         // With the flag, `plan` still says so.
         let d = cluster(2);
         let w = warnings(&cr, &d, &[], &plan_of(&cr, &d, &["queryNode=1"]), true);

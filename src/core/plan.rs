@@ -77,7 +77,9 @@ impl ComponentChange {
     /// True when nothing needs writing, not even Helm's record.
     pub fn is_noop(&self) -> bool {
         match &self.hpa {
-            Some(h) => h.current == h.target && h.values.is_none_or(|v| v == h.target),
+            Some(h) => {
+                h.current == h.target && h.values.is_none_or(|v| v == h.target) && h.unsets_replicas.is_none()
+            }
             None => self.current == self.target && self.values == Replicas::Count(self.target),
         }
     }
@@ -695,6 +697,19 @@ pub fn bounds_change(
             c.record, c.outside
         ));
     }
+    // Values that keep their bounds in step (Helm's) and also fix a count:
+    // the chart renders both, and the revision this change writes sets the
+    // count to -1.
+    let unsets_replicas = match (&values, &c.desired) {
+        (Some(_), Replicas::Count(n)) => {
+            warnings.push(format!(
+                "{name}: values also fix {key}.replicas={n} under HorizontalPodAutoscaler {hpa_name}; this revision sets {key}.replicas=-1, so the next helm upgrade leaves the count to the HPA (Helm 4's server-side upgrade would otherwise fail on the count the HPA set, Helm 3 would reset it)",
+                key = c.key
+            ));
+            Some(*n)
+        }
+        _ => None,
+    };
     let running = c.live.iter().map(|w| w.replicas.max(0) as u32).max().unwrap_or(0);
     let lands = target.clamp(running);
     if lands < running {
@@ -717,6 +732,7 @@ pub fn bounds_change(
             current,
             values,
             target,
+            unsets_replicas,
         }),
     })
 }
@@ -803,6 +819,9 @@ pub fn helm_command(chart: &Chart, namespace: &str, changes: &[ComponentChange])
     for c in changes {
         for (path, n) in c.values_at(c.target_setting()) {
             cmd.push_str(&format!(" --set {path}={n}"));
+        }
+        if c.hpa.as_ref().is_some_and(|h| h.unsets_replicas.is_some()) {
+            cmd.push_str(&format!(" --set {}.replicas=-1", c.component));
         }
     }
     cmd
@@ -945,6 +964,84 @@ pub fn predicted_pods(
 mod tests {
     use super::*;
     use crate::core::test_support::{fixture_release as release, ready_deployment as live};
+
+    /// Values under an HPA that also fix a count: a bounds change sets the
+    /// count to -1 in the same revision (and says so), so the next `helm
+    /// upgrade` leaves it to the HPA.
+    #[test]
+    fn a_bounds_change_unsets_a_fixed_count_in_the_values() {
+        let mut r = release();
+        let rendered = format!(
+            "{}/tests/fixtures/rendered/d-querynode-hpa.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        r.set_manifest(std::fs::read_to_string(rendered).expect("fixture"));
+        let mut config = r.config().clone();
+        values::set(&mut config, "queryNode.hpa.enabled", serde_json::json!(true));
+        values::set(&mut config, "queryNode.replicas", serde_json::json!(1));
+        r.set_config(config);
+        let objects = crate::core::manifest::parse(r.manifest()).expect("manifest");
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "my-release-milvus-querynode-hpa"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "my-release-milvus-querynode"}, "minReplicas": 1, "maxReplicas": 5}
+        }))
+        .expect("hpa");
+        let workloads = [live("my-release-milvus-querynode", 3)];
+        let input = PlanInput {
+            release: &r,
+            namespace: "milvus",
+            objects: &objects,
+            workloads: &workloads,
+            hpas: std::slice::from_ref(&hpa),
+            pods: &[],
+            force: false,
+            now: "2026-01-11T13:00:00Z".parse().expect("time"),
+            scale_in: &v1_20(),
+        };
+        let request = Request {
+            component: "queryNode".into(),
+            target: Target::Bounds {
+                min: Some(2),
+                max: Some(5),
+            },
+        };
+        let p = plan(&input, &[request]).expect("plan");
+        let change = &p.changes[0];
+        assert_eq!(change.hpa.as_ref().and_then(|h| h.unsets_replicas), Some(1));
+        assert!(!change.is_noop());
+        assert!(
+            p.command.text().ends_with(
+                "--set queryNode.hpa.minReplicas=2 --set queryNode.hpa.maxReplicas=5 --set queryNode.replicas=-1"
+            ),
+            "{}",
+            p.command.text()
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("this revision sets queryNode.replicas=-1")),
+            "{:?}",
+            p.warnings
+        );
+
+        // What that revision's manifest holds: the chart's rendering of
+        // `replicas: -1`, no `replicas:` on the Deployment, nothing else changed.
+        let before = r.manifest();
+        let after = crate::core::manifest::remove_spec_field(
+            before,
+            "Deployment",
+            "my-release-milvus-querynode",
+            "replicas",
+        )
+        .expect("removed");
+        assert_eq!(before.len() - after.len(), "  replicas: 1\n".len());
+        let objects = crate::core::manifest::parse(&after).expect("manifest");
+        let qn = objects
+            .iter()
+            .find(|o| o.kind == "Deployment" && o.name == "my-release-milvus-querynode")
+            .expect("querynode");
+        assert_eq!(qn.replicas, None);
+    }
 
     #[test]
     fn a_repair_carries_on_what_the_killed_run_was_doing() {

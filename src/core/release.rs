@@ -58,6 +58,11 @@ impl Release {
     pub fn chart_version(&self) -> &str {
         self.str_at("/chart/metadata/version")
     }
+    /// Applied server-side (Helm 4's `apply_method: ssa`); absent or `csa`
+    /// is client-side, as Helm 3 and Helm 4 upgrades of Helm 3 releases do.
+    pub fn server_side(&self) -> bool {
+        self.str_at("/apply_method") == "ssa"
+    }
     pub fn app_version(&self) -> &str {
         self.str_at("/chart/metadata/appVersion")
     }

@@ -262,7 +262,13 @@ pub fn build_chart(
                 })
             })
             .map(hpa_status);
-        let notes = component_notes(cw.component, &desired, live_w.as_ref(), hpa.as_ref());
+        let notes = component_notes(
+            cw.component,
+            &desired,
+            live_w.as_ref(),
+            hpa.as_ref(),
+            chart.server_side.then_some(chart.name.as_str()),
+        );
         components_out.push(ComponentStatus {
             component: cw.component.key.to_string(),
             label: cw.component.label.to_string(),
@@ -333,6 +339,8 @@ fn component_notes(
     desired: &Replicas,
     live: Option<&LiveWorkload>,
     hpa: Option<&HpaStatus>,
+    // The release's name when Helm applies it server-side.
+    server_side: Option<&str>,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let Some(live) = live else {
@@ -340,6 +348,16 @@ fn component_notes(
         return notes;
     };
     match (desired, hpa) {
+        // What the next `helm upgrade --reuse-values` really does depends on
+        // how the release is applied.
+        (Replicas::Count(n), Some(h)) if server_side.is_some() => notes.push(format!(
+            "HPA {} ({}-{}) and values ({key}.replicas={n}) both set replicas: once the HPA has changed the count, the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas with kube-controller-manager (Kubernetes v1.22+; older servers reset the HPA's choice); set {key}.replicas=-1 (`kubectl milvus scale {release} {key} --min N --max M` does it in the same revision)",
+            h.name,
+            h.min,
+            h.max,
+            key = component.key,
+            release = server_side.unwrap_or_default()
+        )),
         (Replicas::Count(n), Some(h)) => notes.push(format!(
             "HPA {} ({}-{}) and values ({}.replicas={n}) both set replicas: every helm upgrade resets the HPA's choice; set {}.replicas=-1",
             h.name, h.min, h.max, component.key, component.key
@@ -543,6 +561,45 @@ mod tests {
             Some((2, 6, 3))
         );
         assert!(qn.notes[0].contains("both set replicas"), "{:?}", qn.notes);
+        // The fixture is a Helm 4 record applied server-side: the next
+        // upgrade fails on the HPA's count rather than resetting it.
+        assert!(
+            qn.notes[0].contains(
+                "the next helm upgrade (server-side apply, Helm 4) fails with a conflict over .spec.replicas"
+            ) && qn.notes[0].contains("kubectl milvus scale my-release queryNode --min N --max M"),
+            "{:?}",
+            qn.notes
+        );
+
+        // Applied client-side (Helm 3, or Helm 4 upgrading a Helm 3 release).
+        let mut r = release();
+        r.0["apply_method"] = json!("csa");
+        let objects = manifest::parse(r.manifest()).expect("manifest");
+        let hpas = [serde_json::from_value::<HorizontalPodAutoscaler>(json!({
+            "metadata": {"name": "qn-hpa"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "my-release-milvus-querynode"}, "minReplicas": 2, "maxReplicas": 6}
+        }))
+        .expect("hpa")];
+        let workloads = all_in_step();
+        let live = LiveState {
+            workloads: &workloads,
+            hpas: &hpas,
+            pods: &[],
+        };
+        let s = build(
+            &r,
+            "milvus",
+            "Secret",
+            None,
+            &objects,
+            &live,
+            jiff::Timestamp::now(),
+        );
+        assert!(
+            s.components[1].notes[0].contains("every helm upgrade resets the HPA's choice"),
+            "{:?}",
+            s.components[1].notes
+        );
     }
 
     #[test]

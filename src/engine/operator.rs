@@ -74,6 +74,7 @@ pub async fn statuses(
     let lives = lives?;
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();
+    let mut apis = owner::Apis::default();
     for cr in &crs {
         let Some(i) = namespaces.iter().position(|ns| *ns == cr.namespace()) else {
             continue;
@@ -115,6 +116,7 @@ pub async fn statuses(
             now,
         );
         s.warnings.extend(warnings);
+        s.owner = owner::milvus_owner(cluster, &mut apis, cr).await;
         out.push(s);
     }
     Ok(Statuses {
@@ -131,6 +133,7 @@ pub async fn plan(
     cr: &MilvusResource,
 ) -> Result<Planned> {
     refuse_remove(&args.scale_in, cr.name())?;
+    let mut apis = owner::Apis::default();
     let (planned, owner) = tokio::join!(
         read_and_plan(
             cluster,
@@ -139,7 +142,7 @@ pub async fn plan(
             args.force,
             args.scale_in.accept_short_grace
         ),
-        owner::milvus_owner(cluster, cr)
+        owner::milvus_owner(cluster, &mut apis, cr)
     );
     let (live, mut plan) = planned?;
     // What the operator would leave unapplied (§ operator_guard).

@@ -168,9 +168,8 @@ pub fn plan_warning(owner: &Owner, plan: &Plan) -> String {
 
 /// The owner of a `Milvus` resource, from the markers on the resource
 /// itself; label tracking is confirmed by an Application of that name.
-pub async fn milvus_owner(cluster: &Cluster, cr: &MilvusResource) -> Option<Owner> {
+pub async fn milvus_owner(cluster: &Cluster, apis: &mut Apis, cr: &MilvusResource) -> Option<Owner> {
     let meta = cr.meta();
-    let mut apis = Apis::default();
     let mut owner = match gitops::resource_owner(&meta) {
         Some(owner) => owner,
         None => {
@@ -181,7 +180,7 @@ pub async fn milvus_owner(cluster: &Cluster, cr: &MilvusResource) -> Option<Owne
             gitops::argo_instance_owner(&meta, apps)?
         }
     };
-    enrich(cluster, &mut apis, &mut owner, cr.namespace()).await;
+    enrich(cluster, apis, &mut owner, cr.namespace()).await;
     Some(owner)
 }
 

@@ -43,6 +43,9 @@ fn operator(o: &OperatorStatus, wide: bool, all_namespaces: bool) -> String {
         mq => writeln!(out, "Mode:        {}, message queue {mq}", o.mode),
     }
     .unwrap_or_default();
+    if let Some(owner) = &o.owner {
+        let _ = writeln!(out, "Managed by:  {}", owner.summary());
+    }
     if !o.conditions.is_empty() {
         let all: Vec<String> = o
             .conditions

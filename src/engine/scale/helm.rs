@@ -43,7 +43,7 @@ use crate::render::progress::Progress;
 use super::record::{self, Finish, OtherWriter, Unfinished};
 use super::steps::{self, StepOptions};
 use super::stop::Stop;
-use super::{bounds, busy, continue_command};
+use super::{bounds, busy, continue_command, tell_grace};
 
 /// What a run starts from, read under the Lease.
 struct Loaded {
@@ -185,15 +185,7 @@ pub(super) async fn holding(
     if plan.nothing_to_do() && loaded.abandoned.is_none() {
         return nothing_to_do(cluster, args, &loaded).await;
     }
-    for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
-        if g.short() {
-            progress.line(&format!("Warning: {}", scale_in::grace_warning(g, &args.release)));
-        }
-    }
+    tell_grace(progress, plan, |g| scale_in::grace_warning(g, &args.release));
 
     // Open N+1 (or take the killed run's revision over) at the target.
     let repairing = loaded.abandoned.is_some();

@@ -20,6 +20,7 @@ use crate::cluster::Cluster;
 use crate::cluster::lease::{self, HeldLease, NotAcquired};
 use crate::core::lock;
 use crate::core::plan::Plan;
+use crate::core::scale_in::GraceCheck;
 use crate::engine::resolve::Instance;
 use crate::engine::{owner, plan, rendered};
 use crate::error::Refused;
@@ -68,6 +69,21 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
     // the next run wait out its duration.
     let _ = lease.release(cluster).await;
     result
+}
+
+/// Says, before the first step, how long each component scaled in has to
+/// stop against Milvus's graceful stop, with the shape's warning where it
+/// falls short.
+fn tell_grace(progress: &Progress, plan: &Plan, warning: impl Fn(&GraceCheck) -> String) {
+    for g in &plan.grace {
+        progress.line(&format!(
+            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
+            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
+        ));
+        if g.short() {
+            progress.line(&format!("Warning: {}", warning(g)));
+        }
+    }
 }
 
 /// Takes the release's (or Milvus resource's) Lease, or says who holds it.

@@ -78,7 +78,7 @@ pub(super) async fn check(
 
 /// What a dry run says of a GitOps tool that keeps the resource in Git.
 pub(super) async fn owned(cluster: &Cluster, cr: &MilvusResource, plan: &Plan) -> Option<String> {
-    let owner = owner::milvus_owner(cluster, cr).await?;
+    let owner = owner::milvus_owner(cluster, &mut owner::Apis::default(), cr).await?;
     Some(owner::plan_warning(&owner, plan))
 }
 
@@ -105,9 +105,10 @@ pub(super) async fn holding(
             )
         })?;
     let accept = args.scale_in.accept_short_grace;
+    let mut apis = owner::Apis::default();
     let (planned, owner) = tokio::join!(
         read_and_plan(cluster, &cr, requests, args.force, accept),
-        owner::milvus_owner(cluster, &cr)
+        owner::milvus_owner(cluster, &mut apis, &cr)
     );
     let (live, mut plan) = planned?;
     // Read again under the lock: refused before writing (operator_guard).
@@ -120,12 +121,17 @@ pub(super) async fn holding(
     {
         progress.line(&format!("Warning: {warning}"));
     }
-    for g in &plan.grace {
-        // Under imageUpdateMode force the leaving pod is killed, not given its grace.
-        progress.line(&crate::core::operator_checks::grace_account(&cr, g));
+    // Under imageUpdateMode force the leaving pod is killed, not given its grace.
+    let killed: Vec<String> = plan
+        .grace
+        .iter()
+        .filter_map(|g| crate::core::operator_checks::killed_account(&cr, g))
+        .collect();
+    if killed.is_empty() {
+        super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
     }
-    for g in plan.grace.iter().filter(|g| g.short()) {
-        progress.line(&format!("Warning: {}", crate::core::operator::grace_shortfall(g)));
+    for line in &killed {
+        progress.line(line);
     }
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
         return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;

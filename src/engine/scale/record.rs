@@ -50,6 +50,14 @@ fn rewrite(
                     manifest =
                         manifest::set_spec_count(&manifest, "HorizontalPodAutoscaler", &h.name, field, n)?;
                 }
+                // The count the values also fixed is left to the HPA, as the
+                // chart renders `replicas: -1`: no `replicas:` at all.
+                if h.unsets_replicas.is_some() {
+                    values::set(&mut config, &format!("{}.replicas", change.component), json!(-1));
+                    for d in &change.deployments {
+                        manifest = manifest::remove_spec_field(&manifest, "Deployment", d, "replicas")?;
+                    }
+                }
             }
             (Setting::Replicas(n), _) => {
                 for d in &change.deployments {
