@@ -23,10 +23,26 @@ pub fn group_id_label(c: Component) -> String {
     format!("milvus.io/{}-group-id", c.name())
 }
 
-/// `milvus.io/<component>-current-group-id`: CR annotation naming the
-/// serving slot.
-pub fn current_group_id_annotation(c: Component) -> String {
-    format!("milvus.io/{}-current-group-id", c.name())
+/// `milvus.io/<stateKey>-current-group-id`: CR annotation naming the
+/// serving slot (`GetComponentCurrentGroupIDLabel`, keyed by `GetStateKey`).
+pub fn current_group_id_annotation(state_key: &str) -> String {
+    format!("milvus.io/{state_key}-current-group-id")
+}
+
+/// `milvus.io/<stateKey>-rolling-id`: CR label set while a two-deployment
+/// rollout runs (`GetRollingIdLabelByComponent`), value the generation.
+pub fn rolling_id_label(state_key: &str) -> String {
+    format!("milvus.io/{state_key}-rolling-id")
+}
+
+/// The image of the component's container (else the first container's).
+pub fn container_image(d: &k8s_openapi::api::apps::v1::Deployment, c: Component) -> Option<&str> {
+    let cs = &d.spec.as_ref()?.template.spec.as_ref()?.containers;
+    cs.iter()
+        .find(|x| x.name == c.name())
+        .or_else(|| cs.first())?
+        .image
+        .as_deref()
 }
 
 /// `NewComponentAppLabels`.
@@ -40,12 +56,12 @@ pub fn app_labels(cr: &str, c: Component) -> Map<String, Value> {
 }
 
 /// Selector labels: app labels, plus group and slot where they apply.
-pub fn selector_labels(cr: &str, w: &Workload) -> Map<String, Value> {
+pub fn selector_labels(cr: &str, w: &Workload, slot: Option<u8>) -> Map<String, Value> {
     let mut m = app_labels(cr, w.component);
     if let Some(g) = &w.group {
         m.insert(DEPLOYMENT_GROUP_LABEL.into(), json!(g));
     }
-    if let Some(slot) = w.slot {
+    if let Some(slot) = slot {
         m.insert(group_id_label(w.component), json!(slot.to_string()));
     }
     m
@@ -59,8 +75,7 @@ pub struct Owner<'a> {
     pub image: &'a str,
     /// `spec.components.dummyImage` (image of an idle slot-1 Deployment).
     pub dummy_image: Option<&'a str>,
-    /// `minReadySeconds` (the operator sets 30 with rolling updates on; see
-    /// `StandInConfig::min_ready_seconds`).
+    /// `minReadySeconds` (the operator: 30; `Timings::min_ready_seconds`).
     pub min_ready_seconds: i32,
 }
 
@@ -89,9 +104,10 @@ fn ports(c: Component) -> Value {
     }
 }
 
-/// The Deployment object (JSON) for `w`.
-pub fn build(owner: &Owner<'_>, w: &Workload) -> Value {
-    let selector = selector_labels(owner.name, w);
+/// The Deployment object (JSON) for `w`, or for its two-deployment `slot`
+/// (`CreateDeploy`: created at 0 replicas, slot 1 with the dummy image).
+pub fn build(owner: &Owner<'_>, w: &Workload, slot: Option<u8>) -> Value {
+    let selector = selector_labels(owner.name, w, slot);
     let mut labels = selector.clone();
     for (k, v) in &w.group_labels {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -102,7 +118,7 @@ pub fn build(owner: &Owner<'_>, w: &Workload) -> Value {
     }
     // A slot-1 Deployment is created idle with a placeholder image "to avoid
     // rolling back and forth" (CreateDeploy).
-    let image = if w.slot == Some(1) {
+    let image = if slot == Some(1) {
         owner.dummy_image.unwrap_or("dummy")
     } else {
         owner.image
@@ -145,16 +161,23 @@ pub fn build(owner: &Owner<'_>, w: &Workload) -> Value {
             },
         },
     });
-    // An HPA-owned Deployment is created without replicas (the API server
+    // A rollout slot is created at 0 and scaled by the two-deployment
+    // controller; an HPA-owned Deployment without replicas (the API server
     // defaults 1); every other one with the CR's count.
-    if let Replicas::Fixed(n) = w.replicas {
-        spec["replicas"] = json!(n);
+    match (slot, w.replicas) {
+        (Some(_), _) => spec["replicas"] = json!(0),
+        (None, Replicas::Fixed(n)) => spec["replicas"] = json!(n),
+        (None, Replicas::Hpa) => {}
     }
+    let name = match slot {
+        Some(n) => format!("{}-{n}", w.name),
+        None => w.name.clone(),
+    };
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": w.name,
+            "name": name,
             "labels": labels,
             "ownerReferences": [{
                 "apiVersion": "milvus.io/v1beta1", "kind": "Milvus", "name": owner.name, "uid": owner.uid,
@@ -184,7 +207,7 @@ mod tests {
     fn querynode_slot_labels_and_owner() {
         let cr = json!({"spec": {"mode": "cluster", "components": {"image": "milvusdb/milvus:v2.6.15"}}});
         let ws = workloads(&cr, "mc");
-        let qn1 = ws.iter().find(|w| w.name == "mc-milvus-querynode-1").unwrap();
+        let qn = ws.iter().find(|w| w.name == "mc-milvus-querynode").unwrap();
         let owner = Owner {
             name: "mc",
             uid: "u",
@@ -192,13 +215,20 @@ mod tests {
             dummy_image: None,
             min_ready_seconds: 0,
         };
-        let d = build(&owner, qn1);
+        let d = build(&owner, qn, Some(1));
+        assert_eq!(d["metadata"]["name"], "mc-milvus-querynode-1");
         assert_eq!(d["metadata"]["labels"]["milvus.io/querynode-group-id"], "1");
         assert_eq!(d["spec"]["replicas"], 0);
         assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "dummy");
         assert_eq!(d["metadata"]["ownerReferences"][0]["controller"], true);
+        let d0 = build(&owner, qn, Some(0));
+        assert_eq!(d0["spec"]["replicas"], 0, "CreateDeploy makes a slot at 0");
+        assert_eq!(
+            d0["spec"]["template"]["spec"]["containers"][0]["image"],
+            "milvusdb/milvus:v2.6.15"
+        );
         let proxy = ws.iter().find(|w| w.name == "mc-milvus-proxy").unwrap();
-        let d = build(&owner, proxy);
+        let d = build(&owner, proxy, None);
         assert_eq!(d["spec"]["template"]["metadata"]["labels"][SERVICE_LABEL], "true");
         assert_eq!(
             d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
@@ -212,7 +242,7 @@ mod tests {
         let w = Workload {
             component: Component::Proxy,
             group: None,
-            slot: None,
+            two_deploy: false,
             name: "p".into(),
             replicas: Replicas::Hpa,
             group_labels: Map::new(),

@@ -21,18 +21,21 @@ pub mod deployment;
 pub mod deps;
 pub mod seed;
 pub mod status;
+pub mod timings;
 pub mod topology;
+pub mod two_deploy;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use controller::StandInConfig;
+pub use controller::{PAUSE_RECONCILE, StandInConfig};
 pub use crd::{CrdInstall, install_crd, milvus_resource};
 pub use seed::{
     OperatorSample, OperatorSeedOptions, SeededOperatorCluster, seed_operator_cluster, wait_milvus_healthy,
 };
+pub use timings::{TIMINGS_CONFIGMAP, Timings, set_timings};
 
 use crate::TestBed;
 

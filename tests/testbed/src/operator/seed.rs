@@ -165,7 +165,7 @@ pub async fn seed_operator_cluster(
                 }
                 seeded
                     .deployments
-                    .extend(topology::workloads(&doc, &cr_name).into_iter().map(|w| w.name));
+                    .extend(topology::deployment_names(&doc, &cr_name));
                 seeded.crs.push(cr_name);
                 seeded.objects.push(doc);
             }
@@ -212,7 +212,10 @@ async fn create_hpa(client: &kube::Client, ns: &str, mut doc: Value) -> Result<S
 }
 
 /// Wait (watching) until Milvus `name` in `ns` reports `status.status:
-/// Healthy` with `status.observedGeneration` = `metadata.generation`.
+/// Healthy`, `MilvusUpdated` True and `status.observedGeneration` =
+/// `metadata.generation`. (Healthy alone is not enough: like the operator,
+/// the stand-in's status sync can report Healthy while a two-Deployment
+/// workload is still at 0 — a Deployment at 0 is Available.)
 pub async fn wait_milvus_healthy(ns: &str, name: &str, timeout: Duration) -> Result<()> {
     let client = TestBed::get().client().await?;
     let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &milvus_resource());
@@ -234,7 +237,14 @@ pub async fn wait_milvus_healthy(ns: &str, name: &str, timeout: Duration) -> Res
                         .and_then(|c| c["message"].as_str())
                         .unwrap_or("-")
                 );
-                if status == "Healthy" && observed == generation {
+                let updated = v
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "MilvusUpdated" && c["status"] == "True")
+                    });
+                if status == "Healthy" && updated && observed == generation {
                     return;
                 }
             }

@@ -1,12 +1,17 @@
-//! `status` of a `Milvus` CR computed from its Deployments, shaped like the
-//! operator's `MilvusStatus` (`apis/milvus.io/v1beta1/milvus_types.go`,
-//! `pkg/controllers/status_cluster.go`).
+//! `status` of a `Milvus` CR, shaped like the operator's `MilvusStatus`
+//! (`apis/milvus.io/v1beta1/milvus_types.go`) and computed the way
+//! `UpdateStatusForNewGeneration` does (`pkg/controllers/status_cluster.go`,
+//! `component_condition.go`): `observedGeneration` = `metadata.generation`,
+//! the serving Deployments' status copied in, `MilvusReady` from their
+//! `Available` condition, `MilvusUpdated` false while Milvus pods terminate.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Map, Value, json};
 
+use super::deployment::{container_image, current_group_id_annotation, group_id_label};
 use super::topology::{self, Replicas, Workload};
 
 /// DeploymentStatus fields the CRD's schema keeps (others would be pruned
@@ -23,6 +28,9 @@ const DEPLOY_STATUS_FIELDS: &[&str] = &[
     "updatedReplicas",
 ];
 
+/// `MsgMilvusHasTerminatingPods` (`milvus_types.go`).
+pub const MSG_HAS_TERMINATING_PODS: &str = "Milvus has terminating pods";
+
 fn deploy_status(d: &Deployment) -> Value {
     let full = serde_json::to_value(d.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
     let mut out = Map::new();
@@ -36,35 +44,43 @@ fn deploy_status(d: &Deployment) -> Value {
     Value::Object(out)
 }
 
-fn container_image(d: &Deployment, container: &str) -> String {
-    let cs = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|s| &s.containers);
-    cs.and_then(|cs| cs.iter().find(|c| c.name == container).or_else(|| cs.first()))
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
-}
-
 /// `{generation, image, status}` of one Deployment (`ComponentDeployStatus`).
-fn component_deploy_status(d: &Deployment, container: &str) -> Value {
+fn component_deploy_status(d: &Deployment, w: &Workload) -> Value {
     json!({
         "generation": d.metadata.generation.unwrap_or(0),
-        "image": container_image(d, container),
+        "image": container_image(d, w.component).unwrap_or_default(),
         "status": deploy_status(d),
     })
 }
 
-/// The count a workload must have available to be healthy (None = must be
-/// scaled to zero).
-fn want(w: &Workload, d: &Deployment) -> i32 {
-    match w.replicas {
-        Replicas::Fixed(n) => n,
-        Replicas::Hpa => d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+/// The Deployment serving `w`: its own, or in two-deployment mode the slot
+/// the CR's `…-current-group-id` annotation names (`makeComponentDeploymentMap`).
+pub fn serving<'a>(
+    cr: &Value,
+    w: &Workload,
+    deployments: &'a BTreeMap<String, Deployment>,
+) -> Option<&'a Deployment> {
+    if !w.two_deploy {
+        return deployments.get(&w.name);
     }
+    let current = cr
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(current_group_id_annotation(&w.state_key())))
+        .and_then(Value::as_str)?;
+    let label = group_id_label(w.component);
+    w.deployment_names().into_iter().find_map(|n| {
+        deployments.get(&n).filter(|d| {
+            d.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(&label))
+                .map(String::as_str)
+                == Some(current)
+        })
+    })
 }
 
+/// `DeploymentReady`: the Deployment's `Available` condition is True.
 fn available(d: &Deployment) -> bool {
     d.status
         .as_ref()
@@ -73,23 +89,33 @@ fn available(d: &Deployment) -> bool {
         .is_some_and(|c| c.status == "True")
 }
 
-/// Is the Deployment at its count: controller caught up, every wanted
-/// replica ready, available and updated (and none left over).
-fn at_count(w: &Workload, d: &Deployment) -> bool {
-    let n = want(w, d);
+fn spec_replicas(d: &Deployment) -> i32 {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+/// Has the serving Deployment reached the CR's spec (count and image), and
+/// the idle slot gone to 0?
+fn updated(cr: &Value, w: &Workload, d: &Deployment, deployments: &BTreeMap<String, Deployment>) -> bool {
     let st = d.status.clone().unwrap_or_default();
-    let caught_up = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let spec_ok = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) == n;
-    if n == 0 {
-        return caught_up && spec_ok && st.replicas.unwrap_or(0) == 0;
-    }
-    caught_up
-        && spec_ok
-        && st.ready_replicas.unwrap_or(0) >= n
-        && st.available_replicas.unwrap_or(0) >= n
-        && st.updated_replicas.unwrap_or(0) >= n
+    let n = match w.replicas {
+        Replicas::Fixed(n) => n,
+        Replicas::Hpa => spec_replicas(d),
+    };
+    let image_ok = topology::image(cr).is_none_or(|i| container_image(d, w.component) == Some(i));
+    let idle_ok = deployments
+        .iter()
+        .filter(|(name, _)| w.two_deploy && w.deployment_names().contains(name))
+        .filter(|(_, other)| other.metadata.name != d.metadata.name)
+        .all(|(_, other)| {
+            spec_replicas(other) == 0 && other.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0
+        });
+    st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
+        && spec_replicas(d) == n
         && st.replicas.unwrap_or(0) == n
-        && available(d)
+        && st.updated_replicas.unwrap_or(0) == n
+        && st.available_replicas.unwrap_or(0) == n
+        && image_ok
+        && idle_ok
 }
 
 fn condition(ty: &str, ok: bool, reason: &str, message: &str, prev: &Value, now: &str) -> Value {
@@ -109,47 +135,123 @@ fn condition(ty: &str, ok: bool, reason: &str, message: &str, prev: &Value, now:
     json!({"type": ty, "status": status, "lastTransitionTime": t, "reason": reason, "message": message})
 }
 
-/// Compute the CR's status. `deployments` are the live ones by name;
-/// `reconciled` says whether this pass applied the spec (then
-/// `observedGeneration` moves to `metadata.generation`).
-pub fn compute(
+/// Dependency condition types, in the operator's order.
+pub const DEPENDENCY_CONDITIONS: [&str; 3] = ["EtcdReady", "StorageReady", "MsgStreamReady"];
+
+/// `checkDependencyConditions`, played on the in-cluster dependency
+/// workloads: a dependency is not ready when a workload it runs on exists
+/// and has no ready replica (absent workloads and external ones count as
+/// ready; nothing probes endpoints in the bed).
+pub fn dependency_health(
     cr: &Value,
-    cr_name: &str,
-    namespace: &str,
-    workloads: &[Workload],
-    deployments: &BTreeMap<String, Deployment>,
-    reconciled: bool,
-) -> Value {
+    ns: &str,
+    statefulsets: &[StatefulSet],
+    deployments: &[Deployment],
+) -> [bool; 3] {
+    let mut ok = [true; 3];
+    for dep in super::deps::planned(cr, ns) {
+        let idx = if dep.release.ends_with("-etcd") {
+            0
+        } else if dep.release.ends_with("-minio") {
+            1
+        } else {
+            2
+        };
+        for o in &dep.objects {
+            let name = o["metadata"]["name"].as_str().unwrap_or("");
+            let ready = if o["kind"] == "Deployment" {
+                deployments
+                    .iter()
+                    .find(|d| d.metadata.name.as_deref() == Some(name))
+                    .map(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0))
+            } else {
+                statefulsets
+                    .iter()
+                    .find(|s| s.metadata.name.as_deref() == Some(name))
+                    .map(|s| s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0))
+            };
+            if ready == Some(0) {
+                ok[idx] = false;
+            }
+        }
+    }
+    ok
+}
+
+fn dependency_condition(ty: &str, ok: bool, prev: &Value, now: &str) -> Value {
+    // status_cluster.go's messages and milvus_types.go's reasons.
+    let (reason, message) = match (ty, ok) {
+        ("EtcdReady", true) => ("EtcdReady", "Etcd endpoints is healthy"),
+        ("EtcdReady", false) => ("EtcdNotReady", "All etcd endpoints are unhealthy"),
+        ("StorageReady", true) => ("StorageReady", "Storage endpoints is healthy"),
+        ("StorageReady", false) => ("StorageNotReady", "All Storage endpoints are unhealthy"),
+        (_, true) => ("MsgStreamReady", "MsgStream is ready"),
+        (_, false) => ("MsgStreamNotReady", "MsgStream is not ready"),
+    };
+    condition(ty, ok, reason, message, prev, now)
+}
+
+/// `IsDependencyReady`: all three dependency conditions are True.
+pub fn dependencies_ready(cr: &Value) -> bool {
+    let conds = cr.pointer("/status/conditions").and_then(Value::as_array);
+    DEPENDENCY_CONDITIONS.iter().all(|ty| {
+        conds
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == *ty && c["status"] == "True")
+    })
+}
+
+/// What the status is computed from.
+pub struct Inputs<'a> {
+    pub cr: &'a Value,
+    pub cr_name: &'a str,
+    pub namespace: &'a str,
+    pub workloads: &'a [Workload],
+    pub deployments: &'a BTreeMap<String, Deployment>,
+    /// Pods of the instance (`NewAppLabels`).
+    pub pods: &'a [Pod],
+    /// Fresh dependency health (status sync), or `None` to keep the
+    /// conditions the CR has (a reconcile pass: "not check dependency").
+    pub dependencies: Option<[bool; 3]>,
+}
+
+/// The CR's new status.
+pub fn compute(i: &Inputs<'_>) -> Value {
+    let cr = i.cr;
     let prev = cr.get("status").cloned().unwrap_or(Value::Null);
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut components = Map::new();
     let mut groups: Map<String, Value> = Map::new();
     let mut not_ready: Vec<String> = Vec::new();
     let mut not_updated = false;
+    let mut has_ready_replica = false;
     let mut all_zero = true;
-    for w in workloads {
-        let Some(d) = deployments.get(&w.name) else {
-            not_ready.push(w.name.clone());
+    for w in i.workloads {
+        let wanted = !matches!(w.replicas, Replicas::Fixed(0));
+        let running = w
+            .deployment_names()
+            .iter()
+            .filter_map(|n| i.deployments.get(n))
+            .any(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0);
+        if wanted || running {
+            all_zero = false;
+        }
+        let Some(d) = serving(cr, w, i.deployments) else {
+            not_ready.push(w.display_name());
             not_updated = true;
             continue;
         };
-        if want(w, d) > 0 || d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0 {
-            all_zero = false;
+        if d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0 {
+            has_ready_replica = true;
         }
-        if !at_count(w, d) {
-            let label = match &w.group {
-                Some(g) => format!("{}/{g}", w.component.name()),
-                None => w.component.name().to_string(),
-            };
-            if !not_ready.contains(&label) {
-                not_ready.push(label);
-            }
+        if !available(d) {
+            not_ready.push(w.display_name());
+        }
+        if !updated(cr, w, d, i.deployments) {
             not_updated = true;
         }
-        if !w.is_current() {
-            continue;
-        }
-        let cds = component_deploy_status(d, w.component.name());
+        let cds = component_deploy_status(d, w);
         match &w.group {
             None => {
                 components.insert(w.component.name().into(), cds);
@@ -162,83 +264,87 @@ pub fn compute(
             }
         }
     }
-    let healthy = not_ready.is_empty() && !all_zero;
-    let stopped = all_zero && not_ready.is_empty();
+    let healthy = not_ready.is_empty() && has_ready_replica;
+    let stopped = all_zero;
     let prev_status = prev.get("status").and_then(Value::as_str).unwrap_or("");
-    let overall = if healthy {
-        "Healthy"
-    } else if stopped {
+    let overall = if stopped {
         "Stopped"
+    } else if healthy {
+        "Healthy"
     } else if prev_status.is_empty() || prev_status == "Pending" {
         // Never healthy yet: still being created.
         "Pending"
     } else {
         "Unhealthy"
     };
-    let (ready_reason, ready_msg) = if healthy {
+    let (ready_reason, ready_msg) = if stopped {
+        ("MilvusStopped", "All Milvus components are stopped".to_string())
+    } else if healthy {
         (
             "ReasonMilvusHealthy",
             "All Milvus components are healthy".to_string(),
         )
-    } else if stopped {
-        ("MilvusStopped", "All Milvus components are stopped".to_string())
     } else {
         (
             "MilvusComponentNotHealthy",
             format!("[{}] not ready", not_ready.join(" ")),
         )
     };
-    let (upd_reason, upd_msg) = if not_updated {
-        ("MilvusComponentsUpdating", "Milvus components are updating")
+    let terminating = i.pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
+    let (upd_ok, upd_reason, upd_msg) = if terminating {
+        (false, "MilvusComponentsUpdating", MSG_HAS_TERMINATING_PODS)
+    } else if not_updated {
+        (
+            false,
+            "MilvusComponentsUpdating",
+            "Milvus components are updating",
+        )
     } else {
-        ("MilvusComponentsUpdated", "Milvus components are all updated")
+        (
+            true,
+            "MilvusComponentsUpdated",
+            "Milvus components are all updated",
+        )
     };
-    let conditions = vec![
-        condition(
-            "EtcdReady",
-            true,
-            "EtcdReady",
-            "All etcd endpoints are healthy",
-            &prev,
-            &now,
-        ),
-        condition(
-            "StorageReady",
-            true,
-            "StorageReady",
-            "Storage endpoint is healthy",
-            &prev,
-            &now,
-        ),
-        condition(
-            "MsgStreamReady",
-            true,
-            "MsgStreamReady",
-            "MsgStream is ready",
-            &prev,
-            &now,
-        ),
-        condition("MilvusReady", healthy, ready_reason, &ready_msg, &prev, &now),
-        condition("MilvusUpdated", !not_updated, upd_reason, upd_msg, &prev, &now),
-    ];
+    let mut conditions: Vec<Value> = Vec::new();
+    for (k, ty) in DEPENDENCY_CONDITIONS.iter().enumerate() {
+        match i.dependencies {
+            Some(ok) => conditions.push(dependency_condition(ty, ok[k], &prev, &now)),
+            None => conditions.extend(
+                prev.get("conditions")
+                    .and_then(Value::as_array)
+                    .and_then(|cs| cs.iter().find(|c| c["type"] == *ty))
+                    .cloned(),
+            ),
+        }
+    }
+    conditions.push(condition(
+        "MilvusReady",
+        healthy && !stopped,
+        ready_reason,
+        &ready_msg,
+        &prev,
+        &now,
+    ));
+    conditions.push(condition(
+        "MilvusUpdated",
+        upd_ok,
+        upd_reason,
+        upd_msg,
+        &prev,
+        &now,
+    ));
     let generation = cr
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let observed = if reconciled {
-        generation
-    } else {
-        prev.get("observedGeneration")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
     let mut status = json!({
         "status": overall,
         "conditions": conditions,
-        "endpoint": format!("{cr_name}-milvus.{namespace}:19530"),
+        "endpoint": format!("{}-milvus.{}:19530", i.cr_name, i.namespace),
         "componentsDeployStatus": components,
         "rollingModeVersion": topology::rolling_mode(cr),
-        "observedGeneration": observed,
+        "observedGeneration": generation,
         "currentImage": topology::image(cr).unwrap_or(""),
     });
     if !groups.is_empty() {
@@ -248,4 +354,15 @@ pub fn compute(
         status["currentVersion"] = json!(v);
     }
     status
+}
+
+/// Is the CR Healthy with `MilvusUpdated` True (the 60 s sync loop's set)?
+pub fn healthy_and_updated(cr: &Value) -> bool {
+    cr.pointer("/status/status").and_then(Value::as_str) == Some("Healthy")
+        && cr
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "MilvusUpdated" && c["status"] == "True")
 }

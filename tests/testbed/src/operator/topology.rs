@@ -22,7 +22,10 @@
 //!   component-level replicas is then ignored.
 //! * Two-deployment mode (query node under rollingMode 2, the default; every
 //!   component under rollingMode 3): the physical Deployments are `<name>-0`
-//!   (current, serving) and `<name>-1` (kept at 0 replicas).
+//!   and `<name>-1`; which one serves is decided at run time by the CR's
+//!   `milvus.io/<stateKey>-current-group-id` annotation (see `two_deploy`).
+//! * State key (`components.go` `GetStateKey`): the component's name, or for a
+//!   deployment group `<component>-<first 8 bytes of sha256(group), hex>`.
 //! * Replicas: the group's, else the component's, else 1 when the component
 //!   is absent (`GetReplicas`); negative = an HPA owns `spec.replicas`.
 
@@ -109,14 +112,16 @@ pub enum Replicas {
     Hpa,
 }
 
-/// One physical Deployment the operator keeps.
+/// One workload the operator reconciles on its own: a component, or one
+/// deployment group of it (`GetComponentWorkloadsBySpec`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     pub component: Component,
     /// Deployment group (`spec.components.<c>.groups[].name`).
     pub group: Option<String>,
-    /// Two-deployment slot (0 or 1), `None` in one-deployment mode.
-    pub slot: Option<u8>,
+    /// Two-deployment mode: Deployments `<name>-0` and `<name>-1`.
+    pub two_deploy: bool,
+    /// `<cr>-milvus-<component>[-<group>]` (without the `-0`/`-1` slot).
     pub name: String,
     pub replicas: Replicas,
     /// Group's own labels (`groups[].labels`), put on Deployment and pods.
@@ -124,9 +129,37 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The slot that serves (slot 0, or no slot).
-    pub fn is_current(&self) -> bool {
-        self.slot != Some(1)
+    /// Key of the CR's rollout annotations and labels (`GetStateKey`).
+    pub fn state_key(&self) -> String {
+        state_key(self.component, self.group.as_deref())
+    }
+    /// The Deployment names it owns: one, or the two slots.
+    pub fn deployment_names(&self) -> Vec<String> {
+        if self.two_deploy {
+            vec![format!("{}-0", self.name), format!("{}-1", self.name)]
+        } else {
+            vec![self.name.clone()]
+        }
+    }
+    /// `group/name` for messages (`GetDisplayName`).
+    pub fn display_name(&self) -> String {
+        match &self.group {
+            Some(g) => format!("{}/{g}", self.component.name()),
+            None => self.component.name().to_string(),
+        }
+    }
+}
+
+/// `GetStateKey`: the component name, or `<component>-<hex of the first 8
+/// bytes of sha256(group name)>` for a deployment group.
+pub fn state_key(component: Component, group: Option<&str>) -> String {
+    match group {
+        None => component.name().to_string(),
+        Some(g) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, g.as_bytes());
+            let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}-{hex}", component.name())
+        }
     }
 }
 
@@ -263,7 +296,7 @@ pub fn workloads(cr: &Value, cr_name: &str) -> Vec<Workload> {
             logical.push(Workload {
                 component: c,
                 group: None,
-                slot: None,
+                two_deploy,
                 name: base.clone(),
                 replicas: replicas_value(spec.get("replicas"), default),
                 group_labels: Default::default(),
@@ -275,7 +308,7 @@ pub fn workloads(cr: &Value, cr_name: &str) -> Vec<Workload> {
                     component: c,
                     name: format!("{base}-{gname}"),
                     group: Some(gname),
-                    slot: None,
+                    two_deploy,
                     replicas: replicas_value(g.get("replicas"), 1),
                     group_labels: g
                         .get("labels")
@@ -285,22 +318,17 @@ pub fn workloads(cr: &Value, cr_name: &str) -> Vec<Workload> {
                 });
             }
         }
-        for w in logical {
-            if !two_deploy {
-                out.push(w);
-                continue;
-            }
-            for slot in [0u8, 1] {
-                out.push(Workload {
-                    slot: Some(slot),
-                    name: format!("{}-{slot}", w.name),
-                    replicas: if slot == 0 { w.replicas } else { Replicas::Fixed(0) },
-                    ..w.clone()
-                });
-            }
-        }
+        out.extend(logical);
     }
     out
+}
+
+/// Every Deployment name the operator keeps for `cr`.
+pub fn deployment_names(cr: &Value, cr_name: &str) -> Vec<String> {
+    workloads(cr, cr_name)
+        .iter()
+        .flat_map(Workload::deployment_names)
+        .collect()
 }
 
 #[cfg(test)]
@@ -309,7 +337,7 @@ mod tests {
     use serde_json::json;
 
     fn names(cr: &Value) -> Vec<String> {
-        workloads(cr, "mc").into_iter().map(|w| w.name).collect()
+        deployment_names(cr, "mc")
     }
 
     #[test]
@@ -328,10 +356,10 @@ mod tests {
             ]
         );
         let w = workloads(&cr, "mc");
-        assert_eq!(w[3].replicas, Replicas::Fixed(1));
-        assert_eq!(w[4].replicas, Replicas::Fixed(0));
+        assert_eq!((w[3].two_deploy, w[3].replicas), (true, Replicas::Fixed(1)));
+        assert_eq!(w[3].state_key(), "querynode");
         assert_eq!(
-            w[6].replicas,
+            w[5].replicas,
             Replicas::Fixed(0),
             "standalone idles at 0 in a cluster"
         );
@@ -359,7 +387,7 @@ mod tests {
         let w = workloads(&cr, "mc");
         let qn: Vec<_> = w.iter().filter(|w| w.component == Component::QueryNode).collect();
         assert_eq!(
-            qn.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+            qn.iter().flat_map(|w| w.deployment_names()).collect::<Vec<_>>(),
             [
                 "mc-milvus-querynode-g1-0",
                 "mc-milvus-querynode-g1-1",
@@ -368,7 +396,7 @@ mod tests {
             ]
         );
         assert_eq!(qn[0].replicas, Replicas::Hpa);
-        assert_eq!(qn[2].replicas, Replicas::Fixed(2));
+        assert_eq!(qn[1].replicas, Replicas::Fixed(2));
         assert_eq!(
             w.iter()
                 .find(|w| w.component == Component::Proxy)
@@ -377,5 +405,19 @@ mod tests {
         );
         let cr3 = json!({"spec": {"mode": "cluster", "components": {"image": "x:v2.6.1", "rollingMode": 3}}});
         assert!(names(&cr3).iter().all(|n| n.ends_with("-0") || n.ends_with("-1")));
+    }
+
+    #[test]
+    fn grouped_state_keys_are_hashed() {
+        // `printf g1 | sha256sum` = 711430f6164e9380..., its first 8 bytes.
+        assert_eq!(
+            state_key(Component::QueryNode, Some("g1")),
+            "querynode-711430f6164e9380"
+        );
+        assert_eq!(state_key(Component::QueryNode, None), "querynode");
+        assert_ne!(
+            state_key(Component::QueryNode, Some("g1")),
+            state_key(Component::QueryNode, Some("g2"))
+        );
     }
 }
