@@ -775,7 +775,9 @@ fn what_the_operator_would_leave_unapplied_is_refused_before_writing_and_warned_
     let replicas_before = cr_replicas(ns, "my-release", "queryNode");
     // Each state as the operator (or a user) sets it, what `scale` must say,
     // and the patch that lifts it again.
-    let cases: [(&str, &str, &str); 4] = [
+    // (A rollout is marked by the operator itself and dropped once none
+    // runs: tests/operator_refusals.rs starts a real one.)
+    let cases: [(&str, &str, &str); 3] = [
         (
             r#"{"metadata":{"annotations":{"milvus.io/pause-reconcile":"true"}}}"#,
             &format!("kubectl annotate milvus my-release -n {ns} milvus.io/pause-reconcile-"),
@@ -791,47 +793,21 @@ fn what_the_operator_would_leave_unapplied_is_refused_before_writing_and_warned_
             "spec.components.enableManualMode is true in Milvus my-release",
             r#"{"spec":{"components":{"enableManualMode":false}}}"#,
         ),
-        (
-            r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":"7"}}}"#,
-            "(label milvus.io/querynode-rolling-id: 7)",
-            r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":null}}}"#,
-        ),
     ];
     for (set, says, lift) in cases {
         patch_milvus(ns, set);
         let e = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
         assert!(e.contains(says), "{e}");
-        // A dry run is refused alike.
+        assert!(e.trim_end().ends_with("nothing was changed"), "{e}");
+        // A dry run is refused alike; `plan` reads only, and warns.
         fails(&["scale", "my-release", "queryNode=2", "--dry-run", "-n", ns], 3);
-        // `plan` reads only, and warns (a rollout of the component itself is
-        // the planning rule's refusal, as for Helm's pending operations).
-        if !set.contains("rolling-id") {
-            assert!(e.trim_end().ends_with("nothing was changed"), "{e}");
-            let p = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
-            assert!(p.contains(says), "{p}");
-            assert!(p.contains("`scale` refuses"), "{p}");
-        }
+        let p = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
+        assert!(p.contains(says), "{p}");
+        assert!(p.contains("`scale` refuses"), "{p}");
         assert_eq!(cr_replicas(ns, "my-release", "queryNode"), replicas_before);
         assert_eq!(deployment(ns, QN)["spec"]["replicas"], 1);
         patch_milvus(ns, lift);
     }
-    // A rollout anywhere holds the operator's observedGeneration: another
-    // component's change is refused too, and `plan` warns.
-    patch_milvus(
-        ns,
-        r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":"7"}}}"#,
-    );
-    let e = fails(&["scale", "my-release", "dataNode=2", "-n", ns], 3);
-    assert!(
-        e.contains("a rollout of queryNode is in flight in Milvus my-release (label milvus.io/querynode-rolling-id: 7)"),
-        "{e}"
-    );
-    let p = ok(&["plan", "my-release", "dataNode=2", "-n", ns]);
-    assert!(p.contains("a rollout of queryNode is in flight"), "{p}");
-    patch_milvus(
-        ns,
-        r#"{"metadata":{"labels":{"milvus.io/querynode-rolling-id":null}}}"#,
-    );
     // A paused one-Deployment component still scales (its Deployment only
     // gets `spec.paused`): no warning.
     patch_milvus(ns, r#"{"spec":{"components":{"dataNode":{"paused":true}}}}"#);
@@ -876,4 +852,47 @@ fn force_image_updates_refuse_a_scale_in_whose_leaving_pod_would_be_killed() {
         r.stderr
     );
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+}
+
+/// `observedGeneration` is not proof: the operator observes a generation
+/// of a paused component without touching its Deployments. A run that
+/// finds the serving Deployment without the count stops at once, with the
+/// cause, instead of waiting out its timeout.
+#[test]
+fn an_observed_step_left_unapplied_stops_the_run_with_its_cause() {
+    let ns = namespace("op-unapplied");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    slow_terminations(ns, "app.kubernetes.io/component=querynode", 4000);
+    let started = Instant::now();
+    let child = spawn_plugin(
+        &["scale", "my-release", "queryNode=1", "--timeout", "90s", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    eventually("the first step in the resource", Duration::from_secs(30), || {
+        cr_replicas(ns, "my-release", "queryNode") == 2
+    });
+    // Paused while the first step's pod stops: the second step is written
+    // and observed, and never applied.
+    patch_milvus(ns, r#"{"spec":{"components":{"queryNode":{"paused":true}}}}"#);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "stopped by its timeout: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the Milvus Operator observed generation ")
+            && last.contains(" of Milvus my-release but Deployment my-release-milvus-querynode-0 has 2 replicas, not 1: spec.components.queryNode.paused is true"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("continue with: kubectl milvus scale my-release queryNode=1"),
+        "{stderr}"
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    assert_eq!(deployment(ns, QN)["spec"]["replicas"], 2);
 }
