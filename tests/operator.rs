@@ -896,3 +896,205 @@ fn an_observed_step_left_unapplied_stops_the_run_with_its_cause() {
     assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
     assert_eq!(deployment(ns, QN)["spec"]["replicas"], 2);
 }
+
+/// With the operator's own periods (`minReadySeconds` 30, status syncs every
+/// 30/60 s) a scale-out leaves the resource Unhealthy for a while after
+/// its pods are ready; a scale-in step in the same run must not start
+/// before the resource says Healthy again. Watched independently: the
+/// resource version that carries the scale-in's count also carries its
+/// status at that moment. Slow (about 3 min).
+#[test]
+fn slow_real_timings_a_scale_in_step_waits_for_a_healthy_resource() {
+    let ns = namespace("op-health-real");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    let owned = ns.to_string();
+    bed()
+        .block_on(
+            async move { testbed::operator::set_timings(&owned, testbed::operator::Timings::REAL).await },
+        )
+        .expect("runtime")
+        .expect("timings");
+    // A metadata change is an event: its pass puts minReadySeconds 30 on
+    // every Deployment; wait until all are available under it.
+    kubectl(&["annotate", "milvus", "my-release", "-n", ns, "test/poke=1"]);
+    eventually(
+        "minReadySeconds 30, everything available",
+        Duration::from_secs(180),
+        || {
+            let list = json(&[
+                "get",
+                "deployments",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/instance=my-release",
+                "-o",
+                "json",
+            ]);
+            // (The standalone Deployment of a cluster stays at 0, untouched.)
+            let serving = |d: &&Value| d["spec"]["replicas"].as_i64().unwrap_or(1) > 0;
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(serving)
+                .all(|d| {
+                    d["spec"]["minReadySeconds"] == 30
+                        && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+                        && d["status"]["availableReplicas"].as_i64().unwrap_or(0)
+                            == d["spec"]["replicas"].as_i64().unwrap_or(1)
+                })
+                && milvus(ns, "my-release")["status"]["status"] == "Healthy"
+        },
+    );
+
+    let watch = CrWatch::start(ns);
+    assert_eq!(watch.first["status"]["status"], "Healthy");
+    let r = run(plugin().args([
+        "scale",
+        "my-release",
+        "dataNode=2",
+        "queryNode=1",
+        "--timeout",
+        "4m",
+        "-n",
+        ns,
+    ]));
+    let versions = watch.stop();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let state = |v: &Value| {
+        (
+            v["spec"]["components"]["dataNode"]["replicas"].as_i64(),
+            v["spec"]["components"]["queryNode"]["replicas"].as_i64(),
+            v["status"]["status"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let seen: Vec<_> = versions.iter().map(state).collect();
+    let scaled_in = seen
+        .iter()
+        .position(|(_, qn, _)| *qn == Some(1))
+        .unwrap_or_else(|| panic!("queryNode=1 never written: {seen:?}"));
+    // The scale-out made it Unhealthy before the scale-in was written …
+    assert!(
+        seen[..scaled_in]
+            .iter()
+            .any(|(dn, _, status)| *dn == Some(2) && status == "Unhealthy"),
+        "{seen:?}"
+    );
+    // … and the scale-in was written only once it said Healthy again.
+    assert_eq!(seen[scaled_in].2, "Healthy", "{seen:?}");
+    assert!(
+        r.stderr.contains("waiting: Milvus my-release is Unhealthy"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Every version `my-release` takes while it runs: `kubectl get -w`.
+struct CrWatch {
+    child: Child,
+    versions: std::sync::mpsc::Receiver<Value>,
+    reader: std::thread::JoinHandle<()>,
+    /// The version current when the watch was established.
+    first: Value,
+}
+
+impl CrWatch {
+    fn start(ns: &str) -> CrWatch {
+        let mut child = bed()
+            .kubectl()
+            .args(["get", "milvus", "my-release", "-n", ns, "-w", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl watch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, versions) = std::sync::mpsc::channel::<Value>();
+        let reader = std::thread::spawn(move || {
+            let stream = serde_json::Deserializer::from_reader(std::io::BufReader::new(stdout));
+            for v in stream.into_iter::<Value>() {
+                let Ok(v) = v else { break };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        // Established once it has sent the current version.
+        let first = versions
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watch's first version");
+        CrWatch {
+            child,
+            versions,
+            reader,
+            first,
+        }
+    }
+
+    /// Every version seen, the first included.
+    fn stop(mut self) -> Vec<Value> {
+        self.child.kill().expect("stop the watch");
+        let _ = self.child.wait();
+        self.reader.join().expect("reader");
+        std::iter::once(self.first)
+            .chain(self.versions.try_iter())
+            .collect()
+    }
+}
+
+/// What `MilvusUpdated` says of a version.
+fn updated_message(v: &Value) -> String {
+    v["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "MilvusUpdated")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["status"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The operator's own word that a leaving pod is gone: `MilvusUpdated`
+/// says "Milvus has terminating pods" while one stops (refreshed at each
+/// status sync). The next scale-in step is written only once it no longer
+/// does, watched independently.
+#[test]
+fn a_scale_in_step_is_over_when_the_resource_no_longer_reports_terminating_pods() {
+    let ns = namespace("op-terminating");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    slow_terminations(ns, "app.kubernetes.io/component=querynode", 3000);
+    let watch = CrWatch::start(ns);
+    let r = run(plugin().args(["scale", "my-release", "queryNode=1", "--timeout", "2m", "-n", ns]));
+    let versions = watch.stop();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let seen: Vec<(Option<i64>, String)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["spec"]["components"]["queryNode"]["replicas"].as_i64(),
+                updated_message(v),
+            )
+        })
+        .collect();
+    let second = seen
+        .iter()
+        .position(|(qn, _)| *qn == Some(1))
+        .unwrap_or_else(|| panic!("queryNode=1 never written: {seen:?}"));
+    // The first step's pod was reported terminating …
+    assert!(
+        seen[..second]
+            .iter()
+            .any(|(qn, m)| *qn == Some(2) && m.contains("terminating pods")),
+        "{seen:?}"
+    );
+    // … and the second step written once that report was gone.
+    assert!(!seen[second].1.contains("terminating pods"), "{seen:?}");
+}
