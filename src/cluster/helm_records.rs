@@ -164,7 +164,7 @@ impl std::fmt::Display for UnreadableRecord {
 
 /// What a listing found: the readable records, and the unreadable ones
 /// named (one odd object must not hide every other release).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Listing {
     pub records: Vec<StoredRelease>,
     pub unreadable: Vec<UnreadableRecord>,

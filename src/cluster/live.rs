@@ -16,6 +16,7 @@ use kube::api::ListParams;
 use super::Cluster;
 use super::api::{ApiError, Op, live_deployment};
 use super::gitops::deployment_object;
+use super::helm_records::{self, Listing, Revisions};
 use super::operator::operator_deployment;
 use crate::core::gitops::LiveObject;
 use crate::core::manifest::MILVUS_CONFIG_FILES;
@@ -111,40 +112,75 @@ pub async fn milvus_config(
     }
 }
 
-/// The live objects of each namespace, read once for a whole command: the
-/// Helm, Operator and Argo-rendered halves of `status` all ask here, and
-/// whoever asks first starts the read the others then share.
+/// The live objects of each namespace and the current Helm records of a
+/// scope, each read once for a whole command: the Helm, Operator and
+/// Argo-rendered halves of `status` all ask here, and whoever asks first
+/// starts the read the others then share.
 pub struct LiveReads<'a> {
     cluster: &'a Cluster,
-    reads: Mutex<HashMap<String, SharedRead<'a>>>,
+    live: ReadOnce<'a, String, Live>,
+    records: ReadOnce<'a, Option<String>, Listing>,
 }
-
-type SharedRead<'a> = Shared<BoxFuture<'a, Result<Arc<Live>, Arc<anyhow::Error>>>>;
 
 impl<'a> LiveReads<'a> {
     pub fn new(cluster: &'a Cluster) -> Self {
         LiveReads {
             cluster,
-            reads: Mutex::new(HashMap::new()),
+            live: ReadOnce::default(),
+            records: ReadOnce::default(),
         }
     }
 
     /// The live objects of `namespace`, read at the first ask.
     pub async fn get(&self, namespace: &str) -> Result<Arc<Live>> {
-        let read = {
+        let (cluster, ns) = (self.cluster, namespace.to_string());
+        self.live
+            .get(
+                namespace.to_string(),
+                async move { fetch_live(cluster, &ns).await }.boxed(),
+            )
+            .await
+    }
+
+    /// The current records of every release in `namespace` (`None`:
+    /// everywhere), read at the first ask.
+    pub async fn records(&self, namespace: Option<&str>) -> Result<Arc<Listing>> {
+        let (cluster, ns) = (self.cluster, namespace.map(str::to_string));
+        let read = async move {
+            Ok(helm_records::list_both(cluster, ns.as_deref(), None, Revisions::Current).await?)
+        };
+        self.records
+            .get(namespace.map(str::to_string), read.boxed())
+            .await
+    }
+}
+
+type SharedRead<'a, T> = Shared<BoxFuture<'a, Result<Arc<T>, Arc<anyhow::Error>>>>;
+
+/// One read per key, shared by whoever asks.
+struct ReadOnce<'a, K, T> {
+    reads: Mutex<HashMap<K, SharedRead<'a, T>>>,
+}
+
+impl<K, T> Default for ReadOnce<'_, K, T> {
+    fn default() -> Self {
+        ReadOnce {
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<'a, K: std::hash::Hash + Eq, T: Send + Sync + 'a> ReadOnce<'a, K, T> {
+    async fn get(&self, key: K, read: BoxFuture<'a, Result<T>>) -> Result<Arc<T>> {
+        let shared = {
             let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
-            let cluster = self.cluster;
-            let ns = namespace.to_string();
             reads
-                .entry(namespace.to_string())
-                .or_insert_with(|| {
-                    async move { fetch_live(cluster, &ns).await.map(Arc::new).map_err(Arc::new) }
-                        .boxed()
-                        .shared()
-                })
+                .entry(key)
+                .or_insert_with(|| read.map(|r| r.map(Arc::new).map_err(Arc::new)).boxed().shared())
                 .clone()
         };
-        read.await
+        shared
+            .await
             .map_err(|e| anyhow::anyhow!("{}", crate::error::one_line(&e)))
     }
 }

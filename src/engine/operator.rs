@@ -6,7 +6,6 @@ use futures::future::try_join_all;
 
 use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
-use crate::cluster::helm_records::{self as helm, Revisions};
 use crate::cluster::live::{Live, LiveReads, fetch_live};
 use crate::cluster::operator::{self as api, Found};
 use crate::core::manifest;
@@ -66,11 +65,11 @@ pub async fn statuses(
     namespaces.sort_unstable();
     namespaces.dedup();
     let (records, lives) = tokio::join!(
-        helm::list_both(cluster, namespace, None, Revisions::Current),
+        reads.records(namespace),
         try_join_all(namespaces.iter().map(|ns| reads.get(ns)))
     );
     // Unreadable records are the Helm path's to report.
-    let grouped = releases::group(records?.records);
+    let grouped = releases::group(records?.records.clone());
     let lives = lives?;
     let now = jiff::Timestamp::now();
     let mut out = Vec::new();

@@ -101,14 +101,20 @@ async fn helm_statuses(
     all_namespaces: bool,
 ) -> Result<Vec<ReleaseStatus>> {
     let namespace = cluster.namespace().to_string();
+    let scope = (!all_namespaces).then_some(namespace.as_str());
+    // Every release's records are the read the Operator half shares; one
+    // release's are a narrower read of its own.
+    let records = async {
+        match release {
+            Some(_) => releases::current_records(cluster, scope, release).await,
+            None => reads.records(scope).await.map(|l| (*l).clone()),
+        }
+    };
     let (listing, prefetched) = if all_namespaces {
-        (releases::current_records(cluster, None, release).await?, None)
+        (records.await?, None)
     } else {
         // Records and live objects are independent: fetch them together.
-        let (records, live) = tokio::join!(
-            releases::current_records(cluster, Some(&namespace), release),
-            reads.get(&namespace)
-        );
+        let (records, live) = tokio::join!(records, reads.get(&namespace));
         (records?, Some(live))
     };
     if let Some(e) = release.and_then(|name| releases::unreadable_release(&listing, name)) {
