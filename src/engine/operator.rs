@@ -145,15 +145,16 @@ pub async fn plan(
     );
     let (live, mut plan) = planned?;
     // What the operator would leave unapplied (§ operator_guard).
-    operator_guard::check(
+    let warnings = operator_guard::check(
         cluster,
         cr,
         &live,
-        &mut plan,
+        &plan,
         args.scale_in.accept_short_grace,
         Mode::Warn,
     )
     .await?;
+    plan.warnings.extend(warnings);
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     Ok((plan, owned))
 }

@@ -23,17 +23,17 @@ pub enum Mode {
     Refuse,
 }
 
-/// Checks the plan against the operator's state: adds `plan`'s warnings
-/// (health, unreadable upgrades; under `Warn` the conditions too), or
-/// refuses.
+/// Checks the plan against the operator's state: refuses (under `Refuse`),
+/// or returns what to warn of (health, unreadable upgrades; under `Warn`
+/// the conditions too).
 pub async fn check(
     cluster: &Cluster,
     cr: &MilvusResource,
     live: &Live,
-    plan: &mut Plan,
+    plan: &Plan,
     accept_short_grace: bool,
     mode: Mode,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let (found, unknown) = match milvus_upgrades::list(cluster, cr.namespace()).await? {
         Upgrades::Listed(found) => (found, None),
         Upgrades::Unknown(warning) => (Vec::new(), Some(warning)),
@@ -45,6 +45,5 @@ pub async fn check(
         return Err(Refused(first.refusal(cr)).into());
     }
     let warnings = operator_checks::warnings(cr, &live.operator, &found, plan, accept_short_grace);
-    plan.warnings.extend(warnings.into_iter().chain(unknown));
-    Ok(())
+    Ok(warnings.into_iter().chain(unknown).collect())
 }

@@ -72,7 +72,8 @@ pub(super) async fn check(
     let accept = args.scale_in.accept_short_grace;
     let (live, mut plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
     // Refused before writing what the operator would leave unapplied.
-    operator_guard::check(cluster, found, &live, &mut plan, accept, Mode::Refuse).await?;
+    let warnings = operator_guard::check(cluster, found, &live, &plan, accept, Mode::Refuse).await?;
+    plan.warnings.extend(warnings);
     Ok(plan)
 }
 
@@ -110,9 +111,11 @@ pub(super) async fn holding(
         read_and_plan(cluster, &cr, requests, args.force, accept),
         owner::milvus_owner(cluster, &mut apis, &cr)
     );
-    let (live, mut plan) = planned?;
+    let (live, plan) = planned?;
     // Read again under the lock: refused before writing (operator_guard).
-    operator_guard::check(cluster, &cr, &live, &mut plan, accept, Mode::Refuse).await?;
+    for warning in operator_guard::check(cluster, &cr, &live, &plan, accept, Mode::Refuse).await? {
+        progress.line(&format!("Warning: {warning}"));
+    }
     // GitOps reverts what it did not write: refused unless forced. Bounds
     // changes write the user's HPA, not the resource.
     let keys = owner::changed(&plan);
