@@ -66,6 +66,19 @@ fn patch_milvus(ns: &str, patch: &str) {
     ]);
 }
 
+/// `kubectl annotate --overwrite milvus my-release KEY=VALUE`.
+fn annotate_milvus(ns: &str, key_value: &str) {
+    kubectl(&[
+        "annotate",
+        "--overwrite",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        key_value,
+    ]);
+}
+
 /// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
 fn patch_query_nodes(ns: &str, replicas: u32) {
     patch_milvus(
@@ -700,15 +713,7 @@ fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
     assert_eq!(generation(), before, "a refusal writes nothing");
     // A copied annotation naming another object is not Argo CD's.
     let copied = format!("argocd.argoproj.io/tracking-id=my-milvus:apps/Deployment:{ns}/other");
-    kubectl(&[
-        "annotate",
-        "--overwrite",
-        "milvus",
-        "my-release",
-        "-n",
-        ns,
-        &copied,
-    ]);
+    annotate_milvus(ns, &copied);
     let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
     assert!(!plan.contains("Warning: Milvus my-release is managed"), "{plan}");
     kubectl(&[
@@ -961,15 +966,7 @@ fn slow_real_timings_a_scale_in_step_waits_for_a_healthy_resource() {
     };
     let start = Instant::now();
     for poke in 1.. {
-        kubectl(&[
-            "annotate",
-            "--overwrite",
-            "milvus",
-            "my-release",
-            "-n",
-            ns,
-            &format!("test/poke={poke}"),
-        ]);
+        annotate_milvus(ns, &format!("test/poke={poke}"));
         let pass = Instant::now();
         let mut state = settled();
         while !state.0 && pass.elapsed() < Duration::from_secs(10) {
