@@ -12,7 +12,6 @@ use crate::cluster::lease;
 use crate::cluster::live::LiveReads;
 use crate::cluster::milvus::instance_view;
 use crate::core::chart::Chart;
-use crate::core::lock;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
 use crate::core::milvus::drain::marked_pods;
@@ -106,7 +105,9 @@ pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &
                     .await
                     .ok()
                     .flatten()
-                    .filter(|s| s.renewed_ago.is_none_or(|ago| ago < lock::LEASE_DURATION))
+                    // One read cannot tell a live holder from a dead one
+                    // (its renewTime is by its own clock): a held Lease
+                    // counts as a run at work.
                     .map(|s| s.holder)
             };
             Some(instance_view(cluster, &namespace, &pods, live_run, budget).await)
