@@ -712,13 +712,32 @@ pub fn redacted(doc: &serde_json::Value, ns: &str) -> serde_json::Value {
                 // The simulator's node name carries the machine's.
                 "node" => "[node]".to_string(),
                 k if k.to_ascii_lowercase().ends_with("ip") => "[ip]".to_string(),
+                // A Milvus node's address is its pod's IP (the test bed's
+                // pod network hands them out) and the port it registers.
+                "address" => match s.rsplit_once(':') {
+                    Some((_, port)) => format!("[ip]:{port}"),
+                    None => "[ip]".to_string(),
+                },
                 _ if is_time(s) => "[time]".to_string(),
                 _ => unsuffixed(&s.replace(ns, "NS")),
             }),
+            // Milvus's node IDs follow the order its pods registered in.
+            Value::Number(_) if key == "id" => Value::String("[id]".to_string()),
             other => other.clone(),
         }
     }
-    walk(doc, "", ns)
+    let mut doc = walk(doc, "", ns);
+    // With their IDs redacted, Milvus's nodes in an order of their own.
+    for item in doc["items"].as_array_mut().into_iter().flatten() {
+        if let Some(nodes) = item
+            .get_mut("milvus")
+            .and_then(|m| m.get_mut("queryNodes"))
+            .and_then(|n| n.as_array_mut())
+        {
+            nodes.sort_by_key(|n| n.to_string());
+        }
+    }
+    doc
 }
 
 /// A plan document [`redacted`], its pods in a stable order: with their
