@@ -749,6 +749,24 @@ pub fn plan_redacted(plan: &serde_json::Value, ns: &str) -> serde_json::Value {
         if let Some(pods) = item["pods"].as_array_mut() {
             pods.sort_by_key(|p| p.to_string());
         }
+        // How the drained pod is made the one that leaves follows the
+        // server's version (deletion cost from v1.22; tests/milvus.rs
+        // checks each), and Milvus's node IDs its registration order.
+        if let Some(drain) = item.get_mut("drain").and_then(|d| d.as_object_mut()) {
+            if drain.contains_key("removal") {
+                drain.insert("removal".into(), "[by server version]".into());
+            }
+            for leaving in drain
+                .get_mut("leaving")
+                .and_then(|l| l.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if leaving.get("node").is_some_and(|n| n.is_number()) {
+                    leaving["node"] = "[id]".into();
+                }
+            }
+        }
     }
     doc
 }
