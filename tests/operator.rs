@@ -318,8 +318,10 @@ fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
         .collect();
     assert_eq!(steps, ["queryNode: 3 → 2", "queryNode: 2 → 1"], "{}", r.stderr);
     // The operator gives pods 30 days; Milvus's stop is the version's default.
+    // (After a warning, where the resource was not Healthy yet when the
+    // run began: the run waits for it before the first step.)
     assert!(
-        r.stderr.starts_with("queryNode: pods get 2592000s to stop, Milvus's graceful stop may take 1800s (queryNode.gracefulStopTimeout, Milvus "),
+        r.stderr.lines().any(|l| l.starts_with("queryNode: pods get 2592000s to stop, Milvus's graceful stop may take 1800s (queryNode.gracefulStopTimeout, Milvus ")),
         "{}",
         r.stderr
     );
@@ -529,7 +531,10 @@ fn another_writer_mid_run_stops_it_at_once() {
     let child = slow_scale_in(ns, 300_000);
     patch_query_nodes(ns, 5);
     let stderr = stopped_at_once(child, || {
-        terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1
+        // Before v1.22 the drained pod is deleted by the run itself and a
+        // replacement the ReplicaSet may have started meanwhile goes too:
+        // one or two pods terminating, either way the step is under way.
+        terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1
     });
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -862,8 +867,10 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         let child = spawn_plugin(&args, bed().admin_kubeconfig());
         eventually(
             "the first step's pod terminating",
-            Duration::from_secs(60),
-            || terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1,
+            Duration::from_secs(120),
+            // (One, or before v1.22 also a replacement the ReplicaSet
+            // started while the run deleted the drained pod itself.)
+            || terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
         );
         if stop == "ctrl-c" {
             std::process::Command::new("kill")
@@ -873,9 +880,8 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         }
         let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
         assert_eq!(code, 1, "{stop}: {stderr}");
-        assert_eq!(
-            terminating_pods(ns, "app.kubernetes.io/component=querynode"),
-            1,
+        assert!(
+            terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
             "{stop}: stopped mid-step"
         );
         let last = stderr.lines().last().unwrap_or_default();
