@@ -309,12 +309,13 @@ fn a_killed_run_leaves_what_a_rerun_finds_and_repairs() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     assert_ne!(drain_marks(ns.name()), "", "the mark says who suspended the node");
-    // Its lock still names it: status says the node is being drained by that
-    // run, and that if it was killed the next scale repairs it.
+    // The dead run's lock stays until a run takes it over, and one read
+    // cannot tell a dead holder from a live one: status shows the drain and
+    // says both, with the repair.
     let out = ok(&["status", "my-release", "-n", ns.name()]);
     assert!(out.contains("(drain by "), "{out}");
     assert!(
-        out.contains("if that run was killed, the next `kubectl milvus scale` resumes the node first"),
+        out.contains("which holds the release's lock: at work, or killed without giving it up; a scale run takes over once the lock has gone 15s unrenewed and resumes the node first"),
         "{out}"
     );
     knobs(ns.name(), segments(6));

@@ -51,9 +51,8 @@ fn deployment(ns: &str, name: &str) -> Value {
     ])
 }
 
-/// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
-fn patch_query_nodes(ns: &str, replicas: u32) {
-    let patch = format!(r#"{{"spec":{{"components":{{"queryNode":{{"replicas":{replicas}}}}}}}}}"#);
+/// `kubectl patch milvus my-release --type merge -p <patch>`.
+fn patch_milvus(ns: &str, patch: &str) {
     kubectl(&[
         "patch",
         "milvus",
@@ -63,8 +62,29 @@ fn patch_query_nodes(ns: &str, replicas: u32) {
         "--type",
         "merge",
         "-p",
-        &patch,
+        patch,
     ]);
+}
+
+/// `kubectl annotate --overwrite milvus my-release KEY=VALUE`.
+fn annotate_milvus(ns: &str, key_value: &str) {
+    kubectl(&[
+        "annotate",
+        "--overwrite",
+        "milvus",
+        "my-release",
+        "-n",
+        ns,
+        key_value,
+    ]);
+}
+
+/// `kubectl patch` of `my-release`'s query-node replicas, as a user writes them.
+fn patch_query_nodes(ns: &str, replicas: u32) {
+    patch_milvus(
+        ns,
+        &format!(r#"{{"spec":{{"components":{{"queryNode":{{"replicas":{replicas}}}}}}}}}"#),
+    );
 }
 
 /// Polls `f` every 100 ms until it holds.
@@ -298,8 +318,10 @@ fn scale_patches_the_resource_out_at_once_and_in_one_by_one() {
         .collect();
     assert_eq!(steps, ["queryNode: 3 → 2", "queryNode: 2 → 1"], "{}", r.stderr);
     // The operator gives pods 30 days; Milvus's stop is the version's default.
+    // (After a warning, where the resource was not Healthy yet when the
+    // run began: the run waits for it before the first step.)
     assert!(
-        r.stderr.starts_with("queryNode: pods get 2592000s to stop, Milvus's graceful stop may take 1800s (queryNode.gracefulStopTimeout, Milvus "),
+        r.stderr.lines().any(|l| l.starts_with("queryNode: pods get 2592000s to stop, Milvus's graceful stop may take 1800s (queryNode.gracefulStopTimeout, Milvus ")),
         "{}",
         r.stderr
     );
@@ -458,13 +480,8 @@ fn slow_scale_in(ns: &str, stop_ms: u64) -> Child {
     seed_op(ns, OperatorSample::ClusterDefault, None);
     ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
     slow_terminations(ns, "app.kubernetes.io/component=querynode", stop_ms);
-    // Without the drain: on servers before v1.22 a drained pod is deleted by
-    // the run, and the replacement the ReplicaSet may start meanwhile is
-    // removed too (docs/milvus.md), so one terminating pod would not
-    // reliably mark the step under way. The drain has its own tests
-    // (tests/milvus.rs).
     let child = spawn_plugin(
-        &["scale", "my-release", "queryNode=1", "--no-drain", "-n", ns],
+        &["scale", "my-release", "queryNode=1", "-n", ns],
         bed().admin_kubeconfig(),
     );
     eventually("the first step in the resource", Duration::from_secs(30), || {
@@ -514,7 +531,10 @@ fn another_writer_mid_run_stops_it_at_once() {
     let child = slow_scale_in(ns, 300_000);
     patch_query_nodes(ns, 5);
     let stderr = stopped_at_once(child, || {
-        terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1
+        // Before v1.22 the drained pod is deleted by the run itself and a
+        // replacement the ReplicaSet may have started meanwhile goes too:
+        // one or two pods terminating, either way the step is under way.
+        terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1
     });
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -720,15 +740,7 @@ fn gitops_owned_resources_are_warned_refused_and_forced_alike() {
     assert_eq!(generation(), before, "a refusal writes nothing");
     // A copied annotation naming another object is not Argo CD's.
     let copied = format!("argocd.argoproj.io/tracking-id=my-milvus:apps/Deployment:{ns}/other");
-    kubectl(&[
-        "annotate",
-        "--overwrite",
-        "milvus",
-        "my-release",
-        "-n",
-        ns,
-        &copied,
-    ]);
+    annotate_milvus(ns, &copied);
     let plan = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
     assert!(!plan.contains("Warning: Milvus my-release is managed"), "{plan}");
     kubectl(&[
@@ -848,16 +860,17 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         // allows it): whatever stops the run,
         // it is not the step's end.
         slow_terminations(ns, "app.kubernetes.io/component=querynode", 300_000);
-        // Without the drain, as in `slow_scale_in`.
-        let mut args = vec!["scale", "my-release", "queryNode=1", "--no-drain", "-n", ns];
+        let mut args = vec!["scale", "my-release", "queryNode=1", "-n", ns];
         if stop == "timeout" {
             args.extend(["--timeout", "5s"]);
         }
         let child = spawn_plugin(&args, bed().admin_kubeconfig());
         eventually(
             "the first step's pod terminating",
-            Duration::from_secs(60),
-            || terminating_pods(ns, "app.kubernetes.io/component=querynode") == 1,
+            Duration::from_secs(120),
+            // (One, or before v1.22 also a replacement the ReplicaSet
+            // started while the run deleted the drained pod itself.)
+            || terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
         );
         if stop == "ctrl-c" {
             std::process::Command::new("kill")
@@ -867,9 +880,8 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         }
         let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
         assert_eq!(code, 1, "{stop}: {stderr}");
-        assert_eq!(
-            terminating_pods(ns, "app.kubernetes.io/component=querynode"),
-            1,
+        assert!(
+            terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
             "{stop}: stopped mid-step"
         );
         let last = stderr.lines().last().unwrap_or_default();
@@ -892,4 +904,364 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
             "{stop}: the Lease is given up: {leases}"
         );
     }
+}
+
+#[test]
+fn what_the_operator_would_leave_unapplied_is_refused_before_writing_and_warned_by_plan() {
+    let ns = namespace("op-blocked");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    let replicas_before = cr_replicas(ns, "my-release", "queryNode");
+    // Each state as the operator (or a user) sets it, what `scale` must say,
+    // and the patch that lifts it again.
+    // (A rollout is marked by the operator itself and dropped once none
+    // runs: tests/operator_refusals.rs starts a real one.)
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            r#"{"metadata":{"annotations":{"milvus.io/pause-reconcile":"true"}}}"#,
+            &format!("kubectl annotate milvus my-release -n {ns} milvus.io/pause-reconcile-"),
+            r#"{"metadata":{"annotations":{"milvus.io/pause-reconcile":null}}}"#,
+        ),
+        (
+            r#"{"spec":{"components":{"queryNode":{"paused":true}}}}"#,
+            "spec.components.queryNode.paused is true in Milvus my-release: the Milvus Operator leaves queryNode's Deployments untouched while it is paused",
+            r#"{"spec":{"components":{"queryNode":{"paused":false}}}}"#,
+        ),
+        (
+            r#"{"spec":{"components":{"enableManualMode":true}}}"#,
+            "spec.components.enableManualMode is true in Milvus my-release",
+            r#"{"spec":{"components":{"enableManualMode":false}}}"#,
+        ),
+    ];
+    for (set, says, lift) in cases {
+        patch_milvus(ns, set);
+        let e = fails(&["scale", "my-release", "queryNode=2", "-n", ns], 3);
+        assert!(e.contains(says), "{e}");
+        assert!(e.trim_end().ends_with("nothing was changed"), "{e}");
+        // A dry run is refused alike; `plan` reads only, and warns.
+        fails(&["scale", "my-release", "queryNode=2", "--dry-run", "-n", ns], 3);
+        let p = ok(&["plan", "my-release", "queryNode=2", "-n", ns]);
+        assert!(p.contains(says), "{p}");
+        assert!(p.contains("`scale` refuses"), "{p}");
+        assert_eq!(cr_replicas(ns, "my-release", "queryNode"), replicas_before);
+        assert_eq!(deployment(ns, QN)["spec"]["replicas"], 1);
+        patch_milvus(ns, lift);
+    }
+    // A paused one-Deployment component still scales (its Deployment only
+    // gets `spec.paused`): no warning.
+    patch_milvus(ns, r#"{"spec":{"components":{"dataNode":{"paused":true}}}}"#);
+    let p = ok(&["plan", "my-release", "dataNode=2", "-n", ns]);
+    assert!(!p.contains("paused"), "{p}");
+    patch_milvus(ns, r#"{"spec":{"components":{"dataNode":{"paused":false}}}}"#);
+    // With every state lifted the same request runs.
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    assert_eq!(deployment(ns, QN)["spec"]["replicas"], 2);
+}
+
+#[test]
+fn force_image_updates_refuse_a_scale_in_whose_leaving_pod_would_be_killed() {
+    let ns = namespace("op-force");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    patch_milvus(ns, r#"{"spec":{"components":{"imageUpdateMode":"force"}}}"#);
+    // Scaling out loses no pod: not refused.
+    let p = ok(&["plan", "my-release", "queryNode=3", "-n", ns]);
+    assert!(!p.contains("imageUpdateMode"), "{p}");
+    let e = fails(&["scale", "my-release", "queryNode=1", "-n", ns], 3);
+    assert!(
+        e.contains("spec.components.imageUpdateMode is force in Milvus my-release: the Milvus Operator kills (kill -9) every terminating Milvus pod at each status sync"),
+        "{e}"
+    );
+    assert!(e.contains("--accept-short-grace"), "{e}");
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 2);
+    // Accepted: the run says the leaving pod is killed, not given 30 days.
+    let r = run(plugin().args([
+        "scale",
+        "my-release",
+        "queryNode=1",
+        "--accept-short-grace",
+        "-n",
+        ns,
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        lines.contains(&"Warning: spec.components.imageUpdateMode is force in Milvus my-release: leaving pods are killed at the operator's next status sync, not given their grace period (--accept-short-grace)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("queryNode: imageUpdateMode is force: a leaving pod is killed at the Milvus Operator's next status sync (within 30-60 s), not given its 2592000s grace period")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("pods get 2592000s to stop"), "{}", r.stderr);
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+}
+
+/// `observedGeneration` is not proof: the operator observes a generation
+/// of a paused component without touching its Deployments. A run that
+/// finds the serving Deployment without the count stops at once, with the
+/// cause, instead of waiting out its timeout.
+#[test]
+fn an_observed_step_left_unapplied_stops_the_run_with_its_cause() {
+    let ns = namespace("op-unapplied");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    slow_terminations(ns, "app.kubernetes.io/component=querynode", 4000);
+    let started = Instant::now();
+    let child = spawn_plugin(
+        &["scale", "my-release", "queryNode=1", "--timeout", "90s", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    eventually("the first step in the resource", Duration::from_secs(30), || {
+        cr_replicas(ns, "my-release", "queryNode") == 2
+    });
+    // Paused while the first step's pod stops: the second step is written
+    // and observed, and never applied.
+    patch_milvus(ns, r#"{"spec":{"components":{"queryNode":{"paused":true}}}}"#);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "stopped by its timeout: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the Milvus Operator observed generation ")
+            && last.contains(" of Milvus my-release but Deployment my-release-milvus-querynode-0 has 2 replicas, not 1: spec.components.queryNode.paused is true"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("continue with: kubectl milvus scale my-release queryNode=1"),
+        "{stderr}"
+    );
+    assert_eq!(cr_replicas(ns, "my-release", "queryNode"), 1);
+    assert_eq!(deployment(ns, QN)["spec"]["replicas"], 2);
+}
+
+/// With the operator's own periods (`minReadySeconds` 30, status syncs every
+/// 30/60 s) a scale-out leaves the resource Unhealthy for a while after
+/// its pods are ready; a scale-in step in the same run must not start
+/// before the resource says Healthy again. Watched independently: the
+/// resource version that carries the scale-in's count also carries its
+/// status at that moment. Slow (about 3 min).
+#[test]
+fn slow_real_timings_a_scale_in_step_waits_for_a_healthy_resource() {
+    let ns = namespace("op-health-real");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    let owned = ns.to_string();
+    bed()
+        .block_on(
+            async move { testbed::operator::set_timings(&owned, testbed::operator::Timings::REAL).await },
+        )
+        .expect("runtime")
+        .expect("timings");
+    // A metadata change is an event: its pass puts minReadySeconds 30 on
+    // every Deployment. The stand-in reads the new timings from a watched
+    // ConfigMap, so a poke may come before it has them: poke until every
+    // serving Deployment has them and is available under them.
+    let settled = || {
+        let list = json(&[
+            "get",
+            "deployments",
+            "-n",
+            ns,
+            "-l",
+            "app.kubernetes.io/instance=my-release",
+            "-o",
+            "json",
+        ]);
+        // (The standalone Deployment of a cluster stays at 0, untouched.)
+        let serving = |d: &&Value| d["spec"]["replicas"].as_i64().unwrap_or(1) > 0;
+        let waiting: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(serving)
+            .filter(|d| {
+                d["spec"]["minReadySeconds"] != 30
+                    || d["status"]["observedGeneration"] != d["metadata"]["generation"]
+                    || d["status"]["availableReplicas"].as_i64().unwrap_or(0)
+                        != d["spec"]["replicas"].as_i64().unwrap_or(1)
+            })
+            .map(|d| format!("{} {}", d["metadata"]["name"], d["spec"]["minReadySeconds"]))
+            .collect();
+        let status = milvus(ns, "my-release")["status"]["status"].clone();
+        (
+            waiting.is_empty() && status == "Healthy",
+            format!("{waiting:?}, resource {status}"),
+        )
+    };
+    let start = Instant::now();
+    for poke in 1.. {
+        annotate_milvus(ns, &format!("test/poke={poke}"));
+        let pass = Instant::now();
+        let mut state = settled();
+        while !state.0 && pass.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(500));
+            state = settled();
+        }
+        if state.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "never settled under the real timings: {}",
+            state.1
+        );
+    }
+
+    let watch = CrWatch::start(ns);
+    assert_eq!(watch.first["status"]["status"], "Healthy");
+    let r = run(plugin().args([
+        "scale",
+        "my-release",
+        "dataNode=2",
+        "queryNode=1",
+        "--timeout",
+        "4m",
+        "-n",
+        ns,
+    ]));
+    let versions = watch.stop();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let state = |v: &Value| {
+        (
+            v["spec"]["components"]["dataNode"]["replicas"].as_i64(),
+            v["spec"]["components"]["queryNode"]["replicas"].as_i64(),
+            v["status"]["status"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let seen: Vec<_> = versions.iter().map(state).collect();
+    let scaled_in = seen
+        .iter()
+        .position(|(_, qn, _)| *qn == Some(1))
+        .unwrap_or_else(|| panic!("queryNode=1 never written: {seen:?}"));
+    // The scale-out made it Unhealthy before the scale-in was written …
+    assert!(
+        seen[..scaled_in]
+            .iter()
+            .any(|(dn, _, status)| *dn == Some(2) && status == "Unhealthy"),
+        "{seen:?}"
+    );
+    // … and the scale-in was written only once it said Healthy again.
+    assert_eq!(seen[scaled_in].2, "Healthy", "{seen:?}");
+    assert!(
+        r.stderr.contains("waiting: Milvus my-release is Unhealthy"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Every version `my-release` takes while it runs: `kubectl get -w`.
+struct CrWatch {
+    child: Child,
+    versions: std::sync::mpsc::Receiver<Value>,
+    reader: std::thread::JoinHandle<()>,
+    /// The version current when the watch was established.
+    first: Value,
+}
+
+impl CrWatch {
+    fn start(ns: &str) -> CrWatch {
+        let mut child = bed()
+            .kubectl()
+            .args(["get", "milvus", "my-release", "-n", ns, "-w", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl watch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, versions) = std::sync::mpsc::channel::<Value>();
+        let reader = std::thread::spawn(move || {
+            let stream = serde_json::Deserializer::from_reader(std::io::BufReader::new(stdout));
+            for v in stream.into_iter::<Value>() {
+                let Ok(v) = v else { break };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        // Established once it has sent the current version.
+        let first = versions
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watch's first version");
+        CrWatch {
+            child,
+            versions,
+            reader,
+            first,
+        }
+    }
+
+    /// Every version seen, the first included.
+    fn stop(mut self) -> Vec<Value> {
+        self.child.kill().expect("stop the watch");
+        let _ = self.child.wait();
+        self.reader.join().expect("reader");
+        std::iter::once(self.first)
+            .chain(self.versions.try_iter())
+            .collect()
+    }
+}
+
+/// What `MilvusUpdated` says of a version.
+fn updated_message(v: &Value) -> String {
+    v["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "MilvusUpdated")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["status"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The operator's own word that a leaving pod is gone: `MilvusUpdated`
+/// says "Milvus has terminating pods" while one stops (refreshed at each
+/// status sync). The next scale-in step is written only once it no longer
+/// does, watched independently.
+#[test]
+fn a_scale_in_step_is_over_when_the_resource_no_longer_reports_terminating_pods() {
+    let ns = namespace("op-terminating");
+    let ns = ns.name();
+    seed_op(ns, OperatorSample::ClusterDefault, None);
+    ok(&["scale", "my-release", "queryNode=3", "-n", ns]);
+    slow_terminations(ns, "app.kubernetes.io/component=querynode", 3000);
+    let watch = CrWatch::start(ns);
+    let r = run(plugin().args(["scale", "my-release", "queryNode=1", "--timeout", "2m", "-n", ns]));
+    let versions = watch.stop();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let seen: Vec<(Option<i64>, String)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["spec"]["components"]["queryNode"]["replicas"].as_i64(),
+                updated_message(v),
+            )
+        })
+        .collect();
+    let second = seen
+        .iter()
+        .position(|(qn, _)| *qn == Some(1))
+        .unwrap_or_else(|| panic!("queryNode=1 never written: {seen:?}"));
+    // The first step's pod was reported terminating …
+    assert!(
+        seen[..second]
+            .iter()
+            .any(|(qn, m)| *qn == Some(2) && m.contains("terminating pods")),
+        "{seen:?}"
+    );
+    // … and the second step written once that report was gone.
+    assert!(!seen[second].1.contains("terminating pods"), "{seen:?}");
 }

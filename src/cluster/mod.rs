@@ -13,6 +13,7 @@ pub mod hpa;
 pub mod lease;
 pub mod live;
 pub mod milvus;
+pub mod milvus_upgrades;
 pub mod operator;
 pub mod rollout;
 

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod milvus;
 pub mod operator;
+pub mod operator_checks;
 pub mod ownership;
 pub mod plan;
 pub mod pods;

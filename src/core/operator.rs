@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::core::bounds::kubectl_patch;
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
+use crate::core::operator_checks;
 use crate::core::plan::{
     self, Candidate, Command, Common, ComponentChange, Plan, Rejection, Request, ScaleInInput, Shape, Target,
     Unit, managing_hpa,
@@ -230,18 +231,20 @@ impl MilvusResource {
             .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
             .collect()
     }
-    /// The rollout slot (`-0`/`-1` Deployment) the operator serves from.
-    fn current_slot(&self, label: &str) -> Option<&str> {
+    /// The rollout slot (`-0`/`-1` Deployment) the operator serves from,
+    /// under the workload's state key (hashed for a deployment group:
+    /// `operator_checks::state_key`).
+    fn current_slot(&self, state_key: &str) -> Option<&str> {
         self.metadata
             .annotations
-            .get(&format!("milvus.io/{label}-current-group-id"))
+            .get(&operator_checks::current_group_id_key(state_key))
             .map(String::as_str)
     }
-    /// The operator marks a component whose two-Deployment rollout runs.
-    fn rolling(&self, label: &str) -> bool {
+    /// The operator marks a workload whose two-Deployment rollout runs.
+    fn rolling(&self, state_key: &str) -> bool {
         self.metadata
             .labels
-            .get(&format!("milvus.io/{label}-rolling-id"))
+            .get(&operator_checks::rolling_id_key(state_key))
             .is_some_and(|v| !v.is_empty())
     }
 }
@@ -358,7 +361,8 @@ pub fn workloads<'a>(cr: &MilvusResource, deployments: &'a [OperatorDeployment])
             // The slot the resource names serves; else the one with more
             // replicas (a fresh `-1` is made at 0).
             let named = format!("milvus.io/{}-group-id", component.label);
-            let current = cr.current_slot(component.label);
+            let state_key = operator_checks::state_key(component.label, group.as_deref());
+            let current = cr.current_slot(&state_key);
             slots.sort_by_key(|d| {
                 (
                     current.is_none_or(|c| d.labels.get(&named).map(String::as_str) != Some(c)),
@@ -368,7 +372,7 @@ pub fn workloads<'a>(cr: &MilvusResource, deployments: &'a [OperatorDeployment])
             });
             let active = slots.first().copied();
             let standby = slots.get(1).copied();
-            let rolling = cr.rolling(component.label)
+            let rolling = cr.rolling(&state_key)
                 || (active.is_some_and(OperatorDeployment::runs_pods)
                     && standby.is_some_and(OperatorDeployment::runs_pods));
             let name = match &group {
@@ -812,12 +816,23 @@ fn unit<'a>(
     };
     // Under an HPA a count is refused by the loop first.
     if w.rolling && !refused_by_hpa {
+        // The operator's mark, else what runs (operator_checks::rolling_id_key).
+        let label = operator_checks::rolling_id_key(&operator_checks::state_key(
+            w.component.label,
+            w.group.as_deref(),
+        ));
+        let seen = match cr.meta().labels.get(&label) {
+            Some(id) if !id.is_empty() => format!("label {label}: {id}"),
+            _ => format!(
+                "{} and {} both run pods",
+                active.live.name,
+                w.standby
+                    .map(|s| s.live.name.as_str())
+                    .unwrap_or("its other Deployment")
+            ),
+        };
         return Err(Rejection::Refused(format!(
-            "a rollout of {shown} is under way ({} and {} both run pods); wait for the Milvus Operator to finish it and retry",
-            active.live.name,
-            w.standby
-                .map(|s| s.live.name.as_str())
-                .unwrap_or("its other Deployment")
+            "a rollout of {shown} is under way ({seen}); wait for the Milvus Operator to finish it and retry"
         )));
     }
     Ok(Unit {

@@ -6,6 +6,7 @@
 //! Talks to the API server only through `cluster`; decides through `core`.
 
 pub mod operator;
+pub mod operator_guard;
 pub mod owner;
 pub mod plan;
 pub mod releases;

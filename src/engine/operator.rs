@@ -13,6 +13,7 @@ use crate::core::operator::{
     self, DependencyRelease, MilvusResource, OperatorLive, OperatorPlanInput, OperatorStatus,
 };
 use crate::core::plan::{Plan, Request};
+use crate::engine::operator_guard::{self, Mode};
 use crate::engine::plan::Planned;
 use crate::engine::{owner, releases};
 use crate::error::rejection;
@@ -143,6 +144,17 @@ pub async fn plan(
         owner::milvus_owner(cluster, &mut apis, cr)
     );
     let (live, mut plan) = planned?;
+    // What the operator would leave unapplied (§ operator_guard).
+    let warnings = operator_guard::check(
+        cluster,
+        cr,
+        &live,
+        &plan,
+        args.scale_in.accept_short_grace,
+        Mode::Warn,
+    )
+    .await?;
+    plan.warnings.extend(warnings);
     let rules = cluster.controller_rules().await?;
     crate::engine::plan::add_drain(cluster, &mut plan, &live.pods, rules, &args.scale_in).await;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));

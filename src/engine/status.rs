@@ -105,6 +105,9 @@ pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &
                     .await
                     .ok()
                     .flatten()
+                    // One read cannot tell a live holder from a dead one
+                    // (its renewTime is by its own clock): a held Lease
+                    // counts as a run at work.
                     .map(|s| s.holder)
             };
             Some(instance_view(cluster, &namespace, &pods, live_run, budget).await)

@@ -144,8 +144,7 @@ pub struct Gathered {
     pub balance: Option<Result<Balance, Unreachable>>,
     /// Pods carrying a drain mark.
     pub marked: Vec<MarkedPod>,
-    /// The run the instance's Lease names, if any (working, or killed
-    /// before it could release it: one read cannot tell).
+    /// The run holding the instance's Lease right now, if one does.
     pub live_run: Option<String>,
     pub requests: usize,
 }
@@ -235,16 +234,15 @@ fn node_note(q: &QueryNodeView, marked: &[MarkedPod], live_run: Option<&str>) ->
         .iter()
         .find(|m| m.mark.node_id == n.id && pod == Some(m.pod.as_str()));
     match (&n.state, mark) {
-        // One read of the Lease cannot tell a working run from a killed one
-        // (its holder's clock is its own): say both.
-        (NodeState::Suspended, Some(m)) if live_run == Some(m.mark.run.as_str()) => Some(format!(
-            "query node {} (pod {}) is being drained by kubectl milvus scale on {}, which holds the release's lock (since {}); if that run was killed, the next `kubectl milvus scale` resumes the node first",
+        // One read cannot tell a live holder of the lock from a killed one
+        // (its renewals are by its own clock): say both.
+        (_, Some(m)) if live_run == Some(m.mark.run.as_str()) => Some(format!(
+            "query node {} (pod {}) is being drained by kubectl milvus scale on {}, which holds the release's lock: at work, or killed without giving it up; a scale run takes over once the lock has gone {}s unrenewed and resumes the node first",
             n.id,
             m.pod,
             lock::readable(&m.mark.run),
-            m.mark.since
+            lock::LEASE_DURATION.as_secs()
         )),
-        (_, Some(m)) if live_run == Some(m.mark.run.as_str()) => None,
         (NodeState::Suspended, Some(m)) if m.mark.suspended_by_run => Some(format!(
             "query node {} (pod {}) was suspended by a kubectl milvus scale run that did not finish ({}, since {}): run the scale again (it resumes the node first), or resume it with POST /management/querycoord/node/resume node_id={}",
             n.id,
@@ -370,17 +368,17 @@ mod tests {
         let v = view(&g);
         assert!(v.notes[0].contains("did not finish (host/41"), "{}", v.notes[0]);
         assert_eq!(v.query_nodes[1].drained_by.as_deref(), Some("host/41"));
-        // While that run holds the lock, a drain in progress — or a killed
-        // run the next one repairs: one read cannot tell, the NOTE says both.
+        // While that run holds the lock, it may be at work or dead: the NOTE
+        // says both, and names no manual resume.
         g.live_run = Some("host/41/abc".into());
         let notes = view(&g).notes;
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
-            notes[0].contains("is being drained by kubectl milvus scale on host/41"),
+            notes[0].contains("at work, or killed without giving it up"),
             "{}",
             notes[0]
         );
-        assert!(notes[0].contains("if that run was killed"), "{}", notes[0]);
+        assert!(!notes[0].contains("POST"), "{}", notes[0]);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod bounds;
 pub mod drain;
 mod helm;
 mod operator;
+mod operator_waits;
 mod record;
 mod steps;
 pub mod stop;

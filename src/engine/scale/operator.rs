@@ -26,10 +26,11 @@ use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, jso
 use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
 use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::engine::operator_guard::{self, Mode};
 use crate::engine::owner;
-use crate::engine::scale::bounds;
 use crate::engine::scale::drain::{Drainer, Pending, QUERY_NODE};
 use crate::engine::scale::stop::Stop;
+use crate::engine::scale::{bounds, operator_waits};
 use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
 use crate::render;
@@ -73,7 +74,10 @@ pub(super) async fn check(
         .into());
     }
     let accept = args.scale_in.accept_short_grace;
-    let (_, plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    let (live, mut plan) = read_and_plan(cluster, found, requests, args.force, accept).await?;
+    // Refused before writing what the operator would leave unapplied.
+    let warnings = operator_guard::check(cluster, found, &live, &plan, accept, Mode::Refuse).await?;
+    plan.warnings.extend(warnings);
     Ok(plan)
 }
 
@@ -112,6 +116,10 @@ pub(super) async fn holding(
         owner::milvus_owner(cluster, &mut apis, &cr)
     );
     let (live, plan) = planned?;
+    // Read again under the lock: refused before writing (operator_guard).
+    for warning in operator_guard::check(cluster, &cr, &live, &plan, accept, Mode::Refuse).await? {
+        progress.line(&format!("Warning: {warning}"));
+    }
     // GitOps reverts what it did not write: refused unless forced. Bounds
     // changes write the user's HPA, not the resource.
     let keys = owner::changed(&plan);
@@ -120,7 +128,18 @@ pub(super) async fn holding(
     {
         progress.line(&format!("Warning: {warning}"));
     }
-    super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
+    // Under imageUpdateMode force the leaving pod is killed, not given its grace.
+    let killed: Vec<String> = plan
+        .grace
+        .iter()
+        .filter_map(|g| crate::core::operator_checks::killed_account(&cr, g))
+        .collect();
+    if killed.is_empty() {
+        super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
+    }
+    for line in &killed {
+        progress.line(line);
+    }
     if plan.changes.iter().any(|c| c.hpa.is_some()) {
         return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;
     }
@@ -463,8 +482,16 @@ async fn execute(
         let mut at = c.current;
         for n in c.steps.iter() {
             run.progress.line(&format!("{}: {at} → {n}", name(c)));
+            // The resource's own word before the step (operator_waits),
+            // then the leaving query node drained, the step, and the
+            // resource's word after it.
+            operator_waits::healthy(&run.cr, run.timeout, run.progress).await?;
             let drained = drain_step(run, first, c).await?;
             let stepped = step(run, first, &[Write::of(c, n)], &[c]).await;
+            let stepped = match stepped {
+                Ok(()) => operator_waits::no_terminating_pods(&run.cr, run.timeout, run.progress).await,
+                Err(e) => Err(e),
+            };
             if let Some(dr) = run.drainer {
                 let failed = stepped.as_ref().err().map(ToString::to_string);
                 dr.after(drained, failed.as_deref()).await;
@@ -568,6 +595,9 @@ async fn step(
 ) -> Result<(), Stop> {
     let generation = write(run, first, writes).await?;
     wait_observed(run, generation).await?;
+    // Observed is not applied: a paused operator observes and writes nothing.
+    let seen = run.cr.borrow().clone();
+    operator_waits::applied(run.cluster, &seen, writes).await?;
     for (c, w) in changes.iter().zip(writes) {
         for d in &c.deployments {
             wait_step(

@@ -120,8 +120,10 @@ pub(super) async fn open(
 }
 
 /// Finishes like Helm: N+1 `deployed` at what was reached (first, so a
-/// crash in between leaves a deployed revision), every revision deployed
-/// before the run `superseded`, then history pruned.
+/// crash in between leaves a deployed revision), then, at once, every
+/// revision deployed before the run `superseded` and history pruned (the
+/// pruning never deletes a revision it reads as deployed, so the order of
+/// the two does not matter).
 pub(super) async fn finish(
     cluster: &Cluster,
     me: &str,
@@ -150,13 +152,12 @@ pub(super) async fn finish(
     })
     .await
     .map_err(Unfinished::Record)?;
-    async {
-        supersede(cluster, run.deployed_before).await?;
+    tokio::try_join!(supersede(cluster, run.deployed_before), async {
         prune(cluster, pending, run.history_max)
             .await
             .context("pruning history beyond --history-max")
-    }
-    .await
+    })
+    .map(|_| ())
     .map_err(Unfinished::Tidy)
 }
 
