@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use crate::core::bounds::kubectl_patch;
 use crate::core::components::{self, Component, Role};
 use crate::core::manifest::ManifestObject;
-use crate::core::operator_checks;
 use crate::core::plan::{
     self, Candidate, Command, Common, ComponentChange, Plan, Rejection, Request, ScaleInInput, Shape, Target,
     Unit, managing_hpa,
@@ -233,18 +232,18 @@ impl MilvusResource {
     }
     /// The rollout slot (`-0`/`-1` Deployment) the operator serves from,
     /// under the workload's state key (hashed for a deployment group:
-    /// `operator_checks::state_key`).
+    /// `state_key`).
     fn current_slot(&self, state_key: &str) -> Option<&str> {
         self.metadata
             .annotations
-            .get(&operator_checks::current_group_id_key(state_key))
+            .get(&current_group_id_key(state_key))
             .map(String::as_str)
     }
     /// The operator marks a workload whose two-Deployment rollout runs.
     fn rolling(&self, state_key: &str) -> bool {
         self.metadata
             .labels
-            .get(&operator_checks::rolling_id_key(state_key))
+            .get(&rolling_id_key(state_key))
             .is_some_and(|v| !v.is_empty())
     }
 }
@@ -361,7 +360,7 @@ pub fn workloads<'a>(cr: &MilvusResource, deployments: &'a [OperatorDeployment])
             // The slot the resource names serves; else the one with more
             // replicas (a fresh `-1` is made at 0).
             let named = format!("milvus.io/{}-group-id", component.label);
-            let state_key = operator_checks::state_key(component.label, group.as_deref());
+            let state_key = state_key(component.label, group.as_deref());
             let current = cr.current_slot(&state_key);
             slots.sort_by_key(|d| {
                 (
@@ -816,11 +815,8 @@ fn unit<'a>(
     };
     // Under an HPA a count is refused by the loop first.
     if w.rolling && !refused_by_hpa {
-        // The operator's mark, else what runs (operator_checks::rolling_id_key).
-        let label = operator_checks::rolling_id_key(&operator_checks::state_key(
-            w.component.label,
-            w.group.as_deref(),
-        ));
+        // The operator's mark, else what runs (rolling_id_key).
+        let label = rolling_id_key(&state_key(w.component.label, w.group.as_deref()));
         let seen = match cr.meta().labels.get(&label) {
             Some(id) if !id.is_empty() => format!("label {label}: {id}"),
             _ => format!(
@@ -1016,6 +1012,35 @@ pub fn kubectl_command(cr: &MilvusResource, changes: &[ComponentChange]) -> Stri
         "{head} --type merge -p '{}'",
         json!({"spec": {"components": components}})
     )
+}
+
+/// The key a workload's rollout state lives under on the resource
+/// (`GetStateKey`, pkg/controllers/components.go:221-230 @0282aaf): the
+/// component name, or for a deployment group `<component>-<hex of the
+/// first 8 bytes of sha256(group name)>`.
+pub fn state_key(label: &str, group: Option<&str>) -> String {
+    match group {
+        None => label.to_string(),
+        Some(g) => {
+            let hash = ring::digest::digest(&ring::digest::SHA256, g.as_bytes());
+            let hex: String = hash.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{label}-{hex}")
+        }
+    }
+}
+
+/// The resource annotation naming the serving slot (`-0`/`-1`) of a
+/// two-Deployment workload (`GetComponentCurrentGroupIDLabel`,
+/// apis/milvus.io/v1beta1/label_annotations.go:80-82 @1c918a5).
+pub fn current_group_id_key(state_key: &str) -> String {
+    format!("milvus.io/{state_key}-current-group-id")
+}
+
+/// The resource label set while a workload's two-Deployment rollout runs
+/// (`GetRollingIdLabelByComponent`/`IsComponentRolling`,
+/// label_annotations.go:100-107 @1c918a5).
+pub fn rolling_id_key(state_key: &str) -> String {
+    format!("milvus.io/{state_key}-rolling-id")
 }
 
 #[cfg(test)]

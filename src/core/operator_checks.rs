@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::core::operator::{CrWorkload, MilvusResource, OperatorDeployment, workloads};
+use crate::core::operator::{CrWorkload, MilvusResource, OperatorDeployment, state_key, workloads};
 use crate::core::plan::{ComponentChange, Plan};
 use crate::core::scale_in::GraceCheck;
 
@@ -22,35 +22,6 @@ pub const PAUSE_RECONCILE: &str = "milvus.io/pause-reconcile";
 /// `ReconcileMilvus` touches any Deployment (pkg/controllers/milvus.go:46-49
 /// @f7946e4; pkg/controllers/utils.go `IsDependencyReady`).
 pub const DEPENDENCY_CONDITIONS: &[&str] = &["EtcdReady", "StorageReady", "MsgStreamReady"];
-
-/// The key a workload's rollout state lives under on the resource
-/// (`GetStateKey`, pkg/controllers/components.go:221-230 @0282aaf): the
-/// component name, or for a deployment group `<component>-<hex of the
-/// first 8 bytes of sha256(group name)>`.
-pub fn state_key(label: &str, group: Option<&str>) -> String {
-    match group {
-        None => label.to_string(),
-        Some(g) => {
-            let hash = ring::digest::digest(&ring::digest::SHA256, g.as_bytes());
-            let hex: String = hash.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-            format!("{label}-{hex}")
-        }
-    }
-}
-
-/// The resource annotation naming the serving slot (`-0`/`-1`) of a
-/// two-Deployment workload (`GetComponentCurrentGroupIDLabel`,
-/// apis/milvus.io/v1beta1/label_annotations.go:80-82 @1c918a5).
-pub fn current_group_id_key(state_key: &str) -> String {
-    format!("milvus.io/{state_key}-current-group-id")
-}
-
-/// The resource label set while a workload's two-Deployment rollout runs
-/// (`GetRollingIdLabelByComponent`/`IsComponentRolling`,
-/// label_annotations.go:100-107 @1c918a5).
-pub fn rolling_id_key(state_key: &str) -> String {
-    format!("milvus.io/{state_key}-rolling-id")
-}
 
 /// A `MilvusUpgrade` (`milvusupgrades.milvus.io`) as far as it matters
 /// here: which `Milvus` it upgrades and where it is.
@@ -547,6 +518,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::core::operator::current_group_id_key;
     use crate::core::operator::{
         COMPONENT_LABEL, GROUP_LABEL, INSTANCE_LABEL, KIND, MANAGED_BY_LABEL, MANAGER, OperatorPlanInput,
         Write, plan,

@@ -5,8 +5,8 @@ use std::fmt::Write;
 use crate::core::milvus::api::Balance;
 use crate::core::milvus::drain::{DrainPlan, Held};
 use crate::core::milvus::view::{MilvusView, unreachable_line};
-use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
+use crate::render::table::trim_lines;
 
 /// The `status` section: health per component, the query-node table, NOTEs.
 /// Unreachable: one line, and nothing else.

@@ -7,8 +7,8 @@ use indicatif::HumanCount;
 use crate::cli::PlanOutput;
 use crate::core::plan::{Command, Plan, PodFate};
 use crate::core::status::ManagedBy;
-use crate::render::status::trim_lines;
 use crate::render::table::kubectl_table;
+use crate::render::table::trim_lines;
 
 /// The plan in the format asked for, with a GitOps owner's warning at the
 /// top.

@@ -8,7 +8,7 @@ use crate::core::operator::{Instance, OperatorStatus};
 use crate::core::status::{ComponentStatus, DependencyStatus, ReleasePod, ReleaseStatus};
 use crate::core::values::Replicas;
 use crate::render;
-use crate::render::table::{kubectl_table, pod_table};
+use crate::render::table::{kubectl_table, pod_table, trim_lines};
 
 /// Renders Helm releases and `Milvus` resources alike, separated by a blank line.
 pub fn instances(items: &[Instance], wide: bool, all_namespaces: bool) -> String {
@@ -264,12 +264,6 @@ pub fn components(rows: &[ComponentStatus], wide: bool) -> String {
         })
         .collect();
     trim_lines(&kubectl_table(&headers, &rows))
-}
-
-/// Our own tables end lines at the last non-empty cell (kubectl's pod
-/// table never has an empty last column, so it is left byte-exact).
-pub fn trim_lines(table: &str) -> String {
-    table.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 /// `queryNode`, `queryNode[rg1]` for a resource group's Deployment, or

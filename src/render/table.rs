@@ -95,6 +95,12 @@ fn runes(s: &str) -> usize {
     s.chars().count()
 }
 
+/// Our own tables end lines at the last non-empty cell (kubectl's pod
+/// table never has an empty last column, so it is left byte-exact).
+pub fn trim_lines(table: &str) -> String {
+    table.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
