@@ -899,10 +899,31 @@ fn finished_pods_do_not_hold_up_a_step() {
         "jsonpath={.items[0].metadata.labels}",
     ]);
     let labels: Value = serde_json::from_str(&labels).expect("labels");
+    // Owned by the query nodes' ReplicaSet, as an evicted pod of it is. The
+    // pod is made Failed before it carries the ReplicaSet's labels and
+    // owner: while it matched and was still Pending, the ReplicaSet counted
+    // it as one replica too many and deleted it first, a race the test
+    // sometimes lost (a Failed pod is never counted, nor claimed).
+    let rs: Value = serde_json::from_str(&kubectl(&[
+        "get",
+        "replicasets",
+        "-n",
+        ns,
+        "-l",
+        "component=querynode",
+        "-o",
+        "jsonpath={.items[0]}",
+    ]))
+    .expect("the query nodes' ReplicaSet");
+    let owner = serde_json::json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "name": rs["metadata"]["name"], "uid": rs["metadata"]["uid"],
+        "controller": true, "blockOwnerDeletion": true,
+    }]);
     let node = SilentNode::new(&format!("silent-{ns}"));
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "querynode-evicted", "namespace": ns, "labels": labels},
+        "metadata": {"name": "querynode-evicted", "namespace": ns},
         // Bound to a node no kubelet (nor the simulator) runs; tolerating its
         // not-ready taints, so the taint manager leaves it too.
         "spec": {
@@ -925,6 +946,17 @@ fn finished_pods_do_not_hold_up_a_step() {
         "--type=merge",
         "-p",
         r#"{"status":{"phase":"Failed","reason":"Evicted","message":"The node was low on resource: memory."}}"#,
+    ]);
+    let metadata = serde_json::json!({"metadata": {"labels": labels, "ownerReferences": owner}});
+    kubectl(&[
+        "patch",
+        "pod",
+        "querynode-evicted",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        &metadata.to_string(),
     ]);
     assert!(kubectl(&["get", "pods", "-n", ns]).contains("querynode-evicted"));
 
