@@ -239,6 +239,13 @@ impl Cluster {
     /// Pods, decoded one by one and stripped of what no column needs
     /// (managedFields, annotations, most of the spec), so a namespace of a
     /// thousand pods is never held in memory as full objects.
+    /// The pods of a namespace that carry `selector`'s labels (slimmed as
+    /// [`Cluster::list_pods`] does: drain marks and metrics ports kept).
+    pub async fn list_pods_labelled(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, ApiError> {
+        self.list_pods(namespace, &ListParams::default().labels(selector))
+            .await
+    }
+
     pub async fn list_pods(&self, namespace: &str, params: &ListParams) -> Result<Vec<Pod>, ApiError> {
         let api: Api<Pod> = Api::namespaced(self.client(), namespace);
         let op = Op {

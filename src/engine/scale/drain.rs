@@ -9,11 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::ListParams;
 
 use crate::cluster::Cluster;
-use crate::cluster::api::Op;
 use crate::cluster::milvus::{Milvus, Prepared, delete_pod};
 use crate::core::milvus::api::Unreachable;
 use crate::core::milvus::drain::{self, Drain, DrainOptions, Removal, StopCause};
@@ -72,18 +69,10 @@ impl<'a> Drainer<'a> {
 
     /// The instance's pods, raw (marks, IPs, ports).
     async fn pods(&self) -> Result<Vec<Pod>, String> {
-        let api: Api<Pod> = Api::namespaced(self.cluster.client(), &self.namespace);
-        let op = Op {
-            verb: "list",
-            resource: "pods",
-            namespace: Some(&self.namespace),
-            name: None,
-        };
         let selector = format!("app.kubernetes.io/instance={}", self.instance);
         self.cluster
-            .call(op, api.list(&ListParams::default().labels(&selector)))
+            .list_pods_labelled(&self.namespace, &selector)
             .await
-            .map(|l| l.items)
             .map_err(|e| e.to_string())
     }
 

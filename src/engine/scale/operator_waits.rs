@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use kube::api::ListParams;
 use tokio::sync::watch;
 
 use super::stop::Stop;
@@ -18,7 +17,7 @@ use crate::render::progress::Progress;
 /// Stops at once when the operator observed the step's generation but the
 /// serving Deployment does not have the count: nothing will apply it.
 pub(super) async fn applied(cluster: &Cluster, cr: &MilvusResource, writes: &[Write]) -> Result<(), Stop> {
-    let deployments = api::deployments(cluster, Some(cr.namespace()), &ListParams::default())
+    let deployments = api::deployments(cluster, Some(cr.namespace()), &Default::default())
         .await
         .map_err(|e| Stop::Step(e.to_string()))?;
     match operator_checks::unapplied(cr, &deployments, writes) {
