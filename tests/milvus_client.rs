@@ -292,7 +292,10 @@ async fn what_a_killed_run_left_is_found_and_repaired() {
         v.notes
     );
     // The next run repairs it.
-    let said = m.repair(&c, &mpods, &marked).await.expect("repair");
+    let said = m
+        .repair(&c, &mpods, &marked, "this-host/1/run")
+        .await
+        .expect("repair");
     assert_eq!(said.len(), 1, "{said:?}");
     let now = standin::state(&ns, &release).expect("model");
     assert!(!now.nodes[&id].suspended);

@@ -247,11 +247,14 @@ impl Milvus {
     /// the mark taken off. Without marks, no request is made. Milvus
     /// unreachable: nothing is touched (the marks stay for a run that can
     /// see), and the reason is returned. One line per repair.
+    /// `run` is this run: its own marks (on a drained pod still leaving)
+    /// are said as such, not as another run's leftovers.
     pub async fn repair(
         &self,
         cluster: &Cluster,
         pods: &[MilvusPod],
         marked: &[MarkedPod],
+        run: &str,
     ) -> Result<Vec<String>, Unreachable> {
         if marked.is_empty() {
             return Ok(Vec::new());
@@ -274,7 +277,12 @@ impl Milvus {
                 },
                 Repair::Unmark { pod } => {
                     if patch_pod(cluster, &self.namespace, &pod, drain::unmark_patch()).await == Event::Ok {
-                        said.push(format!("took a stale drain mark off pod {pod}"));
+                        let ours = marked.iter().any(|m| m.pod == pod && m.mark.run == run);
+                        said.push(if ours {
+                            format!("took this run's drain mark off pod {pod} (its node is drained; the pod is leaving)")
+                        } else {
+                            format!("took a drain mark off pod {pod}, left by a run that did not finish (nothing of it is suspended)")
+                        });
                     }
                 }
             }

@@ -94,7 +94,7 @@ impl<'a> Drainer<'a> {
         }
         match self
             .milvus
-            .repair(self.cluster, &milvus_pods(&refs), &marked)
+            .repair(self.cluster, &milvus_pods(&refs), &marked, &self.run)
             .await
         {
             Ok(said) => {
