@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use testbed::operator::{OperatorSample, OperatorSeedOptions};
 use testbed::seed::Scenario;
 
 const ROWS: std::num::NonZero<u16> = std::num::NonZero::new(1000).unwrap();
@@ -87,50 +88,49 @@ fn scale_leaves_no_spinner_on_the_terminal() {
     spinner_finished(code, &raw, &screen, &last_pod(ns));
 }
 
+/// A `Milvus` resource seeded from `sample`, then `scale my-release ARGS`
+/// on a terminal: the spinner finished, the screen as it was left.
+fn operator_scale_on_a_terminal(
+    prefix: &str,
+    sample: OperatorSample,
+    dependencies: bool,
+    args: &[&str],
+) -> String {
+    let ns = namespace(prefix);
+    let ns = ns.name();
+    let opts = OperatorSeedOptions {
+        dependencies,
+        ..Default::default()
+    };
+    seed_operator(ns, sample, opts);
+    let args = [&["scale", "my-release"][..], args, &["-n", ns]].concat();
+    let (code, raw, screen) = on_a_terminal(&args);
+    spinner_finished(code, &raw, &screen, &last_pod(ns));
+    screen
+}
+
 /// A `Milvus` resource scaled on a terminal (the Operator path's run).
 #[test]
 fn operator_scale_leaves_no_spinner_on_the_terminal() {
-    let ns = namespace("tty-op");
-    let ns = ns.name();
-    seed_operator(
-        ns,
-        testbed::operator::OperatorSample::ClusterDefault,
-        testbed::operator::OperatorSeedOptions {
-            dependencies: false,
-            ..Default::default()
-        },
-    );
-    let (code, raw, screen) = on_a_terminal(&["scale", "my-release", "queryNode=2", "-n", ns]);
+    let screen =
+        operator_scale_on_a_terminal("tty-op", OperatorSample::ClusterDefault, false, &["queryNode=2"]);
     assert!(
         screen.contains("Milvus my-release scaled: queryNode 1→2"),
         "{screen}"
     );
-    spinner_finished(code, &raw, &screen, &last_pod(ns));
 }
 
 /// A `Milvus` resource's HPA bounds set on a terminal: the path that once
 /// started a second spinner and never finished it (issue 14).
 #[test]
 fn operator_bounds_leave_no_spinner_on_the_terminal() {
-    let ns = namespace("tty-op-hpa");
-    let ns = ns.name();
-    seed_operator(
-        ns,
-        testbed::operator::OperatorSample::Hpa,
-        testbed::operator::OperatorSeedOptions::default(),
+    let screen = operator_scale_on_a_terminal(
+        "tty-op-hpa",
+        OperatorSample::Hpa,
+        true,
+        &["proxy", "--min", "3", "--max", "6"],
     );
-    let (code, raw, screen) = on_a_terminal(&[
-        "scale",
-        "my-release",
-        "proxy",
-        "--min",
-        "3",
-        "--max",
-        "6",
-        "-n",
-        ns,
-    ]);
-    spinner_finished(code, &raw, &screen, &last_pod(ns));
+    assert!(screen.contains("2-10 → 3-6"), "{screen}");
 }
 
 /// The last pod of the namespace by name: the closing table's last row.
