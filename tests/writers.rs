@@ -151,12 +151,11 @@ fn stopped(child: Child) -> String {
 
 /// A scale-in whose removed pod takes 30 s to go (the chart's grace, which
 /// caps the simulator's), stopped by what the test does next: it must stop
-/// while that step is still under way (the pod still terminating), however
-/// long a loaded machine takes to notice; its one-line error.
-fn stopped_mid_step(ns: &str, child: Child) -> String {
-    // (One pod, or before v1.22 also the replacement a drain's own deletion
-    // of the drained pod may leave terminating.)
-    let stderr = stopped_at_once(child, || terminating_pods(ns, "component=querynode") >= 1);
+/// while that step is still under way (the pod it drained, `leaving`, still
+/// terminating, and no other of the pods it started from), however long a
+/// loaded machine takes to notice; its one-line error.
+fn stopped_mid_step(ns: &str, child: Child, leaving: &Leaving) -> String {
+    let stderr = stopped_at_once(child, || leaving.alone_terminating(ns, "component=querynode"));
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
         .lines()
@@ -387,6 +386,7 @@ fn a_change_to_the_runs_own_record_stops_it() {
     let ns = ns.name();
     let helm = Helm::V4ClientSide;
     let child = scale_under_way_by(ns, helm, 1, 30_000);
+    let leaving = leaving_pod(ns, "component=querynode");
     kubectl(&[
         "annotate",
         "secret",
@@ -395,7 +395,7 @@ fn a_change_to_the_runs_own_record_stops_it() {
         ns,
         "example.com/touched=yes",
     ]);
-    let err = stopped_mid_step(ns, child);
+    let err = stopped_mid_step(ns, child, &leaving);
     assert!(
         err.contains("revision 2 of my-release was changed by someone else"),
         "{err}"
@@ -492,8 +492,9 @@ fn a_run_whose_lock_is_taken_stops() {
     let ns = namespace("wr-taken");
     let ns = ns.name();
     let child = scale_under_way_by(ns, Helm::V4ClientSide, 1, 30_000);
+    let leaving = leaving_pod(ns, "component=querynode");
     apply(&lease_yaml(ns, "intruder/9/beef", &micro(jiff::Timestamp::now())));
-    let err = stopped_mid_step(ns, child);
+    let err = stopped_mid_step(ns, child, &leaving);
     assert!(
         err.contains("taken over by another kubectl milvus scale (intruder/9)"),
         "{err}"
