@@ -570,7 +570,7 @@ pub fn stopped_at_once(child: std::process::Child, step_under_way: impl Fn() -> 
     let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
     assert!(
         step_under_way(),
-        "stopped only after its step had finished: {stderr}"
+        "when it stopped, its step was not under way as expected (it had finished, or other pods were leaving too): {stderr}"
     );
     assert_eq!(code, 1, "{stderr}");
     stderr
