@@ -529,12 +529,11 @@ fn another_writer_mid_run_stops_it_at_once() {
     // allows it): a stop while it is still
     // terminating is the other-writer watch's, not the step's end.
     let child = slow_scale_in(ns, 300_000);
+    let leaving = leaving_pod(ns, "app.kubernetes.io/component=querynode");
     patch_query_nodes(ns, 5);
+    // Stopped while the pod it drained is still leaving (and no other).
     let stderr = stopped_at_once(child, || {
-        // Before v1.22 the drained pod is deleted by the run itself and a
-        // replacement the ReplicaSet may have started meanwhile goes too:
-        // one or two pods terminating, either way the step is under way.
-        terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1
+        leaving.alone_terminating(ns, "app.kubernetes.io/component=querynode")
     });
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -865,13 +864,7 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
             args.extend(["--timeout", "5s"]);
         }
         let child = spawn_plugin(&args, bed().admin_kubeconfig());
-        eventually(
-            "the first step's pod terminating",
-            Duration::from_secs(120),
-            // (One, or before v1.22 also a replacement the ReplicaSet
-            // started while the run deleted the drained pod itself.)
-            || terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
-        );
+        let leaving = leaving_pod(ns, "app.kubernetes.io/component=querynode");
         if stop == "ctrl-c" {
             std::process::Command::new("kill")
                 .args(["-INT", &child.id().to_string()])
@@ -881,8 +874,9 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
         assert_eq!(code, 1, "{stop}: {stderr}");
         assert!(
-            terminating_pods(ns, "app.kubernetes.io/component=querynode") >= 1,
-            "{stop}: stopped mid-step"
+            leaving.alone_terminating(ns, "app.kubernetes.io/component=querynode"),
+            "{stop}: stopped mid-step, {} alone leaving",
+            leaving.name
         );
         let last = stderr.lines().last().unwrap_or_default();
         let why = if stop == "ctrl-c" {

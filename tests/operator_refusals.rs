@@ -200,3 +200,93 @@ fn a_scale_in_waits_for_a_healthy_resource() {
     wait_for(ns, "Unhealthy", |cr| cr["status"]["status"] == "Unhealthy");
     refused(ns, &["queryNode=1"], &["Unhealthy", "MilvusReady"]);
 }
+
+/// `status.state` of MilvusUpgrade `name`.
+fn upgrade_state(ns: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        "milvusupgrade",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.state}",
+    ])
+}
+
+/// A `MilvusUpgrade` in flight stops every component and then writes the
+/// counts it recorded back over any other (docs/operator.md,
+/// "MilvusUpgrade"): while one runs for the resource, `plan` warns and
+/// `scale` refuses before writing; once it has finished (a no-requeue
+/// state) the same `scale` runs. One for another Milvus never blocks.
+#[test]
+fn a_milvus_upgrade_in_flight_is_refused_until_it_finishes() {
+    use testbed::operator::upgrade::manifest;
+    let ns = seeded("op2-upgrade", OperatorSample::ClusterDefault);
+    let ns = ns.name();
+    // Another Milvus's upgrade (never past Pending: no such Milvus) does
+    // not block a scale of this one.
+    apply(&manifest("other", ns, ns, "another", "2.6.15", "2.6.16").to_string());
+    ok(&["scale", CR, "queryNode=2", "-n", ns, "--timeout", "120s"]);
+    // This one's upgrade, held in BackupMeta: its backup pod does not start.
+    faults(
+        ns,
+        vec![testbed::sim::FaultRule::new(
+            "milvus.io/task-kind=backup-meta",
+            testbed::sim::Fault::SlowStart { delay_ms: 600_000 },
+        )],
+    );
+    apply(&manifest("to-2-6-16", ns, ns, CR, "2.6.15", "2.6.16").to_string());
+    wait_until("the upgrade in BackupMeta", Duration::from_secs(60), || {
+        upgrade_state(ns, "to-2-6-16") == "BackupMeta"
+    });
+    let stopped = milvus(ns);
+    assert_eq!(stopped["spec"]["components"]["queryNode"]["replicas"], 0);
+
+    // `plan` warns, naming the upgrade and what to do.
+    let r = run(plugin().args(["plan", CR, "queryNode=3", "-n", ns]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let warning = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("MilvusUpgrade to-2-6-16"))
+        .unwrap_or_else(|| panic!("no warning of the upgrade:\n{}", r.stdout));
+    assert!(warning.starts_with("Warning: "), "{warning}");
+    assert!(
+        warning.contains("kubectl get milvusupgrade to-2-6-16"),
+        "{warning}"
+    );
+    assert!(!r.stdout.contains("MilvusUpgrade other"), "{}", r.stdout);
+
+    // `scale` refuses before writing: exit 3, one line, the resource as
+    // the upgrade left it.
+    let before = milvus(ns);
+    let err = fails(&["scale", CR, "queryNode=3", "-n", ns, "--timeout", "60s"], 3);
+    assert!(
+        err.contains("MilvusUpgrade to-2-6-16") && err.contains("kubectl get milvusupgrade to-2-6-16 -n"),
+        "{err}"
+    );
+    assert!(!err.contains("MilvusUpgrade other"), "{err}");
+    let after = milvus(ns);
+    assert_eq!(after["metadata"]["generation"], before["metadata"]["generation"]);
+    assert_eq!(after["spec"], before["spec"]);
+
+    // Finished: the recorded counts are back, and the same scale runs.
+    faults(ns, vec![]);
+    wait_until("the upgrade Succeeded", Duration::from_secs(120), || {
+        upgrade_state(ns, "to-2-6-16") == "Succeeded"
+    });
+    // (The new image is then rolled out; `scale` would refuse that too.)
+    wait_for(ns, "the recorded count back, rolled out and Healthy", |cr| {
+        let rolling = cr["metadata"]["labels"]
+            .as_object()
+            .is_some_and(|l| l.keys().any(|k| k.ends_with("-rolling-id")));
+        cr["spec"]["components"]["queryNode"]["replicas"] == 2
+            && !rolling
+            && cr["status"]["status"] == "Healthy"
+            && cr["status"]["observedGeneration"] == cr["metadata"]["generation"]
+    });
+    let r = run(plugin().args(["scale", CR, "queryNode=3", "-n", ns, "--timeout", "180s"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(milvus(ns)["spec"]["components"]["queryNode"]["replicas"], 3);
+}

@@ -366,13 +366,13 @@ fn interrupted_mid_step(signal: &str) {
     let ns = ns.name();
     let qn = "my-release-milvus-querynode";
     let child = querynode_scale_in_at_first_step(ns, &[], bed().admin_kubeconfig());
-    // Mid-step: the removed pod is on its way out (no fixed sleep). Before
-    // v1.22 the drain deletes that pod itself and a replacement the
-    // ReplicaSet started meanwhile goes too: one or two terminating.
-    wait_until(
-        "the first step's pod terminating",
-        Duration::from_secs(30),
-        || terminating_pods(ns, "component=querynode") >= 1,
+    // Mid-step: the pod the run drained is on its way out, and no other
+    // of the pods it started from (no fixed sleep).
+    let leaving = leaving_pod(ns, "component=querynode");
+    assert!(
+        leaving.alone_terminating(ns, "component=querynode"),
+        "{} is not the only pod leaving",
+        leaving.name
     );
     Command::new("kill")
         .args([signal, &child.id().to_string()])

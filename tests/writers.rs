@@ -1,7 +1,10 @@
 //! `scale` is never the only writer: real Helm 3 and Helm 4 (client- and
 //! server-side) roll back or upgrade the release while a scale is under
-//! way. The run must notice within seconds, stop, write over nothing of
-//! theirs and never leave two `deployed` revisions.
+//! way. The run must notice while its step is under way (it writes no
+//! further step), stop, write over nothing of theirs and never leave two
+//! `deployed` revisions. The waits are for events (the run's own exit, a
+//! watch of the Deployment's count), with generous bounds only as hang
+//! guards.
 
 mod common;
 
@@ -92,7 +95,8 @@ fn scale_under_way(ns: &str, helm: Helm, target: u32) -> Child {
     scale_under_way_by(ns, helm, target, 4000)
 }
 
-/// [`scale_under_way`] with removed pods taking `stop_ms` to go.
+/// [`scale_under_way`] with removed pods taking `stop_ms` to go (and new
+/// ones `stop_ms` + 2 s to start).
 fn scale_under_way_by(ns: &str, helm: Helm, target: u32, stop_ms: u64) -> Child {
     slow_terminations(ns, "component=querynode", stop_ms);
     let chart = testbed::seed::test_chart_dir();
@@ -106,7 +110,9 @@ fn scale_under_way_by(ns: &str, helm: Helm, target: u32, stop_ms: u64) -> Child 
             ns,
             vec![FaultRule::new(
                 "component=querynode",
-                Fault::SlowStart { delay_ms: 6000 },
+                Fault::SlowStart {
+                    delay_ms: stop_ms + 2000,
+                },
             )],
         );
     }
@@ -128,17 +134,12 @@ fn scale_under_way_by(ns: &str, helm: Helm, target: u32, stop_ms: u64) -> Child 
     child
 }
 
-/// Waits for the scale run; asserts it stopped non-zero within `within`
-/// and returns its one-line error.
-fn stopped_within(child: Child, since: Instant, within: Duration) -> String {
-    let out = child.wait_with_output().expect("wait for scale");
-    let took = since.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        took < within,
-        "scale noticed the other writer only after {took:?}: {stderr}"
-    );
+/// Waits for the scale run to end on its own (the bound is only a hang
+/// guard: a loaded machine may take long to notice); asserts it failed
+/// with exit 1 and returns its one-line error.
+fn stopped(child: Child) -> String {
+    let (code, _, stderr) = exits_within(child, Duration::from_secs(300));
+    assert_eq!(code, 1, "{stderr}");
     let error = stderr
         .lines()
         .find(|l| l.starts_with("error: "))
@@ -150,12 +151,11 @@ fn stopped_within(child: Child, since: Instant, within: Duration) -> String {
 
 /// A scale-in whose removed pod takes 30 s to go (the chart's grace, which
 /// caps the simulator's), stopped by what the test does next: it must stop
-/// while that step is still under way (the pod still terminating), however
-/// long a loaded machine takes to notice; its one-line error.
-fn stopped_mid_step(ns: &str, child: Child) -> String {
-    // (One pod, or before v1.22 also the replacement a drain's own deletion
-    // of the drained pod may leave terminating.)
-    let stderr = stopped_at_once(child, || terminating_pods(ns, "component=querynode") >= 1);
+/// while that step is still under way (the pod it drained, `leaving`, still
+/// terminating, and no other of the pods it started from), however long a
+/// loaded machine takes to notice; its one-line error.
+fn stopped_mid_step(ns: &str, child: Child, leaving: &Leaving) -> String {
+    let stderr = stopped_at_once(child, || leaving.alone_terminating(ns, "component=querynode"));
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
         .lines()
@@ -164,25 +164,48 @@ fn stopped_mid_step(ns: &str, child: Child) -> String {
         .to_string()
 }
 
+/// Every count the query-node Deployment took since `watched` started,
+/// once the watch has caught up with the count read now (every write made
+/// so far delivered; called once the writers have ended).
+fn counts(ns: &str, watched: &Watched) -> Vec<i64> {
+    let now: i64 = replicas(ns).parse().expect("a count");
+    wait_until("the watch to catch up", Duration::from_secs(120), || {
+        watched.values().last() == Some(&now)
+    });
+    watched.values()
+}
+
+fn watch_query_nodes(ns: &str) -> Watched {
+    watch_replicas(ns, "my-release-milvus-querynode")
+}
+
+/// Pods of the test chart no longer slow to start or go.
+fn quick_pods(ns: &str) {
+    faults(ns, vec![]);
+}
+
 fn deployed_count(history: &[(u64, String)]) -> usize {
     history.iter().filter(|(_, s)| s == "deployed").count()
 }
 
 /// The case seen on a real cluster: `helm rollback` (which does not look at
-/// pending revisions) mid scale-in, client-side. The rollback's revision
-/// stands, the run's own revision is marked failed, one revision deployed.
+/// pending revisions) mid scale-in, client-side. The run stops in its
+/// first step (its removed pod takes 30 s to go) and writes no further
+/// count; the rollback's revision stands, the run's own revision is marked
+/// failed, one revision deployed.
 #[test]
 fn client_side_rollback_mid_scale_in_stops_the_run_and_stands() {
     let ns = namespace("wr-rb-csa");
     let ns = ns.name();
     let helm = Helm::V4ClientSide;
-    let child = scale_under_way(ns, helm, 1);
+    let child = scale_under_way_by(ns, helm, 1, 30_000);
+    let watched = watch_query_nodes(ns);
     let (rolled_back, out) = helm.run(&["rollback", "my-release", "1", "-n", ns, "--server-side=false"]);
     assert!(
         rolled_back,
         "client-side rollback over a pending revision succeeds: {out}"
     );
-    let err = stopped_within(child, Instant::now(), Duration::from_secs(10));
+    let err = stopped(child);
     assert!(
         err.contains("another Helm operation wrote revision 3 of my-release"),
         "{err}"
@@ -198,10 +221,11 @@ fn client_side_rollback_mid_scale_in_stops_the_run_and_stands() {
         ],
         "{err}"
     );
-    // The rollback's count stands: nobody scales it back in.
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(replicas(ns), "3");
+    // The run's first step (2), the rollback's count (3), and nothing
+    // after: the run stopped in its step and wrote no other count.
+    assert_eq!(counts(ns, &watched), [2, 3], "{err}");
     // And the next scale starts from it, cleanly.
+    quick_pods(ns);
     let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
     assert!(out.contains("queryNode 3→2 (revision 4)"), "{out}");
     assert_eq!(deployed_count(&helm.history(ns)), 1);
@@ -218,10 +242,10 @@ fn server_side_rollback_mid_scale_in_is_not_written_over() {
     let ns = namespace("wr-rb-ssa");
     let ns = ns.name();
     let helm = Helm::V4ServerSide;
-    let child = scale_under_way(ns, helm, 1);
-    let since = Instant::now();
+    let child = scale_under_way_by(ns, helm, 1, 30_000);
+    let watched = watch_query_nodes(ns);
     let (rolled_back, rollback) = helm.run(&["rollback", "my-release", "1", "-n", ns]);
-    let err = stopped_within(child, since, Duration::from_secs(15));
+    let err = stopped(child);
     assert!(
         err.contains("another Helm operation wrote revision 3 of my-release"),
         "{err} (rollback said: {rollback})"
@@ -240,33 +264,34 @@ fn server_side_rollback_mid_scale_in_is_not_written_over() {
             "{err}"
         );
         assert!(err.contains("revision 2 is marked failed"), "{err}");
-        wait_until("the rollback's count", Duration::from_secs(30), || {
-            replicas(ns) == "3"
-        });
+        // The run's first step, the rollback's count, nothing after.
+        assert_eq!(counts(ns, &watched), [2, 3], "{err}");
     } else {
         branch("the server-side rollback conflicted with our spec.replicas mid-run");
         assert!(rollback.contains("conflict"), "{rollback}");
+        // Nothing written after the run's first step, by either.
+        assert_eq!(counts(ns, &watched), [2], "{err}");
         // Exactly what Helm wrote stands: its failed rollback; none of our
-        // revisions flipped back to deployed.
-        assert_eq!(
-            helm.history(ns),
-            s(&[(1, "superseded"), (2, "superseded"), (3, "failed")]),
-            "{err}"
-        );
+        // revisions flipped back to deployed. Revision 2 is the run's
+        // `failed` mark, or `superseded` when Helm recorded its failed
+        // rollback after the mark (Helm writes the last revision it read
+        // unguarded, so whichever of the two writes comes last stands).
+        let h = helm.history(ns);
+        let ours = h.get(1).map(|r| r.1.clone()).unwrap_or_default();
+        assert!(ours == "failed" || ours == "superseded", "{h:?}: {err}");
+        branch(&format!("revision 2 ended {ours} after the conflicting rollback"));
+        assert_eq!(h, s(&[(1, "superseded"), (2, &ours), (3, "failed")]), "{err}");
         // Our claim on spec.replicas is gone: the same rollback goes through.
         helm.ok(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
-        assert_eq!(replicas(ns), "3");
+        assert_eq!(counts(ns, &watched), [2, 3]);
         assert_eq!(
             helm.history(ns),
-            s(&[
-                (1, "superseded"),
-                (2, "superseded"),
-                (3, "failed"),
-                (4, "deployed")
-            ])
+            s(&[(1, "superseded"), (2, &ours), (3, "failed"), (4, "deployed")])
         );
     }
-    // Either way the rollback's count stands: nobody scales it back in.
+    // Either way the rollback's count stands, and the next scale starts
+    // from it.
+    quick_pods(ns);
     let last = helm.history(ns).len();
     let out = ok(&["scale", "my-release", "queryNode=2", "-n", ns]);
     assert!(
@@ -276,29 +301,33 @@ fn server_side_rollback_mid_scale_in_is_not_written_over() {
     assert_eq!(deployed_count(&helm.history(ns)), 1);
 }
 
-/// Helm 3 with the ConfigMap driver rolls back mid scale-out: the watch on
-/// ConfigMap records sees it as well.
+/// Helm 3 with the ConfigMap driver rolls back mid scale-out (the new pods
+/// take 32 s to start): the watch on ConfigMap records sees it as well, and
+/// the run stops before its step ends.
 #[test]
 fn helm3_rollback_mid_scale_out_stops_the_run() {
     let ns = namespace("wr-rb-h3");
     let ns = ns.name();
     let helm = Helm::V3ConfigMaps;
-    let child = scale_under_way(ns, helm, 5);
-    let since = Instant::now();
+    let child = scale_under_way_by(ns, helm, 5, 30_000);
+    let watched = watch_query_nodes(ns);
     helm.ok(&["rollback", "my-release", "1", "-n", ns]);
-    let err = stopped_within(child, since, Duration::from_secs(10));
+    let err = stopped(child);
     assert!(
         err.contains("another Helm operation wrote revision 3 of my-release ("),
         "{err}"
     );
-    let h = helm.history(ns);
-    assert_eq!(deployed_count(&h), 1, "{h:?}");
     assert_eq!(
-        h.last().map(|r| (r.0, r.1.as_str())),
-        Some((3, "deployed")),
-        "{h:?}"
+        helm.history(ns),
+        [
+            (1, "superseded".to_string()),
+            (2, "failed".to_string()),
+            (3, "deployed".to_string())
+        ],
+        "{err}"
     );
-    assert_eq!(replicas(ns), "3", "the rollback's count stands");
+    // The run's step (5), the rollback's count (3), nothing after.
+    assert_eq!(counts(ns, &watched), [5, 3], "{err}");
 }
 
 /// `helm upgrade` (Helm 4 and Helm 3) mid-run is kept out by the pending
@@ -357,6 +386,7 @@ fn a_change_to_the_runs_own_record_stops_it() {
     let ns = ns.name();
     let helm = Helm::V4ClientSide;
     let child = scale_under_way_by(ns, helm, 1, 30_000);
+    let leaving = leaving_pod(ns, "component=querynode");
     kubectl(&[
         "annotate",
         "secret",
@@ -365,7 +395,7 @@ fn a_change_to_the_runs_own_record_stops_it() {
         ns,
         "example.com/touched=yes",
     ]);
-    let err = stopped_mid_step(ns, child);
+    let err = stopped_mid_step(ns, child, &leaving);
     assert!(
         err.contains("revision 2 of my-release was changed by someone else"),
         "{err}"
@@ -462,8 +492,9 @@ fn a_run_whose_lock_is_taken_stops() {
     let ns = namespace("wr-taken");
     let ns = ns.name();
     let child = scale_under_way_by(ns, Helm::V4ClientSide, 1, 30_000);
+    let leaving = leaving_pod(ns, "component=querynode");
     apply(&lease_yaml(ns, "intruder/9/beef", &micro(jiff::Timestamp::now())));
-    let err = stopped_mid_step(ns, child);
+    let err = stopped_mid_step(ns, child, &leaving);
     assert!(
         err.contains("taken over by another kubectl milvus scale (intruder/9)"),
         "{err}"

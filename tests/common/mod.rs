@@ -570,7 +570,7 @@ pub fn stopped_at_once(child: std::process::Child, step_under_way: impl Fn() -> 
     let (code, _, stderr) = exits_within(child, Duration::from_secs(120));
     assert!(
         step_under_way(),
-        "stopped only after its step had finished: {stderr}"
+        "when it stopped, its step was not under way as expected (it had finished, or other pods were leaving too): {stderr}"
     );
     assert_eq!(code, 1, "{stderr}");
     stderr
@@ -814,4 +814,71 @@ pub fn scale_deployment(ns: &str, name: &str, replicas: u32) {
         ns,
         &format!("--replicas={replicas}"),
     ]);
+}
+
+/// The pod a scale-in step is removing, told by the run's own drain mark
+/// (`kubectl-milvus.io/drain`, written before the node is drained and left
+/// on the pod as it goes), and the pods that were there when it was
+/// deleted. Before v1.22 the run deletes the drained pod itself and the
+/// ReplicaSet may start a replacement that is removed again beside it: a
+/// pod created after that deletion is not one of `originals`.
+pub struct Leaving {
+    pub name: String,
+    pub originals: Vec<String>,
+}
+
+fn pods_json(ns: &str, selector: &str) -> Vec<serde_json::Value> {
+    let list: serde_json::Value =
+        serde_json::from_str(&kubectl(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]))
+            .expect("pods json");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn timestamp(v: &serde_json::Value) -> Option<jiff::Timestamp> {
+    v.as_str()?.parse().ok()
+}
+
+/// Waits (generously) until a terminating pod matching `selector` carries
+/// a drain mark: that pod and the pods that existed when it was deleted.
+pub fn leaving_pod(ns: &str, selector: &str) -> Leaving {
+    let mut found = None;
+    wait_until("a drained pod terminating", Duration::from_secs(120), || {
+        let pods = pods_json(ns, selector);
+        let marked: Vec<&serde_json::Value> = pods
+            .iter()
+            .filter(|p| {
+                !p["metadata"]["deletionTimestamp"].is_null()
+                    && p["metadata"]["annotations"]["kubectl-milvus.io/drain"].is_string()
+            })
+            .collect();
+        assert!(marked.len() <= 1, "more than one drained pod leaving: {marked:?}");
+        let Some(p) = marked.first() else { return false };
+        // Deleted at deletionTimestamp − deletionGracePeriodSeconds.
+        let grace = p["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+        let gone_at = timestamp(&p["metadata"]["deletionTimestamp"]).expect("deletionTimestamp");
+        let deleted = gone_at - jiff::SignedDuration::from_secs(grace);
+        let originals = pods
+            .iter()
+            .filter(|o| timestamp(&o["metadata"]["creationTimestamp"]).is_some_and(|c| c < deleted))
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        let name = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        found = Some(Leaving { name, originals });
+        true
+    });
+    found.expect("found")
+}
+
+impl Leaving {
+    /// Of the original pods, exactly this one is terminating now (the step
+    /// is under way, and it is the only pod it removes).
+    pub fn alone_terminating(&self, ns: &str, selector: &str) -> bool {
+        let terminating: Vec<String> = pods_json(ns, selector)
+            .iter()
+            .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .filter(|n| self.originals.contains(n))
+            .collect();
+        terminating == [self.name.clone()]
+    }
 }

@@ -245,7 +245,7 @@ impl Drop for IpLease {
 }
 
 /// Aborts a task when dropped (per-namespace helpers end with their namespace).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -17,8 +17,10 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use testbed::TestBed;
+use testbed::operator::upgrade::{self, STOPPED_AT, state};
 use testbed::operator::{
     OperatorSample, OperatorSeedOptions, Timings, milvus_resource, seed_operator_cluster, set_timings,
+    upgrade_resource,
 };
 use testbed::sim::{Fault, FaultRule, set_pod_faults};
 use tokio::time::Instant;
@@ -102,6 +104,10 @@ impl Recorder {
         );
         watch!(Api::<Deployment>::namespaced(client.clone(), ns), "deploy");
         watch!(Api::<Pod>::namespaced(client.clone(), ns), "pod");
+        watch!(
+            Api::<DynamicObject>::namespaced_with(client.clone(), ns, &upgrade_resource()),
+            "upgrade"
+        );
         for r in ready {
             tokio::time::timeout(Duration::from_secs(30), r)
                 .await
@@ -790,4 +796,205 @@ async fn slow_real_timings_min_ready_seconds_and_sync_periods() {
         "{:?}",
         edited.elapsed()
     );
+}
+
+// ------------------------------------------------------- MilvusUpgrade ----
+
+const UPGRADE: &str = "to-2-6-16";
+const BACKUP_POD: &str = "to-2-6-16-backup-meta";
+
+impl Recorder {
+    fn upgrade(&self) -> Value {
+        self.latest("upgrade", UPGRADE).unwrap_or(Value::Null)
+    }
+
+    /// Every `status.state` the upgrade was seen in, repeats dropped.
+    fn upgrade_states(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.all("upgrade", UPGRADE) {
+            let st = s.obj["status"]["state"].as_str().unwrap_or("").to_string();
+            if out.last() != Some(&st) {
+                out.push(st);
+            }
+        }
+        out
+    }
+}
+
+fn components(cr: &Value) -> std::collections::BTreeMap<String, i64> {
+    cr["spec"]["components"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v["replicas"].as_i64().map(|n| (k.clone(), n)))
+        .collect()
+}
+
+/// A cluster at queryNode 2 / dataNode 2, and an upgrade of it to 2.6.16
+/// held in `BackupMeta` (its backup pod does not start): what it did on
+/// the way there is checked.
+async fn upgrade_held_in_backup_meta(
+    prefix: &str,
+) -> (
+    testbed::TestNamespace,
+    Recorder,
+    std::collections::BTreeMap<String, i64>,
+) {
+    let (ns, rec) = seeded(prefix, OperatorSample::ClusterDefault, false, STRICT).await;
+    scale_both(&ns, &rec, 2, 2).await;
+    let before = components(&rec.cr());
+    set_pod_faults(
+        &ns,
+        vec![FaultRule::new(
+            "milvus.io/task-kind=backup-meta",
+            Fault::SlowStart { delay_ms: 600_000 },
+        )],
+    )
+    .await
+    .unwrap();
+    let up = upgrade::manifest(UPGRADE, &ns, &ns, CR, "2.6.15", "2.6.16");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), up.to_string()).unwrap();
+    kctl(&["apply", "-f", file.path().to_str().unwrap()]).await;
+    rec.until(60, "the upgrade in BackupMeta with its pod", |r| {
+        r.upgrade()["status"]["state"] == state::BACKUP_META && r.latest("pod", BACKUP_POD).is_some()
+    })
+    .await;
+    // Stopped: every component at 0 in the spec, every Deployment at 0.
+    let cr = rec.cr();
+    assert!(components(&cr).values().all(|n| *n == 0), "{:?}", components(&cr));
+    for d in [QN0, QN1, DN, PROXY] {
+        assert_eq!(rec.deploy(d)["spec"]["replicas"], 0, "{d}");
+        assert_eq!(
+            rec.deploy(d)["status"]["replicas"].as_i64().unwrap_or(0),
+            0,
+            "{d}"
+        );
+    }
+    // The counts and the image recorded before the stop.
+    let status = rec.upgrade()["status"].clone();
+    let recorded: std::collections::BTreeMap<String, i64> =
+        serde_json::from_value(status["replicasBeforeUprade"].clone()).expect("replicasBeforeUprade");
+    assert_eq!(recorded, before, "recorded counts");
+    assert_eq!(status["replicasBeforeUprade"]["queryNode"], 2);
+    assert_eq!(status["replicasBeforeUprade"]["dataNode"], 2);
+    assert_eq!(status["sourceImage"], "milvusdb/milvus:v2.6.15");
+    assert_eq!(status["backupPVC"], UPGRADE);
+    // The backup ran only after the Deployments were at 0 and the
+    // deregistration wait (1 s under FAST timings) had passed.
+    let stopped_at: jiff::Timestamp = annotation(&cr, STOPPED_AT)
+        .expect("milvus.io/stopped-at")
+        .parse()
+        .unwrap();
+    let pod = rec.latest("pod", BACKUP_POD).unwrap();
+    let created: jiff::Timestamp = pod["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        created.duration_since(stopped_at).as_secs() >= 1,
+        "backup pod at {created}, stopped at {stopped_at}"
+    );
+    assert_eq!(pod["metadata"]["labels"]["milvus.io/upgrade"], UPGRADE);
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "MilvusUpgrade");
+    // Created without a status (Pending), then the two states.
+    let mut states = rec.upgrade_states();
+    states.retain(|s| !s.is_empty());
+    assert_eq!(states, [state::OLD_VERSION_STOPPING, state::BACKUP_META]);
+    // It stays there while the backup pod does not finish.
+    rec.holds(3, "BackupMeta with every component at 0", |r| {
+        r.upgrade()["status"]["state"] == state::BACKUP_META && components(&r.cr()).values().all(|n| *n == 0)
+    })
+    .await;
+    (ns, rec, before)
+}
+
+/// `MilvusUpgrade` (milvusupgrade_fsm.go): the old version is stopped
+/// (every component's count recorded, then set to 0; the Deployments
+/// reach 0; `milvus.io/stopped-at`; the deregistration wait), the
+/// meta-migration task pods run (`BackupMeta`, `UpdatingMeta`), then the
+/// target image and the recorded counts are written back and the state is
+/// `Succeeded`, a no-requeue state: nothing is written after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_milvus_upgrade_stops_every_component_and_writes_the_recorded_counts_back() {
+    let (ns, rec, before) = upgrade_held_in_backup_meta("op-mup").await;
+    set_pod_faults(&ns, vec![]).await.unwrap();
+    rec.until(60, "Succeeded", |r| {
+        r.upgrade()["status"]["state"] == state::SUCCEEDED
+    })
+    .await;
+    let cr = rec.cr();
+    assert_eq!(components(&cr), before, "the recorded counts written back");
+    assert_eq!(cr["spec"]["components"]["image"], "milvusdb/milvus:v2.6.16");
+    assert_eq!(annotation(&cr, STOPPED_AT), None);
+    let states = rec.upgrade_states();
+    let from = states.iter().position(|s| s == state::BACKUP_META).unwrap();
+    assert_eq!(
+        states[from..],
+        [state::BACKUP_META, state::UPDATING_META, state::SUCCEEDED]
+    );
+    let up = rec.upgrade();
+    assert_eq!(up["status"]["metaBackuped"], true);
+    assert_eq!(up["status"]["metaStorageChanged"], true);
+    let upgraded = up["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Upgraded")
+        .cloned()
+        .expect("condition Upgraded");
+    assert_eq!(
+        (&upgraded["status"], &upgraded["reason"]),
+        (&"True".into(), &"Succeeded".into())
+    );
+    assert!(rec.latest("pod", "to-2-6-16-update-meta").is_some());
+    // Finished: a count written now stands (the upgrade writes no more).
+    merge(&ns, r#"{"spec":{"components":{"dataNode":{"replicas":3}}}}"#).await;
+    let three = |r: &Recorder| r.cr()["spec"]["components"]["dataNode"]["replicas"] == 3;
+    rec.until(20, "dataNode 3 seen", three).await;
+    rec.holds(4, "dataNode 3 standing", three).await;
+}
+
+/// `operation: rollback` while the upgrade runs (`DetermineCurrentState`,
+/// `RollbackNewVersionStopping` … `RollbackOldVersionStarting`): the
+/// source image and the recorded counts come back, `RollbackedSucceeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_source_image_and_the_recorded_counts() {
+    let (ns, rec, before) = upgrade_held_in_backup_meta("op-mup-rb").await;
+    kctl(&[
+        "patch",
+        "milvusupgrade",
+        UPGRADE,
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"operation":"rollback"}}"#,
+    ])
+    .await;
+    rec.until(60, "RollbackedSucceeded", |r| {
+        r.upgrade()["status"]["state"] == state::ROLLBACK_SUCCEEDED
+    })
+    .await;
+    let cr = rec.cr();
+    assert_eq!(components(&cr), before);
+    assert_eq!(cr["spec"]["components"]["image"], "milvusdb/milvus:v2.6.15");
+    let up = rec.upgrade();
+    assert_eq!(up["status"]["isRollbacking"], true);
+    assert!(
+        up["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Rollbacked"
+                && c["status"] == "True"
+                && c["reason"] == "RollbackedSucceeded"),
+        "{:#}",
+        up["status"]
+    );
+    // Never backed up: no rollback-meta pod was needed.
+    assert!(rec.latest("pod", "to-2-6-16-rollback-meta").is_none());
 }

@@ -16,7 +16,8 @@
 //!   triggers a pass. With `imageUpdateMode: force` it kills terminating
 //!   Milvus pods.
 //!
-//! Each pass and sync reads the CR, Deployments and pods fresh.
+//! Each pass and sync reads the CR, Deployments and pods fresh. The
+//! namespace's `MilvusUpgrade`s are played beside it ([`super::upgrade`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -62,6 +63,10 @@ pub(crate) struct Ctx {
     /// Namespaces labelled [`OWNER_LABEL`]=`owner` are ours.
     pub owner: String,
     pub config: StandInConfig,
+    /// The server refuses `""` in custom resources (see
+    /// `crd::install_upgrade_crd`): `MilvusUpgrade` conditions leave an
+    /// empty message out.
+    pub omit_empty_messages: bool,
 }
 
 /// Watch owned namespaces; one control loop per namespace.
@@ -101,6 +106,12 @@ const RETRY: std::time::Duration = std::time::Duration::from_millis(300);
 
 async fn namespace_task(ctx: Arc<Ctx>, ns: String) {
     let mut timings = watch_timings(ctx.client.clone(), &ns, ctx.config.timings);
+    // The MilvusUpgrade controller of the namespace ends with this task.
+    let _upgrades = crate::sim::AbortOnDrop(tokio::spawn(super::upgrade::namespace_task(
+        ctx.clone(),
+        ns.clone(),
+        timings.clone(),
+    )));
     let mut t = *timings.borrow_and_update();
     let mut events = cr_events(&ctx, &ns).boxed();
     // Status last written per CR: a guard against write loops should the
@@ -171,7 +182,7 @@ async fn namespace_task(ctx: Arc<Ctx>, ns: String) {
 }
 
 /// `TESTBED_OPERATOR_DEBUG=1`: say on stderr what the loop does.
-fn debug(ns: &str, what: &str) {
+pub(crate) fn debug(ns: &str, what: &str) {
     if std::env::var_os("TESTBED_OPERATOR_DEBUG").is_some() {
         eprintln!("[stand-in {ns}] {} {what}", jiff::Timestamp::now());
     }

@@ -2,7 +2,10 @@
 //! operator's reconciliation, and seeding of the operator's samples.
 //!
 //! * [`install_crd`] installs `milvuses.milvus.io` from
-//!   `tests/fixtures/milvus-operator` (see [`crd`] for the v1.20 caveat).
+//!   `tests/fixtures/milvus-operator` (see [`crd`] for the v1.20 caveat),
+//!   and the stand-in `milvusupgrades.milvus.io` too.
+//! * Beside each namespace's `Milvus` loop the stand-in runs the
+//!   `MilvusUpgrade` controller ([`upgrade`]).
 //! * The **stand-in** ([`stand_in`]) plays the operator for `Milvus` CRs in
 //!   the namespaces this process owns (label `kubectl-milvus.test/simulator`
 //!   = the simulator id, what `bed.namespace()` creates), on the bed's
@@ -24,6 +27,7 @@ pub mod status;
 pub mod timings;
 pub mod topology;
 pub mod two_deploy;
+pub mod upgrade;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 pub use controller::{PAUSE_RECONCILE, StandInConfig};
-pub use crd::{CrdInstall, install_crd, milvus_resource};
+pub use crd::{CrdInstall, install_crd, install_upgrade_crd, milvus_resource, upgrade_resource};
 pub use seed::{
     OperatorSample, OperatorSeedOptions, SeededOperatorCluster, seed_operator_cluster, wait_milvus_healthy,
 };
@@ -72,10 +76,12 @@ pub async fn stand_in(bed: &TestBed) -> Result<&'static StandIn> {
             bed.spawn(async move {
                 let client = crate::kubeconfig::client_for(&admin).await?;
                 let crd = install_crd(&client).await?;
+                let (_, omit_empty_messages) = install_upgrade_crd(&client).await?;
                 let ctx = Arc::new(controller::Ctx {
                     client,
                     owner: owner.clone(),
                     config,
+                    omit_empty_messages,
                 });
                 tokio::spawn(controller::namespace_loop(ctx));
                 Ok::<_, anyhow::Error>(StandIn { owner, crd })

@@ -8,7 +8,8 @@
 //! Process default: `TESTBED_OPERATOR_TIMINGS=real|fast`, then each field
 //! from `TESTBED_OPERATOR_MIN_READY_SECONDS`, `TESTBED_OPERATOR_REQUEUE_MS`,
 //! `TESTBED_OPERATOR_SYNC_MS`, `TESTBED_OPERATOR_SYNC_HEALTHY_MS`,
-//! `TESTBED_OPERATOR_SCALE_WAITS_FOR_STABLE` (`1`/`0`).
+//! `TESTBED_OPERATOR_SCALE_WAITS_FOR_STABLE` (`1`/`0`),
+//! `TESTBED_OPERATOR_UPGRADE_DEREGISTER_MS`.
 //! Per namespace (what a test sets, [`set_timings`]): ConfigMap
 //! [`TIMINGS_CONFIGMAP`], `data["timings.json"]`, watched, so a change
 //! applies from the next pass or status sync on.
@@ -45,6 +46,10 @@ pub struct Timings {
     /// A two-Deployment scale waits until the serving Deployment is stable
     /// (`checkCanScaleNow`; the operator: yes).
     pub scale_waits_for_stable: bool,
+    /// How long a `MilvusUpgrade` waits after its Milvus's Deployments
+    /// reached 0 before it counts the components as deregistered
+    /// (`isComponentsDeregistered`: 1 minute).
+    pub upgrade_deregister_ms: u64,
 }
 
 impl Default for Timings {
@@ -61,6 +66,7 @@ impl Timings {
         sync_unhealthy_ms: 30_000,
         sync_healthy_ms: 60_000,
         scale_waits_for_stable: true,
+        upgrade_deregister_ms: 60_000,
     };
     /// The suite's default: the same rules, short periods.
     pub const FAST: Timings = Timings {
@@ -69,6 +75,7 @@ impl Timings {
         sync_unhealthy_ms: 1_000,
         sync_healthy_ms: 2_000,
         scale_waits_for_stable: false,
+        upgrade_deregister_ms: 1_000,
     };
     /// `FAST` periods with the operator's scale rule.
     pub const FAST_STRICT: Timings = Timings {
@@ -100,6 +107,9 @@ impl Timings {
         if let Some(v) = var("TESTBED_OPERATOR_SCALE_WAITS_FOR_STABLE") {
             t.scale_waits_for_stable = v == "1" || v == "true";
         }
+        if let Some(ms) = num("TESTBED_OPERATOR_UPGRADE_DEREGISTER_MS") {
+            t.upgrade_deregister_ms = ms;
+        }
         t
     }
 
@@ -111,6 +121,9 @@ impl Timings {
     }
     pub fn sync_healthy(&self) -> Duration {
         Duration::from_millis(self.sync_healthy_ms.max(1))
+    }
+    pub fn upgrade_deregister(&self) -> Duration {
+        Duration::from_millis(self.upgrade_deregister_ms)
     }
 }
 
@@ -185,6 +198,8 @@ mod tests {
         assert_eq!(Timings::REAL.sync_unhealthy(), Duration::from_secs(30));
         assert_eq!(Timings::REAL.sync_healthy(), Duration::from_secs(60));
         assert_eq!(Timings::REAL.min_ready_seconds, 30);
+        // isComponentsDeregistered: time.Since(stoppedAt) > time.Minute.
+        assert_eq!(Timings::REAL.upgrade_deregister(), Duration::from_secs(60));
         let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": TIMINGS_CONFIGMAP},
             "data": {TIMINGS_KEY: serde_json::to_string(&Timings::REAL).unwrap()}}))
         .unwrap();
