@@ -399,6 +399,72 @@ fn scale_breakdown(bed: &'static TestBed, bin: &Path, proxy: &FaultProxy, ns: &s
     })
 }
 
+/// Server time (request to last byte, nothing decoded) and size of the
+/// namespace's pod list in each form a client can ask for: what `status`
+/// could read (consistent reads, like `status`). Medians of `runs` rounds.
+fn pod_list_forms(bed: &'static TestBed, ns: &str, runs: usize) -> Value {
+    const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let forms: [(&str, &str, &str); 6] = [
+        ("json", "application/json", ""),
+        ("protobuf", "application/vnd.kubernetes.protobuf", ""),
+        ("table", TABLE, "includeObject=Metadata"),
+        ("table_rows_only", TABLE, "includeObject=None"),
+        (
+            "metadata_json",
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+            "",
+        ),
+        (
+            "metadata_protobuf",
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+            "",
+        ),
+    ];
+    let ns = ns.to_string();
+    bed.block_on(async move {
+        use futures::AsyncReadExt;
+        let client = TestBed::get().client().await?;
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); forms.len()];
+        let mut sizes = vec![0usize; forms.len()];
+        for round in 0..=runs {
+            for k in 0..forms.len() {
+                let i = (k + round) % forms.len();
+                let (_, accept, query) = forms[i];
+                let request = http::Request::get(format!("/api/v1/namespaces/{ns}/pods?{query}"))
+                    .header(http::header::ACCEPT, accept)
+                    .body(Vec::new())?;
+                let t = Instant::now();
+                let mut body = Vec::new();
+                client
+                    .request_stream(request)
+                    .await?
+                    .read_to_end(&mut body)
+                    .await?;
+                if round > 0 {
+                    times[i].push(ms(t.elapsed()));
+                }
+                sizes[i] = body.len();
+            }
+        }
+        let mut out = serde_json::Map::new();
+        for (i, (name, accept, query)) in forms.iter().enumerate() {
+            out.insert(
+                name.to_string(),
+                json!({
+                    "accept": accept,
+                    "query": query,
+                    "ms": median(times[i].clone()),
+                    "ms_runs": times[i],
+                    "bytes": sizes[i],
+                }),
+            );
+        }
+        Ok::<_, anyhow::Error>(Value::Object(out))
+    })
+    .unwrap()
+    .expect("pod list forms")
+}
+
 /// `n` Helm releases (Scenario::Defaults, 3 revisions each) and `n` `Milvus`
 /// resources (the operator's minimum cluster sample, with the dependency
 /// releases the operator installs) in one namespace; `status -n NS` lists
@@ -804,6 +870,7 @@ fn main() {
         }
         let (pods, ready) = count_pods(bed, &nsn);
         let mut r = measure_status(bed, &bins, &proxy, &nsn, RELEASE, runs, true);
+        r["pod_list_forms"] = pod_list_forms(bed, &nsn, runs);
         r["pods"] = json!(pods);
         r["pods_ready"] = json!(ready);
         r["revisions"] = json!(100);
