@@ -4,7 +4,7 @@
 //! listed too, and a node whose pod is gone stays listed until its session
 //! expires.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
@@ -181,16 +181,21 @@ pub struct MappedNode {
 /// the IP, a running one wins; when several run with it (host network), the
 /// node stays unmatched rather than guessed.
 pub fn map_nodes(nodes: &[NodeInfo], pods: &[MilvusPod]) -> Vec<MappedNode> {
+    // Each pod's IP parsed once: hundreds of nodes meet hundreds of pods.
+    let mut by_ip: HashMap<IpAddr, Vec<&MilvusPod>> = HashMap::new();
+    for p in pods {
+        if let Ok(ip) = p.ip.parse::<IpAddr>() {
+            by_ip.entry(ip).or_default().push(p);
+        }
+    }
     nodes
         .iter()
         .map(|n| {
-            let ip = address_ip(&n.address);
-            let same: Vec<&MilvusPod> = pods
-                .iter()
-                .filter(|p| ip.is_some() && p.ip.parse::<IpAddr>().ok() == ip)
-                .collect();
+            let same: &[&MilvusPod] = address_ip(&n.address)
+                .and_then(|ip| by_ip.get(&ip))
+                .map_or(&[], Vec::as_slice);
             let running: Vec<&&MilvusPod> = same.iter().filter(|p| p.running).collect();
-            let pod = match (same.as_slice(), running.as_slice()) {
+            let pod = match (same, running.as_slice()) {
                 ([only], _) => Some(*only),
                 (_, [one]) => Some(**one),
                 _ => None,
