@@ -17,6 +17,8 @@
 //!   (default `target/bench-status.json`).
 //! - `BENCH_MILVUS=0` skips what asking Milvus costs; `BENCH_ONLY_MILVUS=1`
 //!   measures only that.
+//! - `BENCH_HOLD_SECS`: keep the status namespace that long at the end (to
+//!   profile a binary against it while the simulator plays its pods).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -975,5 +977,11 @@ fn main() {
     }
     println!();
     println!("JSON: {}", json_path.display());
+    // BENCH_HOLD_SECS keeps the namespace (and the simulator playing its
+    // pods and Milvus) for that long, to profile a binary against it.
+    if let Some(secs) = std::env::var("BENCH_HOLD_SECS").ok().and_then(|v| v.parse().ok()) {
+        eprintln!("holding {nsn} for {secs} s");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     drop(ns);
 }
