@@ -239,9 +239,6 @@ impl Cluster {
         Ok(self.call(op, api.list(params)).await?.items)
     }
 
-    /// Pods, decoded one by one and stripped of what no column needs
-    /// (managedFields, annotations, most of the spec), so a namespace of a
-    /// thousand pods is never held in memory as full objects.
     /// The pods of a namespace that carry `selector`'s labels (slimmed as
     /// [`Cluster::list_pods`] does: drain marks and metrics ports kept).
     pub async fn list_pods_labelled(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, ApiError> {
@@ -249,6 +246,10 @@ impl Cluster {
             .await
     }
 
+    /// Whole pods (plan and scale rank them), decoded one by one and
+    /// stripped of what no column needs (managedFields, annotations, most
+    /// of the spec), so a namespace of a thousand pods is never held in
+    /// memory as full objects.
     pub async fn list_pods(&self, namespace: &str, params: &ListParams) -> Result<Vec<Pod>, ApiError> {
         let (op, request) = self.list_pods_request(namespace, params, "")?;
         let list: SlimPodList = self.call(op, self.client().request(request)).await?;
