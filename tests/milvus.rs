@@ -364,6 +364,20 @@ fn an_operator_cluster_drains_too() {
                 .count()
                 == 3
     });
+    // status reads the pods as printed rows: each node is matched to its
+    // pod by the row's IP, and asked at its Deployment's metrics port.
+    let m = model(ns.name(), "my-milvus");
+    let json: Value =
+        serde_json::from_str(&ok(&["status", "my-milvus", "-n", ns.name(), "-o", "json"])).expect("json");
+    let nodes = json["items"][0]["milvus"]["queryNodes"]
+        .as_array()
+        .expect("milvus.queryNodes");
+    let shown: Vec<(i64, &str)> = nodes
+        .iter()
+        .filter_map(|n| Some((n["id"].as_i64()?, n["pod"].as_str()?)))
+        .collect();
+    let expected: Vec<(i64, &str)> = m.nodes.iter().map(|(id, n)| (*id, n.pod.as_str())).collect();
+    assert_eq!(shown, expected, "{json:#}");
     faults(
         ns.name(),
         vec![

@@ -2,17 +2,20 @@
 //! request timeout and its failure is mapped to an [`ApiError`] that names
 //! the verb, resource, server and context, so the CLI can print one line.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
 
 use super::Connection;
+use crate::core::pods::{PrintedPod, printed_row};
 use crate::core::status::LiveWorkload;
 
 /// A failed API call, typed where callers branch on it.
@@ -236,9 +239,6 @@ impl Cluster {
         Ok(self.call(op, api.list(params)).await?.items)
     }
 
-    /// Pods, decoded one by one and stripped of what no column needs
-    /// (managedFields, annotations, most of the spec), so a namespace of a
-    /// thousand pods is never held in memory as full objects.
     /// The pods of a namespace that carry `selector`'s labels (slimmed as
     /// [`Cluster::list_pods`] does: drain marks and metrics ports kept).
     pub async fn list_pods_labelled(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, ApiError> {
@@ -246,7 +246,24 @@ impl Cluster {
             .await
     }
 
+    /// Whole pods (plan and scale rank them), decoded one by one and
+    /// stripped of what no column needs (managedFields, annotations, most
+    /// of the spec), so a namespace of a thousand pods is never held in
+    /// memory as full objects.
     pub async fn list_pods(&self, namespace: &str, params: &ListParams) -> Result<Vec<Pod>, ApiError> {
+        let (op, request) = self.list_pods_request(namespace, params, "")?;
+        let list: SlimPodList = self.call(op, self.client().request(request)).await?;
+        Ok(list.items.0)
+    }
+
+    /// The request listing a namespace's pods (`query` appended), and what
+    /// it does, for errors.
+    fn list_pods_request<'a>(
+        &self,
+        namespace: &'a str,
+        params: &ListParams,
+        query: &str,
+    ) -> Result<(Op<'a>, http::Request<Vec<u8>>), ApiError> {
         let api: Api<Pod> = Api::namespaced(self.client(), namespace);
         let op = Op {
             verb: "list",
@@ -254,15 +271,45 @@ impl Cluster {
             namespace: Some(namespace),
             name: None,
         };
-        let request = kube::core::Request::new(api.resource_url())
+        let invalid = |message: String| ApiError::Server {
+            what: op.describe(),
+            code: 0,
+            message,
+        };
+        let mut request = kube::core::Request::new(api.resource_url())
             .list(params)
-            .map_err(|e| ApiError::Server {
-                what: op.describe(),
-                code: 0,
-                message: e.to_string(),
-            })?;
-        let list: SlimPodList = self.call(op, self.client().request(request)).await?;
-        Ok(list.items.0)
+            .map_err(|e| invalid(e.to_string()))?;
+        if !query.is_empty() {
+            let uri = format!("{}&{query}", request.uri());
+            *request.uri_mut() = uri
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        }
+        Ok((op, request))
+    }
+
+    /// Pods as the server prints them for `kubectl get pods`: its Table
+    /// view (`kubectl get` asks for exactly this and prints its cells), each
+    /// row with the pod's metadata (owner, labels, deletion). The server
+    /// computes the rows by its own version's rules, so they are kubectl's
+    /// on every version; the body is the rows and metadata, not whole pods.
+    pub async fn list_printed_pods(
+        &self,
+        namespace: &str,
+        params: &ListParams,
+    ) -> Result<Vec<PrintedPod>, ApiError> {
+        // `includeObject=Metadata` is the default; asked for all the same.
+        let (op, mut request) = self.list_pods_request(namespace, params, "includeObject=Metadata")?;
+        request
+            .headers_mut()
+            .insert(http::header::ACCEPT, http::HeaderValue::from_static(POD_TABLE));
+        let what = op.describe();
+        let table: PodTable = self.call(op, self.client().request(request)).await?;
+        table.printed().map_err(|message| ApiError::Server {
+            what,
+            code: 0,
+            message,
+        })
     }
 
     /// The names of every namespace (for completion).
@@ -291,6 +338,88 @@ impl Cluster {
     pub async fn list_statefulsets(&self, namespace: &str) -> Result<Vec<LiveWorkload>, ApiError> {
         let items: Vec<StatefulSet> = self.list(namespace, &ListParams::default()).await?;
         Ok(items.iter().map(live_statefulset).collect())
+    }
+}
+
+/// What `kubectl get pods` asks for (meta.k8s.io/v1 Table: every server
+/// from v1.15 on).
+const POD_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// The server's Table of pods, decoded only as far as `status` reads it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodTable {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    column_definitions: Vec<TableColumn>,
+    #[serde(default)]
+    rows: Vec<TableRow>,
+}
+
+impl PodTable {
+    fn printed(self) -> Result<Vec<PrintedPod>, String> {
+        if self.kind != "Table" {
+            return Err(format!("asked for a Table of pods, got {:?}", self.kind));
+        }
+        let columns: Vec<String> = self.column_definitions.into_iter().map(|c| c.name).collect();
+        Ok(self
+            .rows
+            .into_iter()
+            .map(|r| PrintedPod {
+                row: printed_row(&columns, &r.cells),
+                metadata: r.object.map(|o| o.metadata.into()).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TableColumn {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TableRow {
+    #[serde(default)]
+    cells: Vec<serde_json::Value>,
+    object: Option<RowObject>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowObject {
+    #[serde(default)]
+    metadata: RowMetadata,
+}
+
+/// The metadata `status` reads; the rest (managedFields: most of the
+/// bytes) is skipped while decoding, never built.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowMetadata {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    creation_timestamp: Option<Time>,
+    deletion_timestamp: Option<Time>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+impl From<RowMetadata> for ObjectMeta {
+    fn from(m: RowMetadata) -> ObjectMeta {
+        ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            labels: m.labels,
+            annotations: m.annotations,
+            owner_references: m.owner_references,
+            ..Default::default()
+        }
     }
 }
 
@@ -473,5 +602,119 @@ mod tests {
         let empty: SlimPodList =
             serde_json::from_value(serde_json::json!({"items": null})).expect("null items");
         assert!(empty.items.0.is_empty());
+    }
+
+    /// A Table row as a v1.20 server sends it (RESTARTS an integer), and
+    /// one as newer servers do (a string), columns by name.
+    fn table(restarts: serde_json::Value, restarts_type: &str) -> serde_json::Value {
+        let column = |name: &str, type_: &str, priority: u8| serde_json::json!({"name": name, "type": type_, "format": "", "description": "", "priority": priority});
+        serde_json::json!({
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": "10618"},
+            "columnDefinitions": [
+                column("Name", "string", 0), column("Ready", "string", 0), column("Status", "string", 0),
+                column("Restarts", restarts_type, 0), column("Age", "string", 0), column("IP", "string", 1),
+                column("Node", "string", 1), column("Nominated Node", "string", 1),
+                column("Readiness Gates", "string", 1)
+            ],
+            "rows": [{
+                "cells": ["my-release-milvus-proxy-744679bd55-r5khm", "1/1", "Running", restarts, "45s",
+                          "10.244.2.15", "sim-node", "<none>", "<none>"],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": {
+                        "name": "my-release-milvus-proxy-744679bd55-r5khm",
+                        "generateName": "my-release-milvus-proxy-744679bd55-",
+                        "namespace": "ns",
+                        "uid": "7e2b5f62",
+                        "resourceVersion": "9421",
+                        "creationTimestamp": "2026-12-05T12:16:36Z",
+                        "labels": {"component": "proxy", "pod-template-hash": "744679bd55"},
+                        "annotations": {"controller.kubernetes.io/pod-deletion-cost": "-5"},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                            "name": "my-release-milvus-proxy-744679bd55", "uid": "7e711feb",
+                            "controller": true, "blockOwnerDeletion": true}],
+                        "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                            "apiVersion": "v1", "time": "2026-12-05T12:16:36Z", "fieldsType": "FieldsV1",
+                            "fieldsV1": {"f:metadata": {"f:generateName": {}}}}]
+                    }
+                }
+            }]
+        })
+    }
+
+    #[test]
+    fn a_pod_table_gives_kubectls_rows_and_the_metadata() {
+        for (restarts, type_, shown) in [
+            (serde_json::json!(2), "integer", "2"),
+            (serde_json::json!("2 (5m ago)"), "string", "2 (5m ago)"),
+        ] {
+            let table: PodTable = serde_json::from_value(table(restarts, type_)).expect("table");
+            let pods = table.printed().expect("printed");
+            assert_eq!(pods.len(), 1);
+            let p = &pods[0];
+            assert_eq!(
+                [
+                    &p.row.name,
+                    &p.row.ready,
+                    &p.row.status,
+                    &p.row.restarts,
+                    &p.row.age
+                ],
+                [
+                    "my-release-milvus-proxy-744679bd55-r5khm",
+                    "1/1",
+                    "Running",
+                    shown,
+                    "45s"
+                ]
+            );
+            assert_eq!(
+                [
+                    &p.row.ip,
+                    &p.row.node,
+                    &p.row.nominated_node,
+                    &p.row.readiness_gates
+                ],
+                ["10.244.2.15", "sim-node", "<none>", "<none>"]
+            );
+            let m = &p.metadata;
+            assert_eq!(m.namespace.as_deref(), Some("ns"));
+            assert_eq!(
+                m.labels
+                    .as_ref()
+                    .and_then(|l| l.get("pod-template-hash"))
+                    .map(String::as_str),
+                Some("744679bd55")
+            );
+            let owner = &m.owner_references.as_ref().expect("owners")[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.controller),
+                ("ReplicaSet", Some(true))
+            );
+            assert!(m.creation_timestamp.is_some() && m.deletion_timestamp.is_none());
+            assert_eq!(
+                crate::core::scale_in::deletion_cost(&Pod {
+                    metadata: m.clone(),
+                    ..Default::default()
+                }),
+                -5
+            );
+            assert!(m.managed_fields.is_none());
+        }
+    }
+
+    #[test]
+    fn a_pod_list_instead_of_a_table_is_refused() {
+        let list: PodTable = serde_json::from_value(serde_json::json!({
+            "kind": "PodList", "apiVersion": "v1", "items": []
+        }))
+        .expect("decodes");
+        assert!(list.printed().expect_err("not a table").contains("PodList"));
+        let empty: PodTable =
+            serde_json::from_value(serde_json::json!({"kind": "Table", "rows": []})).expect("empty");
+        assert!(empty.printed().expect("no pods").is_empty());
     }
 }

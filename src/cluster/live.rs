@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::ListParams;
 
@@ -20,7 +20,9 @@ use super::helm_records::{self, Listing, Revisions};
 use super::operator::operator_deployment;
 use crate::core::gitops::LiveObject;
 use crate::core::manifest::MILVUS_CONFIG_FILES;
+use crate::core::milvus::nodes::named_metrics_port;
 use crate::core::operator::{MANAGED_BY_LABEL, MANAGER, OperatorDeployment};
+use crate::core::pods::LivePods;
 use crate::core::status::LiveWorkload;
 
 /// The live objects of one namespace.
@@ -34,8 +36,22 @@ pub struct Live {
     pub operator: Vec<OperatorDeployment>,
     /// Each Deployment's pod `terminationGracePeriodSeconds`, where set.
     pub grace: BTreeMap<String, i64>,
+    /// Each Deployment's pod-template container port named `metrics`,
+    /// where one is: Milvus's view asks printed pods there (a printed row
+    /// carries the pod's IP, not its ports).
+    pub metrics_ports: BTreeMap<String, u16>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
-    pub pods: Vec<Pod>,
+    pub pods: LivePods,
+}
+
+/// How a read wants the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodRead {
+    /// As the server prints them for `kubectl get pods`, with their
+    /// metadata: all `status` shows, and a fraction of the bytes.
+    Printed,
+    /// Whole objects: what plan and scale rank for scale-in.
+    Objects,
 }
 
 /// Deployments, HPAs and pods of a namespace, concurrently. Consistent
@@ -43,12 +59,26 @@ pub struct Live {
 /// never an older state a lagging watch cache still holds. (Servers from
 /// v1.31 serve consistent lists from their cache anyway.)
 pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
+    fetch_live_as(cluster, namespace, PodRead::Objects).await
+}
+
+/// [`fetch_live`] with the pods in the form `read` asks for.
+pub async fn fetch_live_as(cluster: &Cluster, namespace: &str, read: PodRead) -> Result<Live> {
     let params = ListParams::default();
     let params = &params;
+    let pods = async {
+        match read {
+            PodRead::Printed => cluster
+                .list_printed_pods(namespace, params)
+                .await
+                .map(LivePods::Printed),
+            PodRead::Objects => cluster.list_pods(namespace, params).await.map(LivePods::Objects),
+        }
+    };
     let (deployments, hpas, pods) = tokio::try_join!(
         cluster.list::<Deployment>(namespace, params),
         cluster.list_hpas(namespace, params),
-        cluster.list_pods(namespace, params)
+        pods
     )?;
     let grace = deployments
         .iter()
@@ -74,11 +104,19 @@ pub async fn fetch_live(cluster: &Cluster, namespace: &str) -> Result<Live> {
         })
         .map(operator_deployment)
         .collect();
+    let metrics_ports = deployments
+        .iter()
+        .filter_map(|d| {
+            let port = named_metrics_port(d.spec.as_ref()?.template.spec.as_ref()?)?;
+            Some((d.metadata.name.clone()?, port))
+        })
+        .collect();
     Ok(Live {
         workloads: deployments.iter().map(live_deployment).collect(),
         objects: deployments.iter().map(deployment_object).collect(),
         operator,
         grace,
+        metrics_ports,
         hpas,
         pods,
     })
@@ -115,7 +153,9 @@ pub async fn milvus_config(
 /// The live objects of each namespace and the current Helm records of a
 /// scope, each read once for a whole command: the Helm, Operator and
 /// Argo-rendered halves of `status` all ask here, and whoever asks first
-/// starts the read the others then share.
+/// starts the read the others then share. Every read of one `LiveReads`
+/// takes the pods as printed ([`PodRead::Printed`]): `status`, `status -w`
+/// and a run's closing table show them.
 pub struct LiveReads<'a> {
     cluster: &'a Cluster,
     live: ReadOnce<'a, String, Live>,
@@ -137,7 +177,7 @@ impl<'a> LiveReads<'a> {
         self.live
             .get(
                 namespace.to_string(),
-                async move { fetch_live(cluster, &ns).await }.boxed(),
+                async move { fetch_live_as(cluster, &ns, PodRead::Printed).await }.boxed(),
             )
             .await
     }

@@ -497,20 +497,19 @@ impl Milvus {
     }
 }
 
-/// Milvus's view of one instance for `status`, from its live pods (raw, for
-/// their IPs and metrics ports) and the run holding its Lease, if any.
+/// Milvus's view of one instance for `status`, from its Milvus pods, the
+/// pods carrying a drain mark and the run holding its Lease, if any.
 /// Bounded by `budget`; never fails.
 pub async fn instance_view(
     cluster: &Cluster,
     namespace: &str,
-    pods: &[&Pod],
+    pods: Vec<MilvusPod>,
+    marked: Vec<drain::MarkedPod>,
     live_run: Option<String>,
     budget: &Budget,
 ) -> view::MilvusView {
     let m = Milvus::new(cluster, namespace, budget);
-    let g = m
-        .gather(milvus_pods(pods), drain::marked_pods(pods), live_run, budget)
-        .await;
+    let g = m.gather(pods, marked, live_run, budget).await;
     view::view(&g)
 }
 

@@ -19,10 +19,11 @@ use crate::core::plan::{
     self, Candidate, Command, Common, ComponentChange, Plan, Rejection, Request, ScaleInInput, Shape, Target,
     Unit, managing_hpa,
 };
+use crate::core::pods::LivePods;
 use crate::core::scale_in;
 use crate::core::status::{
     ComponentStatus, DependencyStatus, HpaStatus, LiveWorkload, ManagedBy, ReleasePod, ReleaseStatus,
-    dependency_rows, hpa_status, owner_workload, release_pods,
+    dependency_rows, hpa_status, owner_of, release_pods,
 };
 use crate::core::values::Replicas;
 
@@ -466,7 +467,7 @@ impl Instance {
 pub struct OperatorLive<'a> {
     pub deployments: &'a [OperatorDeployment],
     pub hpas: &'a [HorizontalPodAutoscaler],
-    pub pods: &'a [Pod],
+    pub pods: &'a LivePods,
     /// Its dependency releases with the workloads of their manifests.
     pub dependencies: &'a [(DependencyRelease, Vec<ManifestObject>)],
 }
@@ -596,7 +597,7 @@ fn notes(w: &CrWorkload<'_>, hpa: Option<&HpaStatus>) -> Vec<String> {
 /// counts that differ, or pods still terminating (a killed run's step).
 pub fn unsettled(
     deployments: &[OperatorDeployment],
-    pods: &[Pod],
+    pods: &LivePods,
     changes: &[ComponentChange],
 ) -> Vec<(String, u32)> {
     let objects: Vec<ManifestObject> = deployments
@@ -607,11 +608,10 @@ pub fn unsettled(
             ..Default::default()
         })
         .collect();
+    let pods = pods.metadata();
     let terminating = |name: &str| {
-        pods.iter().any(|p| {
-            p.metadata.deletion_timestamp.is_some()
-                && owner_workload(&objects, p).is_some_and(|o| o.name == name)
-        })
+        pods.iter()
+            .any(|p| p.deletion_timestamp.is_some() && owner_of(&objects, p).is_some_and(|o| o.name == name))
     };
     changes
         .iter()
@@ -1121,7 +1121,8 @@ mod tests {
         let cr = &sample("milvus_cluster_default.yaml")[0];
         let mut d = cluster_of("my-release", 2);
         let p = plan_for(cr, &d, &[], &["queryNode=1"]).expect("plan");
-        assert!(unsettled(&d, &[], &p.changes).is_empty());
+        let none = LivePods::default();
+        assert!(unsettled(&d, &none, &p.changes).is_empty());
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "my-release-milvus-querynode-0-h1-x", "deletionTimestamp": "2026-01-11T13:00:00Z",
                 "labels": {"pod-template-hash": "h1"},
@@ -1129,9 +1130,18 @@ mod tests {
         }))
         .expect("pod");
         let waiting = vec![("my-release-milvus-querynode-0".to_string(), 2)];
-        assert_eq!(unsettled(&d, std::slice::from_ref(&pod), &p.changes), waiting);
+        assert_eq!(
+            unsettled(&d, &LivePods::Objects(vec![pod.clone()]), &p.changes),
+            waiting
+        );
+        // Read as printed rows, the same pod's metadata says the same.
+        let printed = LivePods::Printed(vec![crate::core::pods::PrintedPod {
+            row: crate::core::pods::pod_row(&pod, "2026-01-11T13:00:01Z".parse().expect("time")),
+            metadata: pod.metadata,
+        }]);
+        assert_eq!(unsettled(&d, &printed, &p.changes), waiting);
         d[4].live.ready = 1;
-        assert_eq!(unsettled(&d, &[], &p.changes), waiting);
+        assert_eq!(unsettled(&d, &none, &p.changes), waiting);
     }
 
     fn requests(texts: &[&str]) -> Vec<Request> {
@@ -1315,7 +1325,7 @@ mod tests {
             &OperatorLive {
                 deployments: &deployments,
                 hpas: &[],
-                pods: &[],
+                pods: &LivePods::default(),
                 dependencies: &[],
             },
             "2026-01-11T13:00:00Z".parse().expect("time"),
@@ -1461,7 +1471,7 @@ mod tests {
             &OperatorLive {
                 deployments: &[dn],
                 hpas: &[hpa],
-                pods: &[],
+                pods: &LivePods::default(),
                 dependencies: &[],
             },
             "2026-01-11T13:00:00Z".parse().expect("time"),

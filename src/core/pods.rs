@@ -1,13 +1,17 @@
 //! One `kubectl get pods` row per pod.
 //!
-//! A line-by-line port of `printPod` in kubernetes/kubernetes
-//! `pkg/printers/internalversion/printers.go` (v1.32). Note that `kubectl get`
-//! asks the API server for a Table, so what users see is computed by the
-//! *server's* copy of this function; the port keeps its quirks on purpose.
+//! `kubectl get` asks the API server for a Table, so what users see is
+//! computed by the *server's* `printPod`, by its own version's rules.
+//! `status` reads that Table ([`LivePods::Printed`], [`printed_row`]); for
+//! pods read whole (plan, scale) or predicted, [`pod_row`] is a line-by-line
+//! port of `printPod` in kubernetes/kubernetes
+//! `pkg/printers/internalversion/printers.go` (v1.32), quirks kept on purpose.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::duration::{age_since, human_duration};
 
@@ -27,6 +31,109 @@ pub struct PodRow {
 }
 
 const NONE: &str = "<none>";
+
+/// A namespace's pods as read: whole objects (plan and scale rank them for
+/// scale-in), or as the API server prints them for `kubectl get pods`
+/// (status shows exactly kubectl's rows, whatever the server's version).
+#[derive(Debug, Clone)]
+pub enum LivePods {
+    Objects(Vec<Pod>),
+    Printed(Vec<PrintedPod>),
+}
+
+impl Default for LivePods {
+    fn default() -> Self {
+        LivePods::Objects(Vec::new())
+    }
+}
+
+impl LivePods {
+    /// The whole objects; none when the pods were read as printed rows.
+    pub fn objects(&self) -> &[Pod] {
+        match self {
+            LivePods::Objects(pods) => pods,
+            LivePods::Printed(_) => &[],
+        }
+    }
+
+    /// Each pod's metadata, in either form.
+    pub fn metadata(&self) -> Vec<&ObjectMeta> {
+        match self {
+            LivePods::Objects(pods) => pods.iter().map(|p| &p.metadata).collect(),
+            LivePods::Printed(pods) => pods.iter().map(|p| &p.metadata).collect(),
+        }
+    }
+
+    /// Each pod's metadata with its row: the server's where it printed
+    /// one, else [`pod_row`]'s. `keep` picks the pods whose row is wanted.
+    pub fn rows<'a, T>(
+        &'a self,
+        now: Timestamp,
+        mut keep: impl FnMut(&'a ObjectMeta) -> Option<T>,
+    ) -> Vec<(T, &'a ObjectMeta, PodRow)> {
+        match self {
+            LivePods::Objects(pods) => pods
+                .iter()
+                .filter_map(|p| Some((keep(&p.metadata)?, &p.metadata, pod_row(p, now))))
+                .collect(),
+            LivePods::Printed(pods) => pods
+                .iter()
+                .filter_map(|p| Some((keep(&p.metadata)?, &p.metadata, p.row.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// One row of the server's Table view of pods (what `kubectl get pods`
+/// asks for and prints), with the pod's metadata beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrintedPod {
+    pub metadata: ObjectMeta,
+    pub row: PodRow,
+}
+
+/// The row from a Table row's `cells`, found by the Table's column names
+/// (`Name`, `Ready`, …, `Readiness Gates`, as every server since v1.20
+/// names them); a column the server does not send is left empty.
+pub fn printed_row(columns: &[String], cells: &[Value]) -> PodRow {
+    let cell = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| cells.get(i))
+            .map(table_cell)
+            .unwrap_or_default()
+    };
+    PodRow {
+        name: cell("Name"),
+        ready: cell("Ready"),
+        status: cell("Status"),
+        restarts: cell("Restarts"),
+        age: cell("Age"),
+        ip: cell("IP"),
+        node: cell("Node"),
+        nominated_node: cell("Nominated Node"),
+        readiness_gates: cell("Readiness Gates"),
+    }
+}
+
+/// One Table cell as kubectl prints it (`printTable` and `WriteEscaped` in
+/// k8s.io/cli-runtime/pkg/printers): a string up to its first line break,
+/// then `...`, with ESC shown as `^[`; a number or a bool as Go's
+/// `fmt.Sprint` prints it (a v1.20 server sends RESTARTS as an integer,
+/// newer ones as a string); null as nothing.
+pub fn table_cell(cell: &Value) -> String {
+    match cell {
+        Value::Null => String::new(),
+        Value::String(s) => match s.find(['\n', '\r', '\x0c']) {
+            Some(end) => format!("{}...", s[..end].replace('\x1b', "^[")),
+            None => s.replace('\x1b', "^["),
+        },
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
 
 /// Builds the row kubectl would print for `pod` at time `now`.
 pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
@@ -594,6 +701,86 @@ mod tests {
             (r.readiness_gates.as_str(), r.nominated_node.as_str()),
             ("1/2", "node-2")
         );
+    }
+
+    #[test]
+    fn table_cells_print_like_kubectl() {
+        assert_eq!(table_cell(&json!("Running")), "Running");
+        // v1.20 sends RESTARTS as an integer, newer servers as a string.
+        assert_eq!(table_cell(&json!(4)), "4");
+        assert_eq!(table_cell(&json!("4 (2m30s ago)")), "4 (2m30s ago)");
+        assert_eq!(table_cell(&Value::Null), "");
+        assert_eq!(table_cell(&json!(true)), "true");
+        assert_eq!(table_cell(&json!("two\nlines")), "two...");
+        assert_eq!(table_cell(&json!("a\rb")), "a...");
+        assert_eq!(table_cell(&json!("\x1b[31mred")), "^[[31mred");
+    }
+
+    #[test]
+    fn printed_rows_follow_the_column_names() {
+        let columns: Vec<String> = [
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates",
+        ]
+        .map(String::from)
+        .to_vec();
+        let values = [
+            json!("p"),
+            json!("1/1"),
+            json!("Running"),
+            json!(0),
+            json!("5m"),
+            json!("10.0.0.7"),
+            json!("node-1"),
+            json!("<none>"),
+            json!("<none>"),
+        ];
+        let r = printed_row(&columns, &values);
+        assert_eq!(cells(&r), ["p", "1/1", "Running", "0", "5m"]);
+        assert_eq!(
+            [&r.ip, &r.node, &r.nominated_node, &r.readiness_gates],
+            ["10.0.0.7", "node-1", "<none>", "<none>"]
+        );
+        // Found by name, not by position; a column not sent is empty.
+        let mut reordered = columns[..5].to_vec();
+        reordered.swap(1, 2);
+        let r = printed_row(&reordered, &[json!("p"), json!("Pending"), json!("0/1")]);
+        assert_eq!(
+            (r.ready.as_str(), r.status.as_str(), r.age.as_str()),
+            ("0/1", "Pending", "")
+        );
+    }
+
+    #[test]
+    fn live_pods_give_the_servers_row_or_the_ported_one() {
+        let pod: Pod = serde_json::from_value(pod(
+            "p",
+            json!({}),
+            json!({"phase": "Running", "conditions": [cond("Ready", "True")], "containerStatuses": [running(true)]}),
+        ))
+        .unwrap();
+        let objects = LivePods::Objects(vec![pod.clone()]);
+        let rows = objects.rows(now(), |m| m.name.clone());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].2, pod_row(&pod, now()));
+        assert_eq!(objects.objects().len(), 1);
+
+        let mut printed_row = pod_row(&pod, now());
+        printed_row.restarts = "4".to_string();
+        let printed = LivePods::Printed(vec![PrintedPod {
+            metadata: pod.metadata.clone(),
+            row: printed_row.clone(),
+        }]);
+        assert_eq!(printed.rows(now(), |_| Some(())).remove(0).2, printed_row);
+        assert!(printed.rows(now(), |_| None::<()>).is_empty());
+        assert!(printed.objects().is_empty());
     }
 
     #[test]

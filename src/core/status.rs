@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::core::chart::Chart;
 use crate::core::components::{self, Role};
 use crate::core::manifest::ManifestObject;
-use crate::core::pods::{PodRow, pod_row};
+use crate::core::pods::{LivePods, PodRow};
 use crate::core::release::Release;
 use crate::core::values::{self, Replicas};
 
@@ -162,7 +163,7 @@ pub struct ReleaseStatus {
 pub struct LiveState<'a> {
     pub workloads: &'a [LiveWorkload],
     pub hpas: &'a [HorizontalPodAutoscaler],
-    pub pods: &'a [Pod],
+    pub pods: &'a LivePods,
 }
 
 /// Description prefix of revisions the plugin writes, so it can recognise
@@ -394,21 +395,19 @@ fn component_notes(
 /// The pods a release owns, through ownerReferences of the workloads in its
 /// manifest (label selectors alone also match other releases' pods, e.g.
 /// Pulsar's `component=proxy`).
-pub fn release_pods(objects: &[ManifestObject], pods: &[Pod], now: jiff::Timestamp) -> Vec<ReleasePod> {
+pub fn release_pods(objects: &[ManifestObject], pods: &LivePods, now: jiff::Timestamp) -> Vec<ReleasePod> {
     let mut out: Vec<ReleasePod> = pods
-        .iter()
-        .filter_map(|pod| {
-            let workload = owner_workload(objects, pod)?;
-            Some(ReleasePod {
-                row: pod_row(pod, now),
-                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-                workload: format!("{}/{}", workload.kind, workload.name),
-                component: workload
-                    .labels
-                    .get("component")
-                    .filter(|_| workload.labels.contains_key("helm.sh/chart"))
-                    .cloned(),
-            })
+        .rows(now, |meta| owner_of(objects, meta))
+        .into_iter()
+        .map(|(workload, meta, row)| ReleasePod {
+            row,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            workload: format!("{}/{}", workload.kind, workload.name),
+            component: workload
+                .labels
+                .get("component")
+                .filter(|_| workload.labels.contains_key("helm.sh/chart"))
+                .cloned(),
         })
         .collect();
     out.sort_by(|a, b| (&a.namespace, &a.row.name).cmp(&(&b.namespace, &b.row.name)));
@@ -417,8 +416,19 @@ pub fn release_pods(objects: &[ManifestObject], pods: &[Pod], now: jiff::Timesta
 
 /// The manifest workload that owns a pod, if any.
 pub fn owner_workload<'a>(objects: &'a [ManifestObject], pod: &Pod) -> Option<&'a ManifestObject> {
+    owner_of(objects, &pod.metadata)
+}
+
+/// The manifest workload that owns the pod of this metadata, if any.
+pub fn owner_of<'a>(objects: &'a [ManifestObject], pod: &ObjectMeta) -> Option<&'a ManifestObject> {
+    let (kind, name) = workload_of(pod)?;
+    objects.iter().find(|o| o.kind == kind && o.name == name)
+}
+
+/// The kind and name of the workload whose controller made the pod of this
+/// metadata: a Deployment (through its ReplicaSet), a StatefulSet or a Job.
+pub fn workload_of(pod: &ObjectMeta) -> Option<(&'static str, &str)> {
     let owner = pod
-        .metadata
         .owner_references
         .as_ref()?
         .iter()
@@ -426,13 +436,12 @@ pub fn owner_workload<'a>(objects: &'a [ManifestObject], pod: &Pod) -> Option<&'
     match owner.kind.as_str() {
         // A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.
         "ReplicaSet" => {
-            let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+            let hash = pod.labels.as_ref()?.get("pod-template-hash")?;
             let deployment = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
-            objects
-                .iter()
-                .find(|o| o.kind == "Deployment" && o.name == deployment)
+            Some(("Deployment", deployment))
         }
-        kind @ ("StatefulSet" | "Job") => objects.iter().find(|o| o.kind == kind && o.name == owner.name),
+        "StatefulSet" => Some(("StatefulSet", &owner.name)),
+        "Job" => Some(("Job", &owner.name)),
         _ => None,
     }
 }
@@ -481,6 +490,7 @@ fn is_ready(ready: &str) -> bool {
 mod tests {
     use super::*;
     use crate::core::manifest;
+    use crate::core::pods::PrintedPod;
     use crate::core::test_support::{fixture_release as release, ready_deployment as deployment};
     use serde_json::json;
 
@@ -520,7 +530,7 @@ mod tests {
             &LiveState {
                 workloads,
                 hpas,
-                pods,
+                pods: &LivePods::Objects(pods.to_vec()),
             },
             now,
         )
@@ -599,7 +609,7 @@ mod tests {
         let live = LiveState {
             workloads: &workloads,
             hpas: &hpas,
-            pods: &[],
+            pods: &LivePods::default(),
         };
         let s = build(
             &r,
@@ -617,9 +627,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn pods_are_attributed_by_owner_not_by_label() {
-        let pods = [
+    /// Ours (a Deployment's, a StatefulSet's, a Job's pod) and others'.
+    fn mixed_pods() -> [Pod; 6] {
+        [
             pod(
                 "my-release-milvus-querynode-abc12-x1",
                 "ReplicaSet",
@@ -658,7 +668,12 @@ mod tests {
                 "my-release-milvus-querynode-x-abc",
                 Some("abc"),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn pods_are_attributed_by_owner_not_by_label() {
+        let pods = mixed_pods();
         let s = status(&all_in_step(), &[], &pods);
         let names: Vec<(&str, &str)> = s
             .pods
@@ -698,5 +713,49 @@ mod tests {
             false,
             None
         ));
+    }
+
+    #[test]
+    fn printed_pods_are_attributed_alike_and_keep_the_servers_row() {
+        let objects = mixed_pods();
+        let now = "2026-01-11T12:05:00Z".parse().expect("time");
+        // What a v1.20 server prints: RESTARTS without "(… ago)".
+        let printed: Vec<PrintedPod> = objects
+            .iter()
+            .map(|p| {
+                let mut row = crate::core::pods::pod_row(p, now);
+                row.restarts = "3".to_string();
+                PrintedPod {
+                    metadata: p.metadata.clone(),
+                    row,
+                }
+            })
+            .collect();
+        let from_objects = status(&all_in_step(), &[], &objects);
+        let r = release();
+        let from_printed = build(
+            &r,
+            "milvus",
+            "Secret",
+            None,
+            &manifest::parse(r.manifest()).expect("manifest"),
+            &LiveState {
+                workloads: &all_in_step(),
+                hpas: &[],
+                pods: &LivePods::Printed(printed),
+            },
+            now,
+        );
+        let owners = |s: &ReleaseStatus| {
+            s.pods
+                .iter()
+                .map(|p| (p.row.name.clone(), p.workload.clone(), p.component.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(owners(&from_printed), owners(&from_objects));
+        assert_eq!(from_printed.pods.len(), 3);
+        assert!(from_printed.pods.iter().all(|p| p.row.restarts == "3"));
+        assert!(from_objects.pods.iter().all(|p| p.row.restarts == "0"));
+        assert_eq!(from_printed.dependencies, from_objects.dependencies);
     }
 }

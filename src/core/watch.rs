@@ -34,7 +34,7 @@ mod tests {
         let live = LiveState {
             workloads: &[],
             hpas: &[],
-            pods: &[],
+            pods: &crate::core::pods::LivePods::default(),
         };
         let now = "2026-01-11T13:00:00Z".parse().expect("time");
         let mut r = build(&fixture_release(), "ns", "Secret", None, &[], &live, now);

@@ -156,7 +156,7 @@ pub async fn plan(
     .await?;
     plan.warnings.extend(warnings);
     let rules = cluster.controller_rules().await?;
-    crate::engine::plan::add_drain(cluster, &mut plan, &live.pods, rules, &args.scale_in).await;
+    crate::engine::plan::add_drain(cluster, &mut plan, live.pods.objects(), rules, &args.scale_in).await;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     Ok((plan, owned))
 }
@@ -199,7 +199,7 @@ pub fn make(
             cr,
             deployments: &live.operator,
             hpas: &live.hpas,
-            pods: &live.pods,
+            pods: live.pods.objects(),
             grace: &live.grace,
             force,
             accept_short_grace,

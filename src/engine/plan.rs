@@ -44,7 +44,14 @@ pub async fn helm(cluster: &Cluster, args: &PlanArgs, requests: &[Request]) -> R
         drain: !args.scale_in.no_drain,
     };
     let mut plan = make(stored, &live, requests, args.force, &scale_in)?;
-    add_drain(cluster, &mut plan, &live.pods, scale_in.rules, &args.scale_in).await;
+    add_drain(
+        cluster,
+        &mut plan,
+        live.pods.objects(),
+        scale_in.rules,
+        &args.scale_in,
+    )
+    .await;
     let owner = owner::owner_of(cluster, stored, &live).await;
     let owned = owner.map(|o| owner::plan_warning(&o, &plan));
     if let Some(p) = &current.pending {
@@ -174,7 +181,7 @@ pub fn make(
         objects: &objects,
         workloads: &live.workloads,
         hpas: &live.hpas,
-        pods: &live.pods,
+        pods: live.pods.objects(),
         force,
         now: jiff::Timestamp::now(),
         scale_in,

@@ -10,7 +10,7 @@ use crate::cli::PlanArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::live_statefulset;
 use crate::cluster::gitops::{application_resource, statefulset_object};
-use crate::cluster::live::{self, Live, fetch_live};
+use crate::cluster::live::{self, Live, PodRead, fetch_live_as};
 use crate::core::gitops::{self, LiveObject, Rendered};
 use crate::core::manifest;
 use crate::core::plan::{self, ChartShape, Common, Plan, Request};
@@ -44,7 +44,7 @@ pub async fn rendered_statuses(
         let fetched;
         let live = match scope {
             Some((_, live)) => live,
-            None => match fetch_live(cluster, &ns).await {
+            None => match fetch_live_as(cluster, &ns, PodRead::Printed).await {
                 Ok(l) => {
                     fetched = l;
                     &fetched
@@ -203,7 +203,7 @@ pub async fn plan(
     };
     let common = Common {
         hpas: &live.hpas,
-        pods: &live.pods,
+        pods: live.pods.objects(),
         force: args.force,
         now: jiff::Timestamp::now(),
         scale_in: &scale_in,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::collections::BTreeSet;
 
 use futures::future::{join_all, try_join_all};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::Cluster;
 use crate::cluster::lease;
@@ -14,7 +14,8 @@ use crate::cluster::milvus::instance_view;
 use crate::core::chart::Chart;
 use crate::core::lock::PendingWork;
 use crate::core::manifest;
-use crate::core::milvus::drain::marked_pods;
+use crate::core::milvus::drain::marked;
+use crate::core::milvus::nodes::live_milvus_pods;
 use crate::core::milvus::view::Budget;
 use crate::core::operator::Instance;
 use crate::core::status::{self, LiveState, ReleaseStatus, component_workloads};
@@ -91,14 +92,12 @@ pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &
         let budget = &budget;
         async move {
             let live = reads.get(&namespace).await.ok()?;
-            let pods: Vec<&Pod> = live
-                .pods
-                .iter()
-                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| ours.contains(n)))
-                .collect();
+            let is_ours = |m: &ObjectMeta| m.name.as_ref().is_some_and(|n| ours.contains(n));
+            let pods = live_milvus_pods(&live.pods, is_ours, &live.metrics_ports);
+            let marked = marked(live.pods.metadata().into_iter().filter(|m| is_ours(m)));
             // Which run is draining right now, only worth a read when a
             // pod carries a drain mark.
-            let live_run = if marked_pods(&pods).is_empty() {
+            let live_run = if marked.is_empty() {
                 None
             } else {
                 lease::seen(cluster, &namespace, &name)
@@ -110,7 +109,7 @@ pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &
                     // counts as a run at work.
                     .map(|s| s.holder)
             };
-            Some(instance_view(cluster, &namespace, &pods, live_run, budget).await)
+            Some(instance_view(cluster, &namespace, pods, marked, live_run, budget).await)
         }
     }))
     .await;

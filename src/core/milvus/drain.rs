@@ -25,6 +25,7 @@ use std::fmt;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -79,7 +80,12 @@ pub fn unmark_patch() -> Value {
 
 /// The mark on `pod`, if it carries a readable one.
 pub fn read_mark(pod: &Pod) -> Option<DrainMark> {
-    let text = pod.metadata.annotations.as_ref()?.get(DRAIN_MARK)?;
+    mark_of(&pod.metadata)
+}
+
+/// The mark in a pod's metadata, if it carries a readable one.
+pub fn mark_of(pod: &ObjectMeta) -> Option<DrainMark> {
+    let text = pod.annotations.as_ref()?.get(DRAIN_MARK)?;
     serde_json::from_str(text).ok()
 }
 
@@ -713,11 +719,16 @@ pub struct MarkedPod {
 }
 
 pub fn marked_pods(pods: &[&Pod]) -> Vec<MarkedPod> {
-    pods.iter()
+    marked(pods.iter().map(|p| &p.metadata))
+}
+
+/// [`marked_pods`] from the pods' metadata.
+pub fn marked<'a>(pods: impl IntoIterator<Item = &'a ObjectMeta>) -> Vec<MarkedPod> {
+    pods.into_iter()
         .filter_map(|p| {
             Some(MarkedPod {
-                pod: p.metadata.name.clone()?,
-                mark: read_mark(p)?,
+                pod: p.name.clone()?,
+                mark: mark_of(p)?,
             })
         })
         .collect()

@@ -4,13 +4,17 @@
 //! listed too, and a node whose pod is gone stays listed until its session
 //! expires.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::api::{DEFAULT_METRICS_PORT, METRICS_PORT_NAME, NodeInfo, NodeState};
 use crate::core::components;
+use crate::core::pods::{LivePods, PrintedPod};
+use crate::core::status::workload_of;
 
 /// A Milvus pod of the instance that can be asked and matched: the fields
 /// the Milvus view needs, taken from the live pod.
@@ -62,29 +66,89 @@ impl MilvusPod {
 /// Milvus). Pods of unknown components are left out.
 pub fn milvus_pods(pods: &[&Pod]) -> Vec<MilvusPod> {
     pods.iter()
+        .filter_map(|p| Some(MilvusPod::from_pod(p, milvus_component(&p.metadata)?)))
+        .collect()
+}
+
+/// [`milvus_pods`] of pods read as the server prints them: the IP is the
+/// row's, the metrics port is `port`'s for the pod (its workload's
+/// template), else Milvus's default.
+pub fn printed_milvus_pods(
+    pods: &[&PrintedPod],
+    port: impl Fn(&ObjectMeta) -> Option<u16>,
+) -> Vec<MilvusPod> {
+    pods.iter()
         .filter_map(|p| {
-            let labels = p.metadata.labels.as_ref()?;
-            if labels.get("app.kubernetes.io/name").map(String::as_str) != Some("milvus") {
-                return None;
-            }
-            let label = labels
-                .get("component")
-                .or_else(|| labels.get("app.kubernetes.io/component"))?;
-            let component = components::by_label(label)?;
-            Some(MilvusPod::from_pod(p, component.key))
+            let component = milvus_component(&p.metadata)?;
+            let row = &p.row;
+            let (ready, total) = row.ready.split_once('/').unwrap_or_default();
+            Some(MilvusPod {
+                name: p.metadata.name.clone().unwrap_or_default(),
+                component: component.to_string(),
+                ip: Some(row.ip.as_str())
+                    .filter(|ip| *ip != "<none>")
+                    .unwrap_or_default()
+                    .to_string(),
+                metrics_port: port(&p.metadata).unwrap_or(DEFAULT_METRICS_PORT),
+                // Printed "Running": phase Running and no container waiting
+                // or terminated (a crash-looping one could not answer).
+                running: p.metadata.deletion_timestamp.is_none() && row.status == "Running",
+                ready: ready == total && !matches!(total, "" | "0"),
+            })
         })
         .collect()
+}
+
+/// The Milvus pods among a namespace's pods (either form read) that `keep`
+/// keeps; a printed pod's metrics port is its Deployment's template's
+/// (`ports`, by Deployment name).
+pub fn live_milvus_pods(
+    pods: &LivePods,
+    keep: impl Fn(&ObjectMeta) -> bool,
+    ports: &BTreeMap<String, u16>,
+) -> Vec<MilvusPod> {
+    match pods {
+        LivePods::Objects(pods) => {
+            milvus_pods(&pods.iter().filter(|p| keep(&p.metadata)).collect::<Vec<_>>())
+        }
+        LivePods::Printed(pods) => printed_milvus_pods(
+            &pods.iter().filter(|p| keep(&p.metadata)).collect::<Vec<_>>(),
+            |meta| match workload_of(meta)? {
+                ("Deployment", name) => ports.get(name).copied(),
+                _ => None,
+            },
+        ),
+    }
+}
+
+/// The catalogue key of a Milvus pod's component (see [`milvus_pods`]).
+fn milvus_component(meta: &ObjectMeta) -> Option<&'static str> {
+    let labels = meta.labels.as_ref()?;
+    if labels.get("app.kubernetes.io/name").map(String::as_str) != Some("milvus") {
+        return None;
+    }
+    let label = labels
+        .get("component")
+        .or_else(|| labels.get("app.kubernetes.io/component"))?;
+    Some(components::by_label(label)?.key)
 }
 
 /// The pod's container port named `metrics`, else Milvus's default 9091.
 pub fn metrics_port(pod: &Pod) -> u16 {
     pod.spec
+        .as_ref()
+        .and_then(named_metrics_port)
+        .unwrap_or(DEFAULT_METRICS_PORT)
+}
+
+/// The container port named `metrics` of a pod spec (a pod's, or a
+/// workload's template), if one is.
+pub fn named_metrics_port(spec: &PodSpec) -> Option<u16> {
+    spec.containers
         .iter()
-        .flat_map(|s| s.containers.iter())
         .flat_map(|c| c.ports.iter().flatten())
         .find(|p| p.name.as_deref() == Some(METRICS_PORT_NAME))
         .and_then(|p| u16::try_from(p.container_port).ok())
-        .unwrap_or(DEFAULT_METRICS_PORT)
 }
 
 /// The IP of a session address: `10.1.2.3:21123`, `[fd00::7]:21123`, or a bare IP.
@@ -117,16 +181,21 @@ pub struct MappedNode {
 /// the IP, a running one wins; when several run with it (host network), the
 /// node stays unmatched rather than guessed.
 pub fn map_nodes(nodes: &[NodeInfo], pods: &[MilvusPod]) -> Vec<MappedNode> {
+    // Each pod's IP parsed once: hundreds of nodes meet hundreds of pods.
+    let mut by_ip: HashMap<IpAddr, Vec<&MilvusPod>> = HashMap::new();
+    for p in pods {
+        if let Ok(ip) = p.ip.parse::<IpAddr>() {
+            by_ip.entry(ip).or_default().push(p);
+        }
+    }
     nodes
         .iter()
         .map(|n| {
-            let ip = address_ip(&n.address);
-            let same: Vec<&MilvusPod> = pods
-                .iter()
-                .filter(|p| ip.is_some() && p.ip.parse::<IpAddr>().ok() == ip)
-                .collect();
+            let same: &[&MilvusPod] = address_ip(&n.address)
+                .and_then(|ip| by_ip.get(&ip))
+                .map_or(&[], Vec::as_slice);
             let running: Vec<&&MilvusPod> = same.iter().filter(|p| p.running).collect();
-            let pod = match (same.as_slice(), running.as_slice()) {
+            let pod = match (same, running.as_slice()) {
                 ([only], _) => Some(*only),
                 (_, [one]) => Some(**one),
                 _ => None,
@@ -240,5 +309,65 @@ mod tests {
         let bare: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "q"}})).expect("pod");
         assert_eq!(metrics_port(&bare), 9091);
         assert!(!MilvusPod::from_pod(&bare, "proxy").askable());
+    }
+
+    #[test]
+    fn a_printed_pod_is_the_same_milvus_pod_as_the_whole_one() {
+        let whole = |status: serde_json::Value, deleting: bool| -> Pod {
+            let mut metadata = serde_json::json!({
+                "name": "r-milvus-proxy-744679bd55-r5khm",
+                "labels": {"app.kubernetes.io/name": "milvus", "component": "proxy", "pod-template-hash": "744679bd55"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r-milvus-proxy-744679bd55",
+                    "uid": "u", "controller": true}],
+                "creationTimestamp": "2026-01-11T12:00:00Z"
+            });
+            if deleting {
+                metadata["deletionTimestamp"] = serde_json::json!("2026-01-11T12:04:00Z");
+            }
+            serde_json::from_value(serde_json::json!({
+                "metadata": metadata,
+                "spec": {"containers": [{"name": "proxy", "ports": [{"name": "metrics", "containerPort": 9191}]}]},
+                "status": status
+            }))
+            .expect("pod")
+        };
+        let running = serde_json::json!({"phase": "Running", "podIP": "10.0.0.3", "podIPs": [{"ip": "10.0.0.3"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "proxy", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                "state": {"running": {}}}]});
+        let crashing = serde_json::json!({"phase": "Running", "podIP": "10.0.0.4", "podIPs": [{"ip": "10.0.0.4"}],
+            "containerStatuses": [{"name": "proxy", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]});
+        let pending = serde_json::json!({"phase": "Pending"});
+        let now = "2026-01-11T12:05:00Z".parse().expect("time");
+        let ports: BTreeMap<String, u16> = [("r-milvus-proxy".to_string(), 9191)].into();
+        // The one difference: a crash-looping pod is phase Running, but
+        // printed as CrashLoopBackOff it is not asked (it could not answer).
+        for (pod, askable, whole_askable) in [
+            (whole(running.clone(), false), true, true),
+            (whole(running, true), false, false),
+            (whole(crashing, false), false, true),
+            (whole(pending, false), false, false),
+        ] {
+            let printed = LivePods::Printed(vec![PrintedPod {
+                metadata: pod.metadata.clone(),
+                row: crate::core::pods::pod_row(&pod, now),
+            }]);
+            let from_row = live_milvus_pods(&printed, |_| true, &ports);
+            let mut from_pod = live_milvus_pods(&LivePods::Objects(vec![pod.clone()]), |_| true, &ports);
+            assert_eq!(from_pod[0].askable(), whole_askable);
+            from_pod[0].running = from_row[0].running;
+            assert_eq!(from_row, from_pod, "{:?}", pod.status);
+            assert_eq!(from_row[0].askable(), askable);
+            assert_eq!(from_row[0].metrics_port, 9191);
+        }
+        // A Deployment without a port named `metrics`: Milvus's default.
+        let printed = LivePods::Printed(vec![PrintedPod {
+            metadata: whole(serde_json::json!({}), false).metadata,
+            row: crate::core::pods::pod_row(&whole(serde_json::json!({}), false), now),
+        }]);
+        let found = live_milvus_pods(&printed, |_| true, &BTreeMap::new());
+        assert_eq!((found[0].metrics_port, found[0].ip.as_str()), (9091, ""));
+        assert!(live_milvus_pods(&printed, |_| false, &ports).is_empty());
     }
 }

@@ -68,6 +68,9 @@ pub struct Seen {
     /// The HTTP status answered (forwarded or injected); `None` while the
     /// request is in flight, or if it was refused.
     pub status: Option<u16>,
+    /// When the request reached the proxy (benchmarks line requests up
+    /// against other events).
+    pub at: std::time::Instant,
 }
 
 struct Inner {
@@ -301,6 +304,7 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Pr
             method: method.clone(),
             path: path.clone(),
             status: None,
+            at: std::time::Instant::now(),
         });
         seen.len() - 1
     };
