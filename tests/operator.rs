@@ -887,7 +887,7 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         assert!(last.starts_with(&why), "{stop}: {stderr}");
         assert!(
             last.ends_with(&format!(
-                "stopped with Milvus my-release at queryNode=2 (the resource records it, nothing else to repair); continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
+                "stopped at queryNode=2 and recorded it in Milvus my-release; continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
             )),
             "{stop}: {stderr}"
         );
