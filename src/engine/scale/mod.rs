@@ -24,7 +24,7 @@ use crate::cluster::lease::HeldLease;
 use crate::cluster::rollout::unmark_pods;
 use crate::core::plan::Request;
 use crate::engine::resolve::Instance;
-use crate::engine::signals::interrupted;
+use crate::engine::signals::{self, interrupted};
 use crate::engine::{owner, plan, rendered};
 use crate::render;
 use crate::render::progress::Progress;
@@ -68,10 +68,17 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
         Instance::Helm(_) if args.dry_run => return helm::dry_run(cluster, args, &requests).await,
         other => other,
     };
+    // From here a signal ends the run with its one line, however early:
+    // while the Lease is waited for, nothing has been changed yet.
+    signals::install();
     // One run at a time per name (the same Lease name for both shapes: a
     // Helm release and a resource of one name would share Deployments).
     let progress = Progress::new();
-    let lease = match acquire(cluster, args, &progress).await {
+    let lease = tokio::select! {
+        lease = acquire(cluster, args, &progress) => lease,
+        () = interrupted() => Err(not_started(&args.release, "while waiting for its lock")),
+    };
+    let lease = match lease {
         Ok(lease) => lease,
         Err(e) => {
             progress.finish();
@@ -155,6 +162,10 @@ async fn holding(
         return Ok(Ended::Said(said));
     }
     record.tell(progress);
+    // A signal that came while the run was being read: nothing opened yet.
+    if signals::seen() {
+        return Err(not_started(&name, "before its first step"));
+    }
     record.open(cluster, lease.identity(), progress).await?;
 
     let outcome = tokio::select! {
@@ -242,4 +253,9 @@ async fn holding(
             record.unfinished()
         )),
     }
+}
+
+/// A run ended by a signal before it changed anything.
+fn not_started(name: &str, when: &str) -> anyhow::Error {
+    anyhow::anyhow!("{} {when}; nothing was changed for {name}", Stop::Signal)
 }
