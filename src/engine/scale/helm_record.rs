@@ -196,18 +196,14 @@ pub(super) async fn fail(
 }
 
 /// Refuses to finish when a revision newer than ours exists: writing ours
-/// `deployed` would leave two deployed revisions, or undo theirs.
+/// `deployed` would leave two deployed revisions, or undo theirs. (Read
+/// from the records' labels: nothing is decoded.)
 async fn no_newer_revision(cluster: &Cluster, ours: &StoredRelease) -> Result<()> {
-    let history = helm::history(cluster, &ours.namespace, ours.release.name()).await?;
-    if let Some(newer) = history
-        .iter()
-        .find(|r| r.release.version() > ours.release.version())
-    {
+    let history = helm::history_meta(cluster, ours.driver, &ours.namespace, ours.release.name()).await?;
+    if let Some(newer) = history.iter().find(|r| r.version > ours.release.version()) {
         return Err(OtherWriter(format!(
-            "revision {} ({}: {:?}) was written by another Helm operation while scaling",
-            newer.release.version(),
-            newer.release.status(),
-            newer.release.description()
+            "revision {} ({}) was written by another Helm operation while scaling",
+            newer.version, newer.status
         ))
         .into());
     }
@@ -287,19 +283,17 @@ pub(super) async fn supersede(cluster: &Cluster, revisions: &[StoredRelease]) ->
 }
 
 /// Keeps at most `max` revisions (0 = all), never a deployed one; each
-/// deleted only as it was read.
+/// deleted only as it was read (from the records' labels: nothing is
+/// decoded).
 async fn prune(cluster: &Cluster, newest: &StoredRelease, max: usize) -> Result<()> {
     if max == 0 {
         return Ok(());
     }
-    let history = helm::history(cluster, &newest.namespace, newest.release.name()).await?;
+    let history =
+        helm::history_meta(cluster, newest.driver, &newest.namespace, newest.release.name()).await?;
     let excess = history.len().saturating_sub(max);
-    for old in history
-        .iter()
-        .filter(|r| r.release.status() != DEPLOYED)
-        .take(excess)
-    {
-        match helm::delete(cluster, old).await {
+    for old in history.iter().filter(|r| r.status != DEPLOYED).take(excess) {
+        match helm::delete_record(cluster, old).await {
             Ok(()) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }

@@ -31,7 +31,7 @@ use crate::render::progress::Progress;
 
 use drain::Drainer;
 use lock::acquire;
-use outcome::{Done, Finished, Table};
+use outcome::{Done, Finished};
 use record::Record;
 use stop::Stop;
 
@@ -85,32 +85,12 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
             return Err(e);
         }
     };
-    let ended = holding(cluster, args, &instance, &requests, &lease, &progress).await;
+    let result = holding(cluster, args, &instance, &requests, &lease, &progress).await;
     progress.finish();
-    // The Lease goes whatever happened (a failure to delete it only makes
-    // the next run wait out its duration), while the closing pod table is
-    // read: the run's record is finished by then.
-    match ended {
-        Ok(Ended::Said(out)) => {
-            let _ = lease.release(cluster).await;
-            Ok(out)
-        }
-        Ok(Ended::Scaled { head, table }) => {
-            let (_, rows) = tokio::join!(lease.release(cluster), table.rows(cluster));
-            Ok(head + &render::table::pod_table(&rows?, false, None))
-        }
-        Err(e) => {
-            let _ = lease.release(cluster).await;
-            Err(e)
-        }
-    }
-}
-
-/// How a run that did not fail ends: a message, or the line of what was
-/// scaled and the pods to show under it.
-enum Ended {
-    Said(String),
-    Scaled { head: String, table: Table },
+    // The Lease goes whatever happened; a failure to delete it only makes
+    // the next run wait out its duration.
+    let _ = lease.release(cluster).await;
+    result
 }
 
 /// The run, holding the Lease: read under the lease → ownership guard →
@@ -123,7 +103,7 @@ async fn holding(
     requests: &[Request],
     lease: &HeldLease,
     progress: &Progress,
-) -> Result<Ended> {
+) -> Result<String> {
     let mut record = Record::read(cluster, args, instance, requests, progress).await?;
     let name = record.plan().release.clone();
     let namespace = record.plan().namespace.clone();
@@ -159,7 +139,7 @@ async fn holding(
             .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
     }
     if let Some(said) = record.nothing_to_do(cluster).await? {
-        return Ok(Ended::Said(said));
+        return Ok(said);
     }
     record.tell(progress);
     // A signal that came while the run was being read: nothing opened yet.
@@ -179,12 +159,22 @@ async fn holding(
     // is repeated by the next run's start); meanwhile read what was reached
     // and hand the fields the run wrote back to their owner (other objects:
     // no ordering needed), and resume a node a stopped drain left.
-    let (unmarked, reached, ()) = tokio::join!(
+    // The pods are where the steps left them: the closing table is read
+    // now, beside the rest (the marks and the hand-back change no column
+    // of it).
+    let table = matches!(outcome, Ok(Done::Scaled)).then(|| record.table());
+    let (unmarked, reached, (), rows) = tokio::join!(
         unmark_pods(cluster, &namespace, &name),
         record.settle(cluster),
         async {
             if let Some(d) = &drainer {
                 let _ = d.repair().await;
+            }
+        },
+        async {
+            match table {
+                Some(table) => Some(table.rows(cluster).await),
+                None => None,
             }
         }
     );
@@ -211,12 +201,12 @@ async fn holding(
             ours.map(|o| format!(", and {o}")).unwrap_or_default(),
             record.who_else()
         )),
-        (Ok(Done::Nothing(said)), Finished::Recorded) => Ok(Ended::Said(said)),
+        (Ok(Done::Nothing(said)), Finished::Recorded) => Ok(said),
         (Ok(Done::Scaled), Finished::Recorded) => match unmarked {
-            Ok(_) => Ok(Ended::Scaled {
-                head: record.scaled(),
-                table: record.table(),
-            }),
+            Ok(_) => {
+                let rows = rows.unwrap_or_else(|| Ok(Vec::new()))?;
+                Ok(record.scaled() + &render::table::pod_table(&rows, false, None))
+            }
             Err(e) => Err(anyhow::anyhow!(
                 "{name} scaled and recorded {recorded}, but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off"
             )),
