@@ -23,6 +23,7 @@ use crate::cluster::Cluster;
 use crate::cluster::lease::HeldLease;
 use crate::cluster::rollout::unmark_pods;
 use crate::core::plan::Request;
+use crate::core::pods::PodRow;
 use crate::engine::resolve::Instance;
 use crate::engine::signals::{self, interrupted};
 use crate::engine::{owner, plan, rendered};
@@ -157,11 +158,10 @@ async fn holding(
 
     // No survivor keeps a mark, whatever stopped the run (a failure here
     // is repeated by the next run's start); meanwhile read what was reached
-    // and hand the fields the run wrote back to their owner (other objects:
-    // no ordering needed), and resume a node a stopped drain left.
-    // The pods are where the steps left them: the closing table is read
-    // now, beside the rest (the marks and the hand-back change no column
-    // of it).
+    // and hand the fields the run wrote back to their owner, resume a node
+    // a stopped drain left, and read the closing pod table: the pods are
+    // where the steps left them, and neither the marks nor the hand-back
+    // change a column of it (other objects: no ordering needed).
     let table = matches!(outcome, Ok(Done::Scaled)).then(|| record.table());
     let (unmarked, reached, (), rows) = tokio::join!(
         unmark_pods(cluster, &namespace, &name),
@@ -193,9 +193,24 @@ async fn holding(
         }
     };
     let finished = record.finish(cluster, lease.identity(), &outcome, args).await;
+    let rows = rows.unwrap_or_else(|| Ok(Vec::new()));
+    ending(&record, args, (outcome, finished), &reached, unmarked, rows)
+}
+
+/// The one outcome of a run: how its steps and its record ended, as the
+/// success report or one line.
+fn ending(
+    record: &Record,
+    args: &ScaleArgs,
+    ended: (Result<Done, Stop>, Finished),
+    reached: &str,
+    unmarked: Result<usize, String>,
+    rows: Result<Vec<PodRow>>,
+) -> Result<String> {
+    let name = &record.plan().release;
     let continue_cmd = record.continue_command(args);
     let recorded = record.recorded_where();
-    match (outcome, finished) {
+    match ended {
         (_, Finished::Theirs { what, ours }) => Err(anyhow::anyhow!(
             "{what}; stopped at {reached}; their change stands, nothing of it was written over{}; {}",
             ours.map(|o| format!(", and {o}")).unwrap_or_default(),
@@ -203,10 +218,7 @@ async fn holding(
         )),
         (Ok(Done::Nothing(said)), Finished::Recorded) => Ok(said),
         (Ok(Done::Scaled), Finished::Recorded) => match unmarked {
-            Ok(_) => {
-                let rows = rows.unwrap_or_else(|| Ok(Vec::new()))?;
-                Ok(record.scaled() + &render::table::pod_table(&rows, false, None))
-            }
+            Ok(_) => Ok(record.scaled() + &render::table::pod_table(&rows?, false, None)),
             Err(e) => Err(anyhow::anyhow!(
                 "{name} scaled and recorded {recorded}, but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off"
             )),
