@@ -373,7 +373,7 @@ fn another_writer_of_the_hpa_mid_bounds_run_stops_it_at_once() {
     // what runs, so the next `helm upgrade --reuse-values` keeps it too.
     assert!(!stderr.contains("continue with"), "{stderr}");
     assert!(
-        stderr.contains("recorded what runs (queryNode HPA 1-5) as revision 2"),
+        stderr.contains("stopped at queryNode HPA 1-5 and recorded it as revision 2"),
         "{stderr}"
     );
     let values: Value =

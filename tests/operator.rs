@@ -563,14 +563,7 @@ fn a_run_that_waited_for_the_lock_starts_from_what_the_holder_left() {
         &["scale", "my-release", "queryNode=3", "-n", ns],
         bed().admin_kubeconfig(),
     );
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut seen = String::new();
-    while !seen.contains("waiting up to") {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
-        assert!(n > 0, "the run ended without waiting for the lock: {seen}");
-        seen.push_str(&line);
-    }
+    let (mut stderr, mut seen) = stderr_until(&mut child, "waiting up to");
     // The holder's last step lands and it lets go of the lock.
     patch_query_nodes(ns, 2);
     kubectl(&["delete", "lease", "kubectl-milvus.scale.my-release", "-n", ns]);
@@ -887,7 +880,7 @@ fn scale_stopped_by_ctrl_c_or_timeout() {
         assert!(last.starts_with(&why), "{stop}: {stderr}");
         assert!(
             last.ends_with(&format!(
-                "stopped with Milvus my-release at queryNode=2 (the resource records it, nothing else to repair); continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
+                "stopped at queryNode=2 and recorded it in Milvus my-release; continue with: kubectl milvus scale my-release queryNode=1 -n {ns}"
             )),
             "{stop}: {stderr}"
         );

@@ -621,3 +621,66 @@ fn an_unreadable_lock_is_unknown_not_interrupted() {
     assert!(!plan.contains("repair"), "{plan}");
     assert!(!plan.contains("interrupted"), "{plan}");
 }
+
+/// A signal while the run waits out a silent holder's Lease ends it at
+/// once: one line, exit 1 (as every interrupted run), and nothing changed —
+/// the Lease still the holder's, the Helm records and the Deployment as
+/// they were.
+#[test]
+fn a_signal_while_waiting_for_the_lock_ends_the_run_and_changes_nothing() {
+    let ns = namespace("wr-sigwait");
+    let ns = ns.name();
+    pending_scale_held_by(ns, "silent/3/feed", &micro(jiff::Timestamp::now()));
+    let lease = || {
+        kubectl(&[
+            "get",
+            "lease",
+            "kubectl-milvus.scale.my-release",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.holderIdentity} {.metadata.resourceVersion}",
+        ])
+    };
+    let records = || {
+        kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            ns,
+            "-l",
+            "owner=helm,name=my-release",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
+        ])
+    };
+    let (lease_before, records_before) = (lease(), records());
+    assert!(lease_before.starts_with("silent/3/feed "), "{lease_before}");
+    let mut child = spawn_plugin(
+        &["scale", "my-release", "queryNode=1", "-n", ns],
+        bed().admin_kubeconfig(),
+    );
+    let (mut stderr, mut seen) = stderr_until(&mut child, "waiting up to");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    let since = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    std::io::Read::read_to_string(&mut stderr, &mut seen).expect("rest of stderr");
+    assert!(
+        since.elapsed() < Duration::from_secs(5),
+        "ended at once, not after the lock wait: {:?}",
+        since.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{seen}");
+    assert_eq!(
+        seen.lines().last(),
+        Some("error: interrupted by a signal while waiting for its lock; nothing was changed for my-release"),
+        "{seen}"
+    );
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lease(), lease_before, "the holder's Lease untouched");
+    assert_eq!(records(), records_before, "the Helm records untouched");
+    assert_eq!(replicas(ns), "3", "the Deployment untouched");
+}

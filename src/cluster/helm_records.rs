@@ -423,20 +423,77 @@ async fn write(cluster: &Cluster, stored: &StoredRelease, how: Write) -> Result<
     Ok(written.metadata.resource_version)
 }
 
+/// One revision's record as its labels say, without its payload: what
+/// "is there a newer revision?" and history pruning need.
+#[derive(Debug, Clone)]
+pub struct RecordMeta {
+    pub driver: Driver,
+    pub namespace: String,
+    pub object_name: String,
+    pub version: u64,
+    /// Helm's `status` label (`deployed`, `superseded`, …).
+    pub status: String,
+    pub resource_version: Option<String>,
+}
+
+/// Every revision of one release through `driver`, oldest first, from a
+/// metadata-only list: no record is sent whole or decoded. A consistent
+/// read, as [`history`].
+pub async fn history_meta(
+    cluster: &Cluster,
+    driver: Driver,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<RecordMeta>, ApiError> {
+    let params = driver.narrow(ListParams::default().labels(&selector(Some(name), Revisions::All)));
+    let op = Op {
+        verb: "list",
+        resource: driver.resource(),
+        namespace: Some(namespace),
+        name: None,
+    };
+    let items = cluster
+        .call(op, api(cluster, driver, Some(namespace)).list_metadata(&params))
+        .await?
+        .items;
+    let mut out: Vec<RecordMeta> = items
+        .into_iter()
+        .filter_map(|o| {
+            let labels = o.metadata.labels.unwrap_or_default();
+            Some(RecordMeta {
+                driver,
+                namespace: namespace.to_string(),
+                object_name: o.metadata.name?,
+                version: labels.get("version")?.parse().ok()?,
+                status: labels.get("status").cloned().unwrap_or_default(),
+                resource_version: o.metadata.resource_version,
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| r.version);
+    Ok(out)
+}
+
 /// Deletes one revision's record (history pruning), only as it was read:
 /// a record someone rewrote since is left alone (a conflict).
-pub async fn delete(cluster: &Cluster, stored: &StoredRelease) -> Result<(), ApiError> {
+pub async fn delete_record(cluster: &Cluster, record: &RecordMeta) -> Result<(), ApiError> {
     let params = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
-            resource_version: stored.resource_version.clone(),
+            resource_version: record.resource_version.clone(),
             uid: None,
         }),
         ..Default::default()
     };
+    let op = Op {
+        verb: "delete",
+        resource: record.driver.resource(),
+        namespace: Some(&record.namespace),
+        name: Some(&record.object_name),
+    };
     cluster
         .call(
-            stored.op("delete"),
-            api(cluster, stored.driver, Some(&stored.namespace)).delete(&stored.object_name, &params),
+            op,
+            api(cluster, record.driver, Some(&record.namespace)).delete(&record.object_name, &params),
         )
         .await
         .map(|_| ())

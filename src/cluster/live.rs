@@ -224,3 +224,13 @@ impl<'a, K: std::hash::Hash + Eq, T: Send + Sync + 'a> ReadOnce<'a, K, T> {
             .map_err(|e| anyhow::anyhow!("{}", crate::error::one_line(&e)))
     }
 }
+
+/// Every pod of a namespace as the server prints them for `kubectl get
+/// pods` (its Table view, with each pod's metadata), one consistent list:
+/// the closing table of a scale run.
+pub async fn printed_pods(cluster: &Cluster, namespace: &str) -> Result<LivePods> {
+    let pods = cluster
+        .list_printed_pods(namespace, &ListParams::default())
+        .await?;
+    Ok(LivePods::Printed(pods))
+}

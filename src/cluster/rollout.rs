@@ -138,13 +138,18 @@ pub async fn unmark_pods(cluster: &Cluster, namespace: &str, release: &str) -> R
     let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
     let op = pod_op("list", namespace, None);
     let selector = format!("app.kubernetes.io/instance={release}");
+    // The marks are annotations: the pods' metadata is all it needs.
     let list = cluster
-        .call(op, api.list(&ListParams::default().labels(&selector)))
+        .call(op, api.list_metadata(&ListParams::default().labels(&selector)))
         .await
         .map_err(|e| e.to_string())?;
     let mut n = 0;
-    for pod in &list.items {
-        let (Some(patch), Some(name)) = (scale_in::unmark_patch(pod), pod.metadata.name.as_deref()) else {
+    for meta in list.items {
+        let pod = Pod {
+            metadata: meta.metadata,
+            ..Pod::default()
+        };
+        let (Some(patch), Some(name)) = (scale_in::unmark_patch(&pod), pod.metadata.name.as_deref()) else {
             continue;
         };
         let op = pod_op("patch", namespace, Some(name));

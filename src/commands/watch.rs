@@ -16,7 +16,7 @@ use crate::cluster::changes::changes;
 use crate::cluster::operator::{self as operator_api, Found};
 use crate::core::operator::Instance;
 use crate::core::watch::ageless;
-use crate::engine::signals::interrupted;
+use crate::engine::signals::{self, interrupted};
 use crate::engine::status::instances_with_milvus as instances;
 use crate::error::{InvalidInput, one_line};
 use crate::render;
@@ -33,12 +33,22 @@ pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<String> {
     }
     let namespace = cluster.namespace().to_string();
     let name = args.release.as_deref();
-    let first = instances(cluster, name, false).await?;
-    // `Milvus` resources are watched only where they can be listed at all.
-    let milvuses = matches!(
-        operator_api::list(cluster, Some(&namespace)).await,
-        Ok(Found::Resources(_))
-    );
+    // Ctrl-C ends the watch the same way from its very start, the first
+    // read included.
+    signals::install();
+    let start = async {
+        let first = instances(cluster, name, false).await?;
+        // `Milvus` resources are watched only where they can be listed at all.
+        let milvuses = matches!(
+            operator_api::list(cluster, Some(&namespace)).await,
+            Ok(Found::Resources(_))
+        );
+        Ok::<_, anyhow::Error>((first, milvuses))
+    };
+    let (first, milvuses) = tokio::select! {
+        started = start => started?,
+        () = interrupted() => return Ok(String::new()),
+    };
     let mut screen = Screen::new(args.output);
     if screen.show(&first).is_err() {
         return Ok(String::new());

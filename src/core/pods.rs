@@ -355,6 +355,27 @@ fn readiness_gates(pod: &Pod, conditions: &[PodCondition]) -> String {
     format!("{true_count}/{}", gates.len())
 }
 
+/// The kind and name of the workload whose controller made the pod of this
+/// metadata: a Deployment (through its ReplicaSet), a StatefulSet or a Job.
+pub fn workload_of(pod: &ObjectMeta) -> Option<(&'static str, &str)> {
+    let owner = pod
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))?;
+    match owner.kind.as_str() {
+        // A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.
+        "ReplicaSet" => {
+            let hash = pod.labels.as_ref()?.get("pod-template-hash")?;
+            let deployment = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+            Some(("Deployment", deployment))
+        }
+        "StatefulSet" => Some(("StatefulSet", &owner.name)),
+        "Job" => Some(("Job", &owner.name)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

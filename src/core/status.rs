@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::core::chart::Chart;
 use crate::core::components::{self, Role};
 use crate::core::manifest::ManifestObject;
-use crate::core::pods::{LivePods, PodRow};
+use crate::core::pods::{LivePods, PodRow, workload_of};
 use crate::core::release::Release;
 use crate::core::values::{self, Replicas};
 
@@ -423,27 +423,6 @@ pub fn owner_workload<'a>(objects: &'a [ManifestObject], pod: &Pod) -> Option<&'
 pub fn owner_of<'a>(objects: &'a [ManifestObject], pod: &ObjectMeta) -> Option<&'a ManifestObject> {
     let (kind, name) = workload_of(pod)?;
     objects.iter().find(|o| o.kind == kind && o.name == name)
-}
-
-/// The kind and name of the workload whose controller made the pod of this
-/// metadata: a Deployment (through its ReplicaSet), a StatefulSet or a Job.
-pub fn workload_of(pod: &ObjectMeta) -> Option<(&'static str, &str)> {
-    let owner = pod
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))?;
-    match owner.kind.as_str() {
-        // A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.
-        "ReplicaSet" => {
-            let hash = pod.labels.as_ref()?.get("pod-template-hash")?;
-            let deployment = owner.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
-            Some(("Deployment", deployment))
-        }
-        "StatefulSet" => Some(("StatefulSet", &owner.name)),
-        "Job" => Some(("Job", &owner.name)),
-        _ => None,
-    }
 }
 
 fn dependency_status(

@@ -121,19 +121,6 @@ pub async fn add_milvus_views(cluster: &Cluster, reads: &LiveReads<'_>, items: &
     }
 }
 
-/// Gathers the status of the selected Helm releases; fails when there is none.
-pub async fn collect(
-    cluster: &Cluster,
-    release: Option<&str>,
-    all_namespaces: bool,
-) -> Result<Vec<ReleaseStatus>> {
-    let found = helm_statuses(cluster, &LiveReads::new(cluster), release, all_namespaces).await?;
-    if found.is_empty() {
-        return Err(nothing_found(cluster, release, all_namespaces).await);
-    }
-    Ok(found)
-}
-
 /// Why `status` has nothing to show, naming what is there instead.
 async fn nothing_found(cluster: &Cluster, name: Option<&str>, all_namespaces: bool) -> anyhow::Error {
     let namespace = cluster.namespace();

@@ -535,6 +535,23 @@ pub fn spawn_plugin(args: &[&str], kubeconfig: &Path) -> std::process::Child {
         .expect("spawn the plugin")
 }
 
+/// Reads a spawned plugin's stderr until a line holds `needle`; returns
+/// the reader (for the rest) and what was read. Fails if the run ends first.
+pub fn stderr_until(
+    child: &mut std::process::Child,
+    needle: &str,
+) -> (std::io::BufReader<std::process::ChildStderr>, String) {
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
+        assert!(n > 0, "the run ended before saying {needle:?}: {seen}");
+        seen.push_str(&line);
+    }
+    (stderr, seen)
+}
+
 /// Pods matching `selector` take `grace_ms` to go once deleted (a graceful
 /// stop), so a run can be caught mid-step.
 pub fn slow_terminations(ns: &str, selector: &str, grace_ms: u64) {

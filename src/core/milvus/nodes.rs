@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::api::{DEFAULT_METRICS_PORT, METRICS_PORT_NAME, NodeInfo, NodeState};
 use crate::core::components;
+use crate::core::pods::workload_of;
 use crate::core::pods::{LivePods, PrintedPod};
-use crate::core::status::workload_of;
 
 /// A Milvus pod of the instance that can be asked and matched: the fields
 /// the Milvus view needs, taken from the live pod.

@@ -1,11 +1,12 @@
-//! `scale` of a Helm release: the Helm record is the run's record.
+//! `scale` of a Helm release: the Helm record is the run's record
+//! ([`HelmRun`], asked by the one run in `super::holding`).
 //!
-//! A run reads top to bottom: (the Lease is held) **load** the history and
-//! live state and make the plan → **open** revision N+1 `pending-upgrade`
-//! (as `helm upgrade` does; it keeps Helm out) → **step** the Deployments
-//! (out at once, in one replica at a time, each step watched until ready)
-//! while renewing the Lease and watching for other writers → **record**
-//! N+1 `deployed` at what was reached and N `superseded` → **report**.
+//! Under the Lease it **reads** the history and live state and makes the
+//! plan → **opens** revision N+1 `pending-upgrade` (as `helm upgrade` does;
+//! it keeps Helm out) → **steps** the Deployments (out at once, in one
+//! replica at a time, each step watched until ready) while the run watches
+//! for other writers of the release → **finishes** N+1 `deployed` at what
+//! was reached, N `superseded` ([`super::helm_record`]).
 //!
 //! Whatever stops the run, N+1 ends up recording the replicas reached; if
 //! even that is impossible (killed, API server gone), the next run finds
@@ -22,43 +23,45 @@ use crate::cluster::Cluster;
 use crate::cluster::helm_records::other_writer;
 use crate::cluster::helm_records::{self as helm, StoredRelease};
 use crate::cluster::hpa;
-use crate::cluster::lease::{self, HeldLease};
+use crate::cluster::lease;
 use crate::cluster::live::fetch_live;
-use crate::cluster::rollout::{replicas_handed_back, unmark_pods};
+use crate::cluster::rollout::replicas_handed_back;
 use crate::core::bounds::Setting;
 use crate::core::gitops::Owner;
 use crate::core::lock::{self, PendingWork};
+use crate::core::manifest;
 use crate::core::plan::{ComponentChange, Plan, Request, ScaleInInput, carry_on};
 use crate::core::release::{DEPLOYED, is_pending};
 use crate::core::scale_in::{self, ControllerRules};
 use crate::core::status::PLUGIN_DESCRIPTION_PREFIX;
 use crate::engine::owner as gitops;
 use crate::engine::plan as plan_cmd;
-use crate::engine::signals::interrupted;
-use crate::engine::{releases, status};
+use crate::engine::releases;
 use crate::error::Refused;
 use crate::render;
 use crate::render::progress::Progress;
 
+use super::bounds;
 use super::drain::Drainer;
-use super::record::{self, Finish, OtherWriter, Unfinished};
+use super::helm_record::{self, Finish, OtherWriter, Unfinished};
+use super::lock::{busy, waiting_line};
+use super::outcome::{Done, Finished, Table, tell_grace};
 use super::steps::{self, StepOptions};
 use super::stop::Stop;
-use super::{bounds, busy, continue_command, tell_grace, waiting_line};
 
 /// What a run starts from, read under the Lease.
-struct Loaded {
+pub(super) struct Loaded {
     /// Every revision `deployed` now; the newest is the base.
     deployed_before: Vec<StoredRelease>,
     base: StoredRelease,
     last: StoredRelease,
     /// The pending revision a killed run left, to repair.
     abandoned: Option<StoredRelease>,
-    plan: Plan,
+    pub(super) plan: Plan,
     /// A GitOps tool that owns the release, if any.
-    owner: Option<Owner>,
+    pub(super) owner: Option<Owner>,
     /// The server's ReplicaSet scale-down rules.
-    rules: ControllerRules,
+    pub(super) rules: ControllerRules,
 }
 
 impl Loaded {
@@ -174,279 +177,244 @@ pub(super) async fn dry_run(cluster: &Cluster, args: &ScaleArgs, requests: &[Req
     render::plan::output(PlanOutput::Table, loaded.plan, owned)
 }
 
-/// The run of a Helm release, holding its Lease: read → ownership guard →
-/// open revision N+1 → steps → finish the record → outcome.
-pub(super) async fn holding(
-    cluster: &Cluster,
-    args: &ScaleArgs,
-    requests: &[Request],
-    lease: &HeldLease,
-    progress: &Progress,
-) -> Result<String> {
-    let namespace = cluster.namespace().to_string();
-    let loaded = Loaded::read(cluster, args, requests).await?;
-    let plan = &loaded.plan;
-    // GitOps reverts what it did not write: refused unless forced.
-    if let Some(warning) = gitops::guard(
-        loaded.owner.as_ref(),
-        &args.release,
-        &gitops::changed(plan),
-        args.force_gitops,
-    )? {
-        progress.line(&format!("Warning: {warning}"));
+/// The run of a Helm release: what it read, and the revision it writes.
+pub(super) struct HelmRun {
+    pub namespace: String,
+    pub loaded: Loaded,
+    /// Revision N+1 (or the killed run's), once opened.
+    pending: Option<StoredRelease>,
+    /// Where each changed component stands, once settled.
+    reached: BTreeMap<String, Setting>,
+}
+
+impl HelmRun {
+    pub async fn read(cluster: &Cluster, args: &ScaleArgs, requests: &[Request]) -> Result<HelmRun> {
+        Ok(HelmRun {
+            namespace: cluster.namespace().to_string(),
+            loaded: Loaded::read(cluster, args, requests).await?,
+            pending: None,
+            reached: BTreeMap::new(),
+        })
     }
-    // A killed run (or a clean-up that failed) may have left a pod marked:
-    // take that mark off first, even when there is nothing else to do.
-    unmark_pods(cluster, &namespace, &args.release)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
-    let drainer = (!args.scale_in.no_drain).then(|| {
-        Drainer::new(
+
+    /// Nothing to change, and no killed run to carry on: older revisions
+    /// an earlier failure left `deployed` are tidied even so.
+    pub async fn nothing_to_do(&self, cluster: &Cluster) -> Result<Option<String>> {
+        let loaded = &self.loaded;
+        if !loaded.plan.nothing_to_do() || loaded.abandoned.is_some() {
+            return Ok(None);
+        }
+        let now: Vec<String> = loaded
+            .plan
+            .changes
+            .iter()
+            .map(|c| setting(&c.component, c.target_setting()))
+            .collect();
+        let stale = &loaded.deployed_before[..loaded.deployed_before.len() - 1];
+        helm_record::supersede(cluster, stale).await?;
+        let tidied = match stale {
+            [] => String::new(),
+            revisions => format!(
+                " (older revisions left deployed, now superseded: {})",
+                revisions
+                    .iter()
+                    .map(|r| r.release.version().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Ok(Some(format!(
+            "nothing to do: {} already at {}{tidied}\n",
+            loaded.plan.release,
+            now.join(", ")
+        )))
+    }
+
+    pub fn tell(&self, progress: &Progress) {
+        let release = &self.loaded.plan.release;
+        tell_grace(progress, &self.loaded.plan, |g| {
+            scale_in::grace_warning(g, release)
+        });
+    }
+
+    /// Opens N+1 `pending-upgrade` at the target (as `helm upgrade` does;
+    /// it keeps Helm out), or takes the killed run's revision over.
+    pub async fn open(&mut self, cluster: &Cluster, me: &str, progress: &Progress) -> Result<()> {
+        let loaded = &self.loaded;
+        let plan = &loaded.plan;
+        if let Some(p) = &loaded.abandoned {
+            progress.line(&format!(
+                "repairing revision {} left {} by an interrupted kubectl milvus scale; continuing from what runs",
+                p.release.version(),
+                p.release.status()
+            ));
+        }
+        let targets: Vec<(&ComponentChange, Setting)> =
+            plan.changes.iter().map(|c| (c, c.target_setting())).collect();
+        let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(plan, None));
+        let pending = helm_record::open(
             cluster,
-            &namespace,
-            &args.release,
-            lease.identity(),
-            loaded.rules,
-            args.scale_in.drain_timeout,
-            progress,
+            me,
+            &loaded.base,
+            &loaded.last,
+            loaded.abandoned.clone(),
+            &targets,
+            &description,
         )
-    });
-    // Likewise a query node a killed run left suspended in Milvus.
-    if let Some(d) = &drainer {
-        d.repair()
+        .await?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    /// The replica changes stepped first, then each HPA's bounds.
+    pub async fn execute(
+        &self,
+        cluster: &Cluster,
+        args: &ScaleArgs,
+        drainer: Option<&Drainer<'_>>,
+        progress: &Progress,
+    ) -> Result<Done, Stop> {
+        let plan = &self.loaded.plan;
+        let options = StepOptions {
+            release: &args.release,
+            timeout: args.timeout,
+            pause: args.pause,
+            check: args.check.as_deref(),
+            rules: self.loaded.rules,
+            remove: &args.scale_in.remove,
+            drainer,
+        };
+        let repairing = self.loaded.abandoned.is_some();
+        let (bounds, replicas): (Vec<ComponentChange>, Vec<ComponentChange>) =
+            plan.changes.iter().cloned().partition(|c| c.hpa.is_some());
+        let replicas = Plan {
+            changes: replicas,
+            ..plan.clone()
+        };
+        steps::execute(cluster, &self.namespace, &replicas, &options, progress, repairing)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
-    }
-    if plan.nothing_to_do() && loaded.abandoned.is_none() {
-        return nothing_to_do(cluster, args, &loaded).await;
-    }
-    tell_grace(progress, plan, |g| scale_in::grace_warning(g, &args.release));
-
-    // Open N+1 (or take the killed run's revision over) at the target.
-    let repairing = loaded.abandoned.is_some();
-    if let Some(p) = &loaded.abandoned {
-        progress.line(&format!(
-            "repairing revision {} left {} by an interrupted kubectl milvus scale; continuing from what runs",
-            p.release.version(),
-            p.release.status()
-        ));
-    }
-    let targets: Vec<(&ComponentChange, Setting)> =
-        plan.changes.iter().map(|c| (c, c.target_setting())).collect();
-    let description = format!("{PLUGIN_DESCRIPTION_PREFIX} scaling {}", describe(plan, None));
-    let mut pending = record::open(
-        cluster,
-        lease.identity(),
-        &loaded.base,
-        &loaded.last,
-        loaded.abandoned.clone(),
-        &targets,
-        &description,
-    )
-    .await?;
-
-    // Step, renewing the Lease and watching for other writers.
-    let step_options = StepOptions {
-        release: &args.release,
-        timeout: args.timeout,
-        pause: args.pause,
-        check: args.check.as_deref(),
-        rules: loaded.rules,
-        remove: &args.scale_in.remove,
-        drainer: drainer.as_ref(),
-    };
-    let outcome = tokio::select! {
-        r = execute(cluster, &namespace, plan, &step_options, progress, repairing) => r,
-        () = interrupted() => Err(Stop::Signal),
-        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
-        what = other_writer(cluster, &pending) => Err(Stop::OtherWriter(what)),
-    };
-
-    // No survivor keeps a mark, whatever stopped the run (a failure here
-    // is repeated by the next run's start); meanwhile read what was reached
-    // and hand spec.replicas back to Helm (other objects: no ordering needed).
-    let (unmarked, reached, _) = tokio::join!(
-        unmark_pods(cluster, &namespace, &args.release),
-        reached(cluster, &namespace, plan),
-        // A drain cut short by the stop: its node resumed, its mark off.
-        async {
-            if let Some(d) = &drainer {
-                let _ = d.repair().await;
-            }
+            .map_err(Stop::Step)?;
+        for c in &bounds {
+            bounds::execute(cluster, &self.namespace, c, options.timeout, progress)
+                .await
+                .map_err(Stop::from)?;
         }
-    );
-    let continue_cmd = continue_command(&args.release, &namespace, plan);
-    let at = |reached: &Result<BTreeMap<String, Setting>>| {
-        reached
-            .as_ref()
-            .map(|r| describe(plan, Some(r)))
-            .unwrap_or_else(|_| describe(plan, None))
-    };
-    let history_hint = format!("check `helm history {} -n {namespace}`", args.release);
-    let (outcome, reached) = match (outcome, reached) {
-        (Err(Stop::OtherWriter(what)), reached) => {
-            let note = format!(
-                "{PLUGIN_DESCRIPTION_PREFIX} stopped scaling {}: {what}",
-                at(&reached)
-            );
-            let ours = match record::fail(cluster, lease.identity(), &mut pending, &note).await {
-                Ok(()) => format!("revision {} is marked failed", pending.release.version()),
-                Err(_) => format!(
-                    "revision {} is theirs now and was left as they wrote it",
-                    pending.release.version()
-                ),
+        Ok(Done::Scaled)
+    }
+
+    /// Resolves when someone else writes the release's records.
+    pub async fn other_writers(&self, cluster: &Cluster) -> Stop {
+        match &self.pending {
+            Some(pending) => Stop::OtherWriter(other_writer(cluster, pending).await),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Where each changed component stands: the live `spec.replicas`
+    /// (largest over its resource-group Deployments), or its HPA's bounds;
+    /// the fields we wrote handed back to Helm's server-side field manager
+    /// on the way. Every run ends here, a repairing re-run included, so no
+    /// claim of ours outlives a run.
+    pub async fn settle(&mut self, cluster: &Cluster) -> Result<String> {
+        let mut out = BTreeMap::new();
+        for c in &self.loaded.plan.changes {
+            let at = match &c.hpa {
+                Some(h) => Setting::Bounds(hpa::settle(cluster, &self.namespace, &h.name).await?),
+                None => {
+                    Setting::Replicas(replicas_handed_back(cluster, &self.namespace, &c.deployments).await?)
+                }
             };
-            return Err(anyhow::anyhow!(
-                "stopped: {what}; scaling stopped at {}; their change stands, nothing of it was written over, and {ours}; {history_hint}",
-                at(&reached)
-            ));
+            out.insert(c.component.clone(), at);
         }
-        (Err(Stop::LockLost(lost)), reached) => {
-            return Err(anyhow::anyhow!(
-                "stopped: {lost}; scaling stopped at {}; revision {} is left pending for the next run to repair: {continue_cmd}",
-                at(&reached),
-                pending.release.version()
-            ));
+        self.reached = out;
+        Ok(describe_reached(&self.reached))
+    }
+
+    /// Finishes N+1 like Helm, at what was reached; marks it `failed` when
+    /// someone else wrote the release meanwhile; writes nothing once the
+    /// lock is lost.
+    pub async fn finish(
+        &mut self,
+        cluster: &Cluster,
+        me: &str,
+        outcome: &Result<Done, Stop>,
+        args: &ScaleArgs,
+    ) -> Finished {
+        let Some(pending) = self.pending.as_mut() else {
+            return Finished::Unrecorded(anyhow::anyhow!("no revision was opened"));
+        };
+        let loaded = &self.loaded;
+        let plan = &loaded.plan;
+        let description = match outcome {
+            Err(Stop::OtherWriter(what)) => {
+                let note = format!(
+                    "{PLUGIN_DESCRIPTION_PREFIX} stopped scaling {}: {what}",
+                    describe(plan, Some(&self.reached))
+                );
+                let ours = match helm_record::fail(cluster, me, pending, &note).await {
+                    Ok(()) => format!("revision {} is marked failed", pending.release.version()),
+                    Err(_) => format!(
+                        "revision {} is theirs now and was left as they wrote it",
+                        pending.release.version()
+                    ),
+                };
+                return Finished::Theirs {
+                    what: what.clone(),
+                    ours: Some(ours),
+                };
+            }
+            Err(Stop::LockLost(_)) => return Finished::LeftPending,
+            Ok(_) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(plan, None)),
+            Err(stop) => format!(
+                "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({stop})",
+                describe(plan, Some(&self.reached)),
+            ),
+        };
+        let finish = Finish {
+            base: &loaded.base,
+            deployed_before: &loaded.deployed_before,
+            changes: &plan.changes,
+            reached: &self.reached,
+            description: &description,
+            history_max: args.history_max,
+        };
+        match helm_record::finish(cluster, me, &finish, pending).await {
+            Ok(()) => Finished::Recorded,
+            Err(Unfinished::Record(e)) if e.downcast_ref::<OtherWriter>().is_some() => Finished::Theirs {
+                what: crate::error::one_line(&e),
+                ours: None,
+            },
+            Err(Unfinished::Record(e)) => Finished::Unrecorded(e),
+            Err(Unfinished::Tidy(e)) => Finished::Untidy(e),
         }
-        (outcome, Err(e)) => {
-            return Err(anyhow::anyhow!(
-                "{}could not read the Deployments back or hand their spec.replicas back to Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
-                outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
-                crate::error::one_line(&e),
-                pending.release.version()
-            ));
+    }
+
+    /// The run's revision (N+1 before it is opened).
+    pub fn version(&self) -> u64 {
+        self.pending
+            .as_ref()
+            .map_or_else(|| self.loaded.last.release.version() + 1, |p| p.release.version())
+    }
+
+    /// The success line.
+    pub fn scaled(&self) -> String {
+        format!(
+            "release {} scaled: {} (revision {})\n\n",
+            self.loaded.plan.release,
+            describe(&self.loaded.plan, None),
+            self.version()
+        )
+    }
+
+    /// The pods the finished revision's workloads own.
+    pub fn table(&self) -> Table {
+        let record = self.pending.as_ref().unwrap_or(&self.loaded.base);
+        Table::Helm {
+            namespace: self.namespace.clone(),
+            // This run wrote the manifest, from a readable one.
+            objects: manifest::parse(record.release.manifest()).unwrap_or_default(),
         }
-        (outcome, Ok(reached)) => (outcome, reached),
-    };
-    let description = match &outcome {
-        Ok(()) => format!("{PLUGIN_DESCRIPTION_PREFIX} scaled {}", describe(plan, None)),
-        Err(stop) => format!(
-            "{PLUGIN_DESCRIPTION_PREFIX} interrupted scaling {} ({stop})",
-            describe(plan, Some(&reached)),
-        ),
-    };
-    let finish = Finish {
-        base: &loaded.base,
-        deployed_before: &loaded.deployed_before,
-        changes: &plan.changes,
-        reached: &reached,
-        description: &description,
-        history_max: args.history_max,
-    };
-    let recorded = record::finish(cluster, lease.identity(), &finish, &mut pending).await;
-
-    match (outcome, recorded) {
-        (_, Err(Unfinished::Record(e))) if e.downcast_ref::<OtherWriter>().is_some() => Err(anyhow::anyhow!(
-            "stopped: {}; scaling stopped at {}; their change stands and nothing of it was written over; {history_hint}",
-            crate::error::one_line(&e),
-            describe_reached(&reached)
-        )),
-        (Ok(()), Ok(())) => match unmarked {
-            Ok(_) => report(cluster, args, plan, &pending).await,
-            Err(e) => Err(anyhow::anyhow!(
-                "release {} scaled (revision {}), but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off",
-                args.release,
-                pending.release.version()
-            )),
-        },
-        // Their bounds stand (and are what N+1 records): no "continue with"
-        // that would write over them.
-        (Err(Stop::OtherHpaWriter(why)), Ok(())) => Err(anyhow::anyhow!(
-            "stopped: {why}; recorded what runs ({}) as revision {}; find out who else changes it before scaling {} again",
-            describe_reached(&reached),
-            pending.release.version(),
-            args.release
-        )),
-        (Err(stop), Ok(())) => Err(anyhow::anyhow!(
-            "{stop}; stopped at {} and recorded it as revision {}; continue with: {continue_cmd}",
-            describe_reached(&reached),
-            pending.release.version()
-        )),
-        (outcome, Err(Unfinished::Tidy(e))) => Err(anyhow::anyhow!(
-            "{}revision {} is deployed and records {}, but Helm's history is not tidy ({}); the next kubectl milvus scale tidies it",
-            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
-            pending.release.version(),
-            describe_reached(&reached),
-            crate::error::one_line(&e),
-        )),
-        (outcome, Err(Unfinished::Record(e))) => Err(anyhow::anyhow!(
-            "{}could not record the result in Helm ({}); revision {} is left unfinished; re-run to repair and finish: {continue_cmd}",
-            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
-            crate::error::one_line(&e),
-            pending.release.version()
-        )),
     }
-}
-
-/// Nothing to change: older revisions an earlier failure left `deployed`
-/// are tidied even so.
-async fn nothing_to_do(cluster: &Cluster, args: &ScaleArgs, loaded: &Loaded) -> Result<String> {
-    let now: Vec<String> = loaded
-        .plan
-        .changes
-        .iter()
-        .map(|c| setting(&c.component, c.target_setting()))
-        .collect();
-    let stale = &loaded.deployed_before[..loaded.deployed_before.len() - 1];
-    record::supersede(cluster, stale).await?;
-    let tidied = match stale {
-        [] => String::new(),
-        revisions => format!(
-            " (older revisions left deployed, now superseded: {})",
-            revisions
-                .iter()
-                .map(|r| r.release.version().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Ok(format!(
-        "nothing to do: {} already at {}{tidied}\n",
-        args.release,
-        now.join(", ")
-    ))
-}
-
-/// The success report: what changed, and the release's pods now.
-async fn report(cluster: &Cluster, args: &ScaleArgs, plan: &Plan, pending: &StoredRelease) -> Result<String> {
-    let mut out = format!(
-        "release {} scaled: {} (revision {})\n\n",
-        args.release,
-        describe(plan, None),
-        pending.release.version()
-    );
-    let statuses = status::collect(cluster, Some(&args.release), false).await?;
-    if let Some(s) = statuses.first() {
-        let rows: Vec<_> = s.pods.iter().map(|p| p.row.clone()).collect();
-        out.push_str(&render::table::pod_table(&rows, false, None));
-    }
-    Ok(out)
-}
-
-/// The replica changes stepped first, then each HPA's bounds.
-async fn execute(
-    cluster: &Cluster,
-    namespace: &str,
-    plan: &Plan,
-    options: &StepOptions<'_>,
-    progress: &Progress,
-    repairing: bool,
-) -> Result<(), Stop> {
-    let (bounds, replicas): (Vec<ComponentChange>, Vec<ComponentChange>) =
-        plan.changes.iter().cloned().partition(|c| c.hpa.is_some());
-    let replicas = Plan {
-        changes: replicas,
-        ..plan.clone()
-    };
-    steps::execute(cluster, namespace, &replicas, options, progress, repairing)
-        .await
-        .map_err(Stop::Step)?;
-    for c in &bounds {
-        bounds::execute(cluster, namespace, c, options.timeout, progress)
-            .await
-            .map_err(Stop::from)?;
-    }
-    Ok(())
 }
 
 /// `queryNode=3`, or `queryNode HPA 2-10`.
@@ -488,21 +456,4 @@ fn describe_reached(reached: &BTreeMap<String, Setting>) -> String {
         .map(|(k, v)| setting(k, *v))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Where each changed component stands: the live `spec.replicas` (largest
-/// over its resource-group Deployments), or its HPA's bounds; the fields we
-/// wrote handed back to Helm's server-side field manager on the way. Every
-/// run ends here, a repairing re-run included, so no claim of ours outlives
-/// a run.
-async fn reached(cluster: &Cluster, namespace: &str, plan: &Plan) -> Result<BTreeMap<String, Setting>> {
-    let mut out = BTreeMap::new();
-    for c in &plan.changes {
-        let at = match &c.hpa {
-            Some(h) => Setting::Bounds(hpa::settle(cluster, namespace, &h.name).await?),
-            None => Setting::Replicas(replicas_handed_back(cluster, namespace, &c.deployments).await?),
-        };
-        out.insert(c.component.clone(), at);
-    }
-    Ok(out)
 }

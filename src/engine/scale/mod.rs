@@ -1,37 +1,49 @@
 //! The scale engine, one for every shape: **lease** (one run at a time per
 //! name) → **read** under the lease and plan → **ownership guard** (GitOps)
-//! → **open** the run's record → **steps** (each watched; Ctrl-C, a lost
+//! → **repair** what a killed run left (drain marks, a suspended node) →
+//! **open** the run's record → **steps** (each watched; Ctrl-C, a lost
 //! lease and other writers stop the run) → **finish** the record → one
-//! outcome, with a typed [`stop::Stop`].
+//! outcome, with a typed [`stop::Stop`]. The run is written once, here
+//! ([`holding`]).
 //!
-//! What differs between shapes is how a run is recorded: a Helm release
-//! opens revision N+1 and finishes it like `helm upgrade` ([`helm`]); a
-//! `Milvus` resource is its own record, patched step by step ([`operator`]).
-//! An Argo CD-rendered instance has no record to keep in step and is
-//! refused. Stepping Deployments ([`steps`]) and HPA bounds ([`bounds`]) is
-//! shared. A per-step hook (e.g. draining a query node before its pod
-//! leaves) belongs in [`steps::execute`], before the replica count of a
-//! scale-in step is lowered; both shapes step through it.
+//! What differs between shapes is how a run is recorded, the few methods of
+//! [`record::Record`]: a Helm release opens revision N+1 and finishes it
+//! like `helm upgrade` ([`helm`], [`helm_record`]); a `Milvus` resource is
+//! its own record, patched step by step ([`operator`]). An Argo
+//! CD-rendered instance has no record to keep in step and is refused.
+//! Stepping Deployments ([`steps`]) and HPA bounds ([`bounds`]) is shared. A
+//! per-step hook (e.g. draining a query node before its pod leaves) belongs
+//! in [`steps::execute`], before the replica count of a scale-in step is
+//! lowered; both shapes step through it.
 
 use anyhow::Result;
 
 use crate::cli::{PlanOutput, ScaleArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lease::{self, HeldLease, NotAcquired};
-use crate::core::lock;
-use crate::core::plan::Plan;
-use crate::core::scale_in::GraceCheck;
+use crate::cluster::lease::HeldLease;
+use crate::cluster::rollout::unmark_pods;
+use crate::core::plan::Request;
+use crate::core::pods::PodRow;
 use crate::engine::resolve::Instance;
+use crate::engine::signals::{self, interrupted};
 use crate::engine::{owner, plan, rendered};
-use crate::error::Refused;
 use crate::render;
 use crate::render::progress::Progress;
+
+use drain::Drainer;
+use lock::acquire;
+use outcome::{Done, Finished};
+use record::Record;
+use stop::Stop;
 
 mod bounds;
 pub mod drain;
 mod helm;
+mod helm_record;
+mod lock;
 mod operator;
 mod operator_waits;
+mod outcome;
 mod record;
 mod steps;
 pub mod stop;
@@ -57,14 +69,24 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
         Instance::Helm(_) if args.dry_run => return helm::dry_run(cluster, args, &requests).await,
         other => other,
     };
+    // From here a signal ends the run with its one line, however early:
+    // while the Lease is waited for, nothing has been changed yet.
+    signals::install();
     // One run at a time per name (the same Lease name for both shapes: a
     // Helm release and a resource of one name would share Deployments).
     let progress = Progress::new();
-    let lease = acquire(cluster, args, &progress).await?;
-    let result = match &instance {
-        Instance::Milvus(cr) => operator::holding(cluster, args, cr, &requests, &lease, &progress).await,
-        _ => helm::holding(cluster, args, &requests, &lease, &progress).await,
+    let lease = tokio::select! {
+        lease = acquire(cluster, args, &progress) => lease,
+        () = interrupted() => Err(not_started(&args.release, "while waiting for its lock")),
     };
+    let lease = match lease {
+        Ok(lease) => lease,
+        Err(e) => {
+            progress.finish();
+            return Err(e);
+        }
+    };
+    let result = holding(cluster, args, &instance, &requests, &lease, &progress).await;
     progress.finish();
     // The Lease goes whatever happened; a failure to delete it only makes
     // the next run wait out its duration.
@@ -72,95 +94,170 @@ pub async fn run(cluster: &Cluster, args: &ScaleArgs, instance: Instance) -> Res
     result
 }
 
-/// Says, before the first step, how long each component scaled in has to
-/// stop against Milvus's graceful stop, with the shape's warning where it
-/// falls short.
-fn tell_grace(progress: &Progress, plan: &Plan, warning: impl Fn(&GraceCheck) -> String) {
-    for g in &plan.grace {
-        progress.line(&format!(
-            "{}: pods get {}s to stop, Milvus's graceful stop may take {}s ({})",
-            g.component, g.pod_grace_seconds, g.milvus_stop_seconds, g.milvus_stop_source
-        ));
-        if g.short() {
-            progress.line(&format!("Warning: {}", warning(g)));
-        }
+/// The run, holding the Lease: read under the lease → ownership guard →
+/// repair leftovers → open the record → steps under the one watch → finish
+/// the record → one outcome.
+async fn holding(
+    cluster: &Cluster,
+    args: &ScaleArgs,
+    instance: &Instance,
+    requests: &[Request],
+    lease: &HeldLease,
+    progress: &Progress,
+) -> Result<String> {
+    let mut record = Record::read(cluster, args, instance, requests, progress).await?;
+    let name = record.plan().release.clone();
+    let namespace = record.plan().namespace.clone();
+    // GitOps reverts what it did not write: refused unless forced. (Bounds
+    // changes of a `Milvus` resource write the user's HPA, not the
+    // resource: no key of the owner's.)
+    let keys = owner::changed(record.plan());
+    if !keys.is_empty()
+        && let Some(warning) = owner::guard(record.owner(), &name, &keys, args.force_gitops)?
+    {
+        progress.line(&format!("Warning: {warning}"));
     }
-}
-
-/// Takes the release's (or Milvus resource's) Lease, or says who holds it.
-async fn acquire(cluster: &Cluster, args: &ScaleArgs, progress: &Progress) -> Result<HeldLease> {
-    let me = this_run();
-    let namespace = cluster.namespace();
-    let waiting =
-        |holder: &str, within: std::time::Duration| waiting_line(progress, &args.release, holder, within);
-    lease::acquire(cluster, namespace, &args.release, &me, waiting)
+    // A killed run (or a clean-up that failed) may have left a pod marked,
+    // or a query node suspended in Milvus: undone first, even when there
+    // is nothing else to do.
+    unmark_pods(cluster, &namespace, &name)
         .await
-        .map_err(|e| match e {
-            NotAcquired::Busy { holder } => busy(&args.release, namespace, lock::readable(&holder)),
-            NotAcquired::Api(e) => anyhow::Error::new(e).context("taking the release's lock (a Lease)"),
-        })
-}
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    let drainer = (!args.scale_in.no_drain).then(|| {
+        Drainer::new(
+            cluster,
+            &namespace,
+            &name,
+            lease.identity(),
+            record.rules(),
+            args.scale_in.drain_timeout,
+            progress,
+        )
+    });
+    if let Some(d) = &drainer {
+        d.repair()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    }
+    if let Some(said) = record.nothing_to_do(cluster).await? {
+        return Ok(said);
+    }
+    record.tell(progress);
+    // A signal that came while the run was being read: nothing opened yet.
+    if signals::seen() {
+        return Err(not_started(&name, "before its first step"));
+    }
+    record.open(cluster, lease.identity(), progress).await?;
 
-/// Said once while a silent holder's Lease is watched out.
-fn waiting_line(progress: &Progress, release: &str, holder: &str, within: std::time::Duration) {
-    progress.line(&format!(
-        "{release} is held by kubectl milvus scale on {holder}, which has not renewed its lock for a few seconds; waiting up to {}s in all to see whether that run is still alive",
-        within.as_secs()
-    ));
-}
+    let outcome = tokio::select! {
+        r = record.execute(cluster, args, drainer.as_ref(), progress) => r,
+        () = interrupted() => Err(Stop::Signal),
+        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
+        stop = record.other_writers(cluster) => Err(stop),
+    };
 
-/// The refusal while another run holds the release's Lease.
-fn busy(release: &str, namespace: &str, holder: &str) -> anyhow::Error {
-    Refused(format!(
-        "{release} is being scaled right now by kubectl milvus scale on {holder}; wait for it to finish (`kubectl milvus status {release} -n {namespace}` shows it)"
-    ))
-    .into()
-}
-
-/// This run's identity on the Lease: `host/pid/random`.
-fn this_run() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let host = hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown-host".to_string());
-    // A per-process random value: std seeds every RandomState randomly.
-    let nonce = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    lock::identity(&host, std::process::id(), nonce)
-}
-
-/// The command that carries a stopped run on: `COMPONENT=N …` for replica
-/// changes, `COMPONENT --min N --max M` for each bounds change.
-fn continue_command(release: &str, namespace: &str, plan: &Plan) -> String {
-    let mut counts: Vec<String> = Vec::new();
-    // Deployment groups of one component share its `COMPONENT=N`.
-    for c in plan.changes.iter().filter(|c| c.hpa.is_none()) {
-        let count = format!("{}={}", c.component, c.target);
-        if !counts.contains(&count) {
-            counts.push(count);
+    // No survivor keeps a mark, whatever stopped the run (a failure here
+    // is repeated by the next run's start); meanwhile read what was reached
+    // and hand the fields the run wrote back to their owner, resume a node
+    // a stopped drain left, and read the closing pod table: the pods are
+    // where the steps left them, and neither the marks nor the hand-back
+    // change a column of it (other objects: no ordering needed).
+    let table = matches!(outcome, Ok(Done::Scaled)).then(|| record.table());
+    let (unmarked, reached, (), rows) = tokio::join!(
+        unmark_pods(cluster, &namespace, &name),
+        record.settle(cluster),
+        async {
+            if let Some(d) = &drainer {
+                let _ = d.repair().await;
+            }
+        },
+        async {
+            match table {
+                Some(table) => Some(table.rows(cluster).await),
+                None => None,
+            }
         }
+    );
+    let reached = match reached {
+        Ok(at) => at,
+        // Their write is recorded as theirs even so (ours marked failed).
+        Err(_) if matches!(outcome, Err(Stop::OtherWriter(_))) => "an unknown point".to_string(),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "{}could not read back where the run stopped ({}); {}; re-run to repair and finish: {}",
+                outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
+                crate::error::one_line(&e),
+                record.unfinished(),
+                record.continue_command(args)
+            ));
+        }
+    };
+    let finished = record.finish(cluster, lease.identity(), &outcome, args).await;
+    let rows = rows.unwrap_or_else(|| Ok(Vec::new()));
+    ending(&record, args, (outcome, finished), &reached, unmarked, rows)
+}
+
+/// The one outcome of a run: how its steps and its record ended, as the
+/// success report or one line.
+fn ending(
+    record: &Record,
+    args: &ScaleArgs,
+    ended: (Result<Done, Stop>, Finished),
+    reached: &str,
+    unmarked: Result<usize, String>,
+    rows: Result<Vec<PodRow>>,
+) -> Result<String> {
+    let name = &record.plan().release;
+    let continue_cmd = record.continue_command(args);
+    let recorded = record.recorded_where();
+    match ended {
+        (_, Finished::Theirs { what, ours }) => Err(anyhow::anyhow!(
+            "{what}; stopped at {reached}; their change stands, nothing of it was written over{}; {}",
+            ours.map(|o| format!(", and {o}")).unwrap_or_default(),
+            record.who_else()
+        )),
+        (Ok(Done::Nothing(said)), Finished::Recorded) => Ok(said),
+        (Ok(Done::Scaled), Finished::Recorded) => match unmarked {
+            Ok(_) => Ok(record.scaled() + &render::table::pod_table(&rows?, false, None)),
+            Err(e) => Err(anyhow::anyhow!(
+                "{name} scaled and recorded {recorded}, but a pod still carries kubectl-milvus's deletion-cost mark ({e}); re-run the same command to take it off"
+            )),
+        },
+        // Someone else's value stands: no "continue with" that would undo it.
+        (Err(Stop::OtherWriter(what)), Finished::Recorded) => Err(anyhow::anyhow!(
+            "{what}; stopped at {reached}; their change stands, nothing of it was written over; {}",
+            record.who_else()
+        )),
+        (Err(Stop::OtherHpaWriter(why)), Finished::Recorded) => Err(anyhow::anyhow!(
+            "{why}; stopped at {reached} and recorded it {recorded}; find out who else changes it before scaling {name} again"
+        )),
+        (Err(stop), Finished::Recorded) => Err(anyhow::anyhow!(
+            "{stop}; stopped at {reached} and recorded it {recorded}; continue with: {continue_cmd}"
+        )),
+        (Err(stop), Finished::LeftPending) => Err(anyhow::anyhow!(
+            "{stop}; stopped at {reached}; {}; continue with: {continue_cmd}",
+            record.unfinished()
+        )),
+        (outcome, Finished::Untidy(e)) => Err(anyhow::anyhow!(
+            "{}the run is recorded {recorded} ({reached}), but Helm's history is not tidy ({}); the next kubectl milvus scale tidies it",
+            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
+            crate::error::one_line(&e),
+        )),
+        (outcome, Finished::Unrecorded(e)) => Err(anyhow::anyhow!(
+            "{}could not record the result ({}); {}; re-run to repair and finish: {continue_cmd}",
+            outcome.err().map(|s| format!("{s}; ")).unwrap_or_default(),
+            crate::error::one_line(&e),
+            record.unfinished()
+        )),
+        // Left pending only when the lock was lost (a stop).
+        (Ok(_), Finished::LeftPending) => Err(anyhow::anyhow!(
+            "the run's lock was lost; {}; re-run to repair and finish: {continue_cmd}",
+            record.unfinished()
+        )),
     }
-    let mut commands: Vec<String> = plan
-        .changes
-        .iter()
-        .filter_map(|c| {
-            let h = c.hpa.as_ref()?;
-            Some(format!(
-                "kubectl milvus scale {release} {} --min {} --max {} -n {namespace}",
-                c.component, h.target.min, h.target.max
-            ))
-        })
-        .collect();
-    if !counts.is_empty() {
-        commands.insert(
-            0,
-            format!(
-                "kubectl milvus scale {release} {} -n {namespace}",
-                counts.join(" ")
-            ),
-        );
-    }
-    commands.join(" && ")
+}
+
+/// A run ended by a signal before it changed anything.
+fn not_started(name: &str, when: &str) -> anyhow::Error {
+    anyhow::anyhow!("{} {when}; nothing was changed for {name}", Stop::Signal)
 }

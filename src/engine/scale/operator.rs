@@ -1,10 +1,11 @@
-//! `scale` for a `Milvus` resource. The resource is the record: each step
-//! is a JSON patch of `spec.components.<c>.replicas` (or a group's), guarded
-//! by `test` operations; the operator does the rest. Each step is waited for
-//! on the resource (`status.observedGeneration` reaches the generation the
-//! patch made) and on the Deployment the operator serves from (ready at
-//! the count, removed pods gone). Nothing else is written, so a re-run
-//! after any interruption reads where the last run stopped and carries on.
+//! `scale` for a `Milvus` resource ([`MilvusRun`], asked by the one run in
+//! `super::holding`). The resource is the record: each step is a JSON patch
+//! of `spec.components.<c>.replicas` (or a group's), guarded by `test`
+//! operations; the operator does the rest. Each step is waited for on the
+//! resource (`status.observedGeneration` reaches the generation the patch
+//! made) and on the Deployment the operator serves from (ready at the
+//! count, removed pods gone). Nothing else is written, so a re-run after
+//! any interruption reads where the last run stopped and carries on.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,24 +17,24 @@ use tokio::sync::watch;
 use crate::cli::ScaleArgs;
 use crate::cluster::Cluster;
 use crate::cluster::api::ApiError;
-use crate::cluster::hpa::{self, BoundsStop};
-use crate::cluster::lease::HeldLease;
-use crate::cluster::live::LiveReads;
+use crate::cluster::hpa;
 use crate::cluster::operator as api;
-use crate::cluster::rollout::{choose_leaving, pick_leaving, unmark_pods, wait_step};
+use crate::cluster::rollout::{choose_leaving, pick_leaving, wait_step};
+use crate::core::bounds::Bounds;
+use crate::core::gitops::Owner;
 use crate::core::milvus::drain::Removal;
 use crate::core::operator::{Expected, MilvusResource, Write, foreign_change, json_patch, unsettled};
 use crate::core::plan::Request;
 use crate::core::plan::{ComponentChange, Plan};
-use crate::engine::operator::{make, read_and_plan, refuse_remove, statuses};
+use crate::core::scale_in::ControllerRules;
+use crate::engine::operator::{make, read_and_plan, refuse_remove};
 use crate::engine::operator_guard::{self, Mode};
 use crate::engine::owner;
 use crate::engine::scale::drain::{Drainer, Pending, QUERY_NODE};
+use crate::engine::scale::outcome::{Done, continue_command, tell_grace};
 use crate::engine::scale::stop::Stop;
 use crate::engine::scale::{bounds, operator_waits};
-use crate::engine::signals::interrupted;
 use crate::error::InvalidInput;
-use crate::render;
 use crate::render::progress::Progress;
 
 /// What the run last knew of the replica fields it scales.
@@ -46,10 +47,18 @@ struct Watched {
     from_generation: i64,
 }
 
+/// The resource as the run watches it, from the moment the record opens.
+struct CrWatch {
+    tx: watch::Sender<MilvusResource>,
+    rx: watch::Receiver<MilvusResource>,
+    watched: Mutex<Watched>,
+}
+
+/// What one execution of the steps works with.
 struct Run<'a> {
     cluster: &'a Cluster,
     cr: watch::Receiver<MilvusResource>,
-    watched: Mutex<Watched>,
+    watched: &'a Mutex<Watched>,
     timeout: Duration,
     progress: &'a Progress,
     /// Milvus's part: drains, the health gate (`None`: `--no-drain`).
@@ -87,302 +96,300 @@ pub(super) async fn owned(cluster: &Cluster, cr: &MilvusResource, plan: &Plan) -
     Some(owner::plan_warning(&owner, plan))
 }
 
-/// Reads the resource and what runs again under the Lease, then runs: a run
-/// that finished (or stopped) while this one waited for the Lease has moved
-/// the resource on, and its values are where this run starts, not "another
-/// writer".
-pub(super) async fn holding(
-    cluster: &Cluster,
-    args: &ScaleArgs,
-    found: &MilvusResource,
-    requests: &[Request],
-    lease: &HeldLease,
-    progress: &Progress,
-) -> Result<String> {
-    let cr = api::get(cluster, found.namespace(), found.name())
-        .await
-        .context("reading the Milvus resource again under the lock")?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "Milvus {} was deleted from namespace {:?} while this run waited for its lock; nothing was changed",
-                found.name(),
-                found.namespace()
-            )
-        })?;
-    let accept = args.scale_in.accept_short_grace;
-    let mut apis = owner::Apis::default();
-    let (planned, owner) = tokio::join!(
-        read_and_plan(cluster, &cr, requests, args.force, accept),
-        owner::milvus_owner(cluster, &mut apis, &cr)
-    );
-    let (live, plan) = planned?;
-    // Read again under the lock: refused before writing (operator_guard).
-    for warning in operator_guard::check(cluster, &cr, &live, &plan, accept, Mode::Refuse).await? {
-        progress.line(&format!("Warning: {warning}"));
-    }
-    // GitOps reverts what it did not write: refused unless forced. Bounds
-    // changes write the user's HPA, not the resource.
-    let keys = owner::changed(&plan);
-    if !keys.is_empty()
-        && let Some(warning) = owner::guard(owner.as_ref(), cr.name(), &keys, args.force_gitops)?
-    {
-        progress.line(&format!("Warning: {warning}"));
-    }
-    // Under imageUpdateMode force the leaving pod is killed, not given its grace.
-    let killed: Vec<String> = plan
-        .grace
-        .iter()
-        .filter_map(|g| crate::core::operator_checks::killed_account(&cr, g))
-        .collect();
-    if killed.is_empty() {
-        super::tell_grace(progress, &plan, crate::core::operator::grace_shortfall);
-    }
-    for line in &killed {
-        progress.line(line);
-    }
-    if plan.changes.iter().any(|c| c.hpa.is_some()) {
-        return hpa_bounds(cluster, args, &cr, &plan, lease, progress).await;
-    }
-    // Steps a killed run wrote but never saw done are waited for first.
-    let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
-    let loaded = Loaded { cr, plan, waiting };
-    run_holding(cluster, args, loaded, requests, lease, progress).await
-}
-
-/// What a run starts from, read under the Lease.
-struct Loaded {
-    cr: MilvusResource,
-    plan: Plan,
-    /// Deployments not yet settled at the count the resource asks.
+/// The run of a `Milvus` resource: the resource is the record, each step a
+/// guarded patch of it. A bounds change of the user's HPA leaves the
+/// resource at `replicas: -1` and unwritten: the HPA is the record.
+pub(super) struct MilvusRun {
+    pub cr: MilvusResource,
+    pub plan: Plan,
+    pub owner: Option<Owner>,
+    pub rules: ControllerRules,
+    requests: Vec<Request>,
+    /// Deployments not yet settled at the count the resource asks (a
+    /// killed run's last step).
     waiting: Vec<(String, u32)>,
+    /// Under imageUpdateMode force, the leaving pod is killed, not given
+    /// its grace: said instead of the grace account.
+    killed: Vec<String>,
+    /// The resource watched, once opened (replica changes only).
+    watch: Option<CrWatch>,
+    /// The plan the steps ran (made again once a killed run's step settled).
+    stepped: Mutex<Option<Plan>>,
+    /// The HPA bounds reached, once settled (bounds changes).
+    bounds_at: Vec<(ComponentChange, Bounds)>,
 }
 
-async fn run_holding(
-    cluster: &Cluster,
-    args: &ScaleArgs,
-    Loaded { cr, plan, waiting }: Loaded,
-    requests: &[Request],
-    lease: &HeldLease,
-    progress: &Progress,
-) -> Result<String> {
-    let continue_cmd = continue_command(&cr, args, &plan);
-    let drainer = if args.scale_in.no_drain {
-        None
-    } else {
-        let rules = cluster
-            .controller_rules()
+impl MilvusRun {
+    /// Reads the resource and what runs again under the Lease: a run that
+    /// finished (or stopped) while this one waited for the Lease has moved
+    /// the resource on, and its values are where this run starts, not
+    /// "another writer".
+    pub async fn read(
+        cluster: &Cluster,
+        args: &ScaleArgs,
+        found: &MilvusResource,
+        requests: &[Request],
+        progress: &Progress,
+    ) -> Result<MilvusRun> {
+        let cr = api::get(cluster, found.namespace(), found.name())
             .await
-            .context("reading the server's version")?;
-        let d = Drainer::new(
-            cluster,
-            cr.namespace(),
-            cr.name(),
-            lease.identity(),
-            rules,
-            args.scale_in.drain_timeout,
-            progress,
+            .context("reading the Milvus resource again under the lock")?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "Milvus {} was deleted from namespace {:?} while this run waited for its lock; nothing was changed",
+                    found.name(),
+                    found.namespace()
+                )
+            })?;
+        let accept = args.scale_in.accept_short_grace;
+        let mut apis = owner::Apis::default();
+        let (planned, owner, rules) = tokio::join!(
+            read_and_plan(cluster, &cr, requests, args.force, accept),
+            owner::milvus_owner(cluster, &mut apis, &cr),
+            cluster.controller_rules()
         );
-        // What a killed run left: its deletion-cost mark, its node suspended.
-        unmark_pods(cluster, cr.namespace(), cr.name())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
-        d.repair()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
-        Some(d)
-    };
-    let (tx, rx) = watch::channel(cr.clone());
-    let follow = async {
-        let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(seen) => {
-                    tx.send_replace(seen);
-                }
-                // Retrying cannot mend a refusal; other errors are retried.
-                Err(api::WatchError::Forbidden(message)) => {
-                    return Stop::Step(format!(
-                        "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
-                        crate::core::operator::RESOURCE,
-                        cr.namespace()
-                    ));
-                }
-                Err(_) => {}
-            }
+        let (live, plan) = planned?;
+        let rules = rules.context("reading the server's version")?;
+        // Read again under the lock: refused before writing (operator_guard).
+        for warning in operator_guard::check(cluster, &cr, &live, &plan, accept, Mode::Refuse).await? {
+            progress.line(&format!("Warning: {warning}"));
         }
-        Stop::Step("the watch on the Milvus resource ended".to_string())
-    };
-    let run = Run {
-        cluster,
-        cr: rx,
-        watched: Mutex::new(Watched {
-            expected: plan.changes.iter().map(|c| Expected::read(&cr, c)).collect(),
-            writing: None,
-            from_generation: cr.generation(),
-        }),
-        timeout: args.timeout,
-        progress,
-        drainer: drainer.as_ref(),
-    };
-    let outcome = tokio::select! {
-        r = execute(&run, &cr, (plan, waiting), requests, args) => r,
-        () = interrupted() => Err(Stop::Signal),
-        stop = guard(&run) => Err(stop),
-        stop = follow => Err(stop),
-        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
-    };
-    // A drain cut short by the stop: its node resumed, marks off.
-    if let Some(d) = &drainer {
-        let (_, _) = tokio::join!(unmark_pods(cluster, cr.namespace(), cr.name()), d.repair());
-    }
-    match outcome {
-        Ok(done) => Ok(done),
-        // Someone else's value stands: no "continue with" that would undo it.
-        Err(Stop::OtherWriter(why)) => Err(anyhow::anyhow!(
-            "{why}; this run wrote nothing over it; find out who else scales Milvus {} before scaling it again",
-            cr.name()
-        )),
-        Err(why) => {
-            let at = reached(&run);
-            Err(anyhow::anyhow!(
-                "{why}; stopped with Milvus {} at {at} (the resource records it, nothing else to repair); continue with: {continue_cmd}",
-                cr.name()
-            ))
-        }
-    }
-}
-
-/// The command that carries a stopped run on, with absolute targets (a
-/// relative `queryNode=-2` re-run after one step would go one too far).
-/// Deployment groups a relative request took to different targets cannot
-/// be named by one `COMPONENT=N`: there the command as typed is repeated.
-fn continue_command(cr: &MilvusResource, args: &ScaleArgs, plan: &Plan) -> String {
-    let uniform = plan.changes.iter().all(|c| {
-        plan.changes
+        let killed = plan
+            .grace
             .iter()
-            .filter(|o| o.component == c.component)
-            .all(|o| o.target == c.target)
-    });
-    if uniform {
-        return super::continue_command(cr.name(), cr.namespace(), plan);
-    }
-    let typed = format!(
-        "kubectl milvus scale {} {} -n {}",
-        cr.name(),
-        args.changes.join(" "),
-        cr.namespace()
-    );
-    match &args.replicas {
-        Some(n) => format!("{typed} --replicas {n}"),
-        None => typed,
-    }
-}
-
-/// A bounds change of the user's HPA: the resource stays at `replicas: -1`
-/// and is not written; the HPA is the record (nothing else to repair: a
-/// re-run reads where it stopped).
-async fn hpa_bounds(
-    cluster: &Cluster,
-    args: &ScaleArgs,
-    cr: &MilvusResource,
-    plan: &Plan,
-    lease: &HeldLease,
-    progress: &Progress,
-) -> Result<String> {
-    let describe = |c: &ComponentChange, to: &dyn std::fmt::Display| {
-        let hpa = c.hpa.as_ref().map(|h| (h.name.as_str(), h.current));
-        hpa.map_or_else(String::new, |(n, from)| {
-            format!("{} HorizontalPodAutoscaler {n} {from}→{to}", name(c))
+            .filter_map(|g| crate::core::operator_checks::killed_account(&cr, g))
+            .collect();
+        // Steps a killed run wrote but never saw done are waited for first.
+        let waiting = unsettled(&live.operator, &live.pods, &plan.changes);
+        Ok(MilvusRun {
+            cr,
+            plan,
+            owner,
+            rules,
+            requests: requests.to_vec(),
+            waiting,
+            killed,
+            watch: None,
+            stepped: Mutex::new(None),
+            bounds_at: Vec::new(),
         })
-    };
-    if plan.nothing_to_do() {
-        let now: Vec<String> = plan
+    }
+
+    /// True when the run changes HPA bounds, not the resource.
+    fn bounds_only(&self) -> bool {
+        self.plan.changes.iter().any(|c| c.hpa.is_some())
+    }
+
+    /// Bounds already at their targets. (Replica counts are judged by the
+    /// steps, once a killed run's last step has settled.)
+    pub fn nothing_to_do(&self) -> Option<String> {
+        if !self.bounds_only() || !self.plan.nothing_to_do() {
+            return None;
+        }
+        let now: Vec<String> = self
+            .plan
             .changes
             .iter()
             .filter_map(|c| c.hpa.as_ref().map(|h| format!("{} HPA {}", name(c), h.target)))
             .collect();
-        return Ok(format!(
+        Some(format!(
             "nothing to do: Milvus {} already at {}\n",
-            cr.name(),
+            self.cr.name(),
             now.join(", ")
-        ));
+        ))
     }
-    let namespace = cr.namespace();
-    let work = async {
-        for c in &plan.changes {
-            bounds::execute(cluster, namespace, c, args.timeout, progress).await?;
+
+    pub fn tell(&self, progress: &Progress) {
+        if self.killed.is_empty() {
+            tell_grace(progress, &self.plan, crate::core::operator::grace_shortfall);
         }
-        Ok::<(), BoundsStop>(())
-    };
-    let outcome = tokio::select! {
-        r = work => r.map_err(Stop::from),
-        () = interrupted() => Err(Stop::Signal),
-        lost = lease.keep(cluster) => Err(Stop::LockLost(lost)),
-    };
-    // Wherever it stopped, the bounds we wrote go back to the HPA's applier.
-    let mut reached = Vec::new();
-    for c in &plan.changes {
-        if let Some(h) = &c.hpa {
-            let at = hpa::settle(cluster, namespace, &h.name).await?;
-            reached.push((c, at));
+        for line in &self.killed {
+            progress.line(line);
         }
     }
-    if let Err(Stop::OtherHpaWriter(why)) = &outcome {
-        // Their bounds stand: no "continue with" that would undo them.
-        return Err(anyhow::anyhow!(
-            "{why}; find out who else changes it before scaling Milvus {} again",
-            cr.name()
-        ));
+
+    /// Starts watching the replica fields the run scales.
+    pub fn open(&mut self) {
+        if self.bounds_only() {
+            return;
+        }
+        let (tx, rx) = watch::channel(self.cr.clone());
+        self.watch = Some(CrWatch {
+            tx,
+            rx,
+            watched: Mutex::new(Watched {
+                expected: self
+                    .plan
+                    .changes
+                    .iter()
+                    .map(|c| Expected::read(&self.cr, c))
+                    .collect(),
+                writing: None,
+                from_generation: self.cr.generation(),
+            }),
+        });
     }
-    if let Err(why) = outcome {
-        let at: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
-        let continue_cmd: Vec<String> = plan
-            .changes
+
+    pub async fn execute(
+        &self,
+        cluster: &Cluster,
+        args: &ScaleArgs,
+        drainer: Option<&Drainer<'_>>,
+        progress: &Progress,
+    ) -> Result<Done, Stop> {
+        let Some(w) = &self.watch else {
+            for c in &self.plan.changes {
+                bounds::execute(cluster, self.cr.namespace(), c, args.timeout, progress).await?;
+            }
+            return Ok(Done::Scaled);
+        };
+        let run = Run {
+            cluster,
+            cr: w.rx.clone(),
+            watched: &w.watched,
+            timeout: args.timeout,
+            progress,
+            drainer,
+        };
+        let (plan, done) = execute(&run, &self.cr, (&self.plan, &self.waiting), &self.requests, args).await?;
+        if let Ok(mut stepped) = self.stepped.lock() {
+            *stepped = Some(plan);
+        }
+        Ok(done)
+    }
+
+    /// Resolves the moment a replica field the run scales takes a value it
+    /// did not write (or the watch on the resource fails for good).
+    pub async fn other_writers(&self, cluster: &Cluster) -> Stop {
+        let Some(w) = &self.watch else {
+            // Bounds steps watch their HPA themselves (`bounds`).
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            stop = follow(cluster, &self.cr, &w.tx) => stop,
+            stop = guard(w.rx.clone(), &w.watched) => stop,
+        }
+    }
+
+    /// Where the run stands: what the resource holds for the scaled fields,
+    /// or (bounds) each HPA's, handed back to its applier.
+    pub async fn settle(&mut self, cluster: &Cluster) -> Result<String> {
+        if let Some(w) = &self.watch {
+            return Ok(reached(&w.watched));
+        }
+        let mut at = Vec::new();
+        for c in &self.plan.changes {
+            if let Some(h) = &c.hpa {
+                at.push((
+                    c.clone(),
+                    hpa::settle(cluster, self.cr.namespace(), &h.name).await?,
+                ));
+            }
+        }
+        self.bounds_at = at;
+        Ok(self
+            .bounds_at
             .iter()
-            .filter_map(|c| {
-                let h = c.hpa.as_ref()?;
-                Some(format!(
-                    "kubectl milvus scale {} {} --min {} --max {} -n {namespace}",
-                    cr.name(),
-                    c.component,
-                    h.target.min,
-                    h.target.max
-                ))
-            })
-            .collect();
-        return Err(anyhow::anyhow!(
-            "{why}; stopped at {} (the HPA records it, nothing else to repair); continue with: {}",
-            at.join(", "),
-            continue_cmd.join(" && ")
-        ));
+            .map(|(c, b)| format!("{} HPA {b}", name(c)))
+            .collect::<Vec<_>>()
+            .join(", "))
     }
-    let done: Vec<String> = reached.iter().map(|(c, at)| describe(c, at)).collect();
-    let pods = statuses(
-        cluster,
-        &LiveReads::new(cluster),
-        Some(namespace),
-        Some(cr.name()),
-    )
-    .await?;
-    let rows: Vec<_> = pods
-        .items
-        .first()
-        .map(|s| s.pods.iter().map(|p| p.row.clone()).collect())
-        .unwrap_or_default();
-    Ok(format!("Milvus {} scaled: {}\n\n", cr.name(), done.join(", "))
-        + &render::table::pod_table(&rows, false, None))
+
+    pub fn recorded_where(&self) -> String {
+        if self.watch.is_some() {
+            format!("in Milvus {}", self.cr.name())
+        } else {
+            "in its HorizontalPodAutoscaler".to_string()
+        }
+    }
+
+    /// The success line.
+    pub fn scaled(&self) -> String {
+        let done: Vec<String> = if self.watch.is_some() {
+            let stepped = self.stepped.lock().ok().and_then(|s| s.clone());
+            let plan = stepped.as_ref().unwrap_or(&self.plan);
+            plan.changes
+                .iter()
+                .map(|c| format!("{} {}→{}", name(c), c.current, c.target))
+                .collect()
+        } else {
+            self.bounds_at
+                .iter()
+                .filter_map(|(c, at)| {
+                    let h = c.hpa.as_ref()?;
+                    Some(format!(
+                        "{} HorizontalPodAutoscaler {} {}→{at}",
+                        name(c),
+                        h.name,
+                        h.current
+                    ))
+                })
+                .collect()
+        };
+        format!("Milvus {} scaled: {}\n\n", self.cr.name(), done.join(", "))
+    }
+
+    /// The command that carries a stopped run on, with absolute targets (a
+    /// relative `queryNode=-2` re-run after one step would go one too far).
+    /// Deployment groups a relative request took to different targets
+    /// cannot be named by one `COMPONENT=N`: there the command as typed is
+    /// repeated.
+    pub fn continue_command(&self, args: &ScaleArgs) -> String {
+        let (cr, plan) = (&self.cr, &self.plan);
+        let uniform = plan.changes.iter().all(|c| {
+            plan.changes
+                .iter()
+                .filter(|o| o.component == c.component)
+                .all(|o| o.target == c.target)
+        });
+        if uniform {
+            return continue_command(cr.name(), cr.namespace(), plan);
+        }
+        let typed = format!(
+            "kubectl milvus scale {} {} -n {}",
+            cr.name(),
+            args.changes.join(" "),
+            cr.namespace()
+        );
+        match &args.replicas {
+            Some(n) => format!("{typed} --replicas {n}"),
+            None => typed,
+        }
+    }
+}
+
+/// Follows the resource into the run's channel; returns only when the
+/// watch cannot go on.
+async fn follow(cluster: &Cluster, cr: &MilvusResource, tx: &watch::Sender<MilvusResource>) -> Stop {
+    let mut events = std::pin::pin!(api::watch(cluster, cr.namespace(), cr.name()));
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(seen) => {
+                tx.send_replace(seen);
+            }
+            // Retrying cannot mend a refusal; other errors are retried.
+            Err(api::WatchError::Forbidden(message)) => {
+                return Stop::Step(format!(
+                    "forbidden: you cannot watch {} in namespace {:?} ({message}); ask for the Role in the README's RBAC section",
+                    crate::core::operator::RESOURCE,
+                    cr.namespace()
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    Stop::Step("the watch on the Milvus resource ended".to_string())
 }
 
 /// Stops the run the moment a replica field it scales takes a value it did
 /// not write.
-async fn guard(run: &Run<'_>) -> Stop {
-    let mut cr = run.cr.clone();
+async fn guard(mut cr: watch::Receiver<MilvusResource>, watched: &Mutex<Watched>) -> Stop {
     loop {
         if cr.changed().await.is_err() {
             return Stop::Step("the watch on the Milvus resource ended".to_string());
         }
         let seen = cr.borrow_and_update().clone();
-        let Ok(w) = run.watched.lock() else {
+        let Ok(w) = watched.lock() else {
             return Stop::Step("internal error: the run's state is poisoned".to_string());
         };
         if seen.generation() < w.from_generation {
@@ -399,8 +406,8 @@ async fn guard(run: &Run<'_>) -> Stop {
 }
 
 /// `queryNode=2, dataNode/g1=3`: what the resource holds for the scaled fields.
-fn reached(run: &Run<'_>) -> String {
-    let Ok(w) = run.watched.lock() else {
+fn reached(watched: &Mutex<Watched>) -> String {
+    let Ok(w) = watched.lock() else {
         return "an unknown point".to_string();
     };
     w.expected
@@ -421,18 +428,19 @@ fn reached(run: &Run<'_>) -> String {
 }
 
 /// Runs the plan; `waiting` are the Deployments to see settled first.
+/// Returns the plan it ran.
 async fn execute(
     run: &Run<'_>,
     first: &MilvusResource,
-    (plan, waiting): (Plan, Vec<(String, u32)>),
+    (plan, waiting): (&Plan, &[(String, u32)]),
     requests: &[Request],
     args: &ScaleArgs,
-) -> Result<String, Stop> {
+) -> Result<(Plan, Done), Stop> {
     // Carry on: the operator must have applied what the resource asks (a
     // killed run may have written a step it never saw done) before the plan
     // is made from what runs.
     let (plan, waiting) = if first.observed(first.generation()) {
-        (plan, waiting)
+        (plan.clone(), waiting.to_vec())
     } else {
         wait_observed(run, first.generation()).await?;
         let live = crate::cluster::live::fetch_live(run.cluster, first.namespace())
@@ -456,11 +464,12 @@ async fn execute(
             .map_err(Stop::Step)?;
     }
     if plan.nothing_to_do() {
-        return Ok(format!(
+        let said = format!(
             "nothing to do: Milvus {} already at {}\n",
             first.name(),
             targets(&plan)
-        ));
+        );
+        return Ok((plan, Done::Nothing(said)));
     }
 
     // Out (and counts only the resource lacks) at once, in one patch.
@@ -503,30 +512,7 @@ async fn execute(
             at = n;
         }
     }
-
-    let done = format!(
-        "Milvus {} scaled: {}\n\n",
-        first.name(),
-        plan.changes
-            .iter()
-            .map(|c| format!("{} {}→{}", name(c), c.current, c.target))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let pods = statuses(
-        run.cluster,
-        &LiveReads::new(run.cluster),
-        Some(first.namespace()),
-        Some(first.name()),
-    )
-    .await
-    .map_err(|e| Stop::Step(crate::error::one_line(&e)))?;
-    let rows: Vec<_> = pods
-        .items
-        .first()
-        .map(|s| s.pods.iter().map(|p| p.row.clone()).collect())
-        .unwrap_or_default();
-    Ok(done + &render::table::pod_table(&rows, false, None))
+    Ok((plan, Done::Scaled))
 }
 
 fn name(c: &ComponentChange) -> String {
