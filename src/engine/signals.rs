@@ -49,26 +49,20 @@ pub fn seen() -> bool {
     SEEN.get().is_some_and(|rx| *rx.borrow())
 }
 
-/// Resolves on Ctrl-C or SIGTERM (at once if one came since [`install`]).
+/// Resolves on Ctrl-C or SIGTERM (at once if one came since [`install`],
+/// which it calls: one way of catching signals, whoever asks first).
 pub async fn interrupted() {
-    if let Some(rx) = SEEN.get() {
-        let mut rx = rx.clone();
-        if rx.wait_for(|seen| *seen).await.is_ok() {
-            return;
-        }
-        // The catching task is gone (the runtime is shutting down).
-        return std::future::pending().await;
-    }
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    install();
+    match SEEN.get() {
+        Some(rx) => {
+            let mut rx = rx.clone();
+            if rx.wait_for(|seen| *seen).await.is_ok() {
+                return;
             }
-            return;
+            // The catching task is gone (the runtime is shutting down).
+            std::future::pending().await
         }
+        // No handler could be registered: no signal can be caught.
+        None => std::future::pending().await,
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
