@@ -37,7 +37,8 @@ pub(super) enum Finished {
     Untidy(anyhow::Error),
 }
 
-/// The closing pod table: which pods, read once the record is finished.
+/// The closing pod table: which pods, read once the steps are over (beside
+/// the clean-up, before the record is finished).
 pub(super) enum Table {
     /// The pods the release's workloads own, from one pod list.
     Helm {
