@@ -405,7 +405,17 @@ async fn transfers_move_segments_and_channels_while_balance_is_suspended() {
 async fn a_killed_pod_loses_its_segments_and_the_loss_is_recorded() {
     let ns = TestBed::get().namespace("mv-loss").await.unwrap();
     let rel = seeded(&ns, Scenario::QueryNode3DataNode2, segments(9)).await;
-    let m = loaded(&ns, &rel, 9).await;
+    loaded(&ns, &rel, 9).await;
+    // Balance suspended and no move in flight: nothing leaves the victim
+    // between this look at it and its kill.
+    let proxy = proxy_pod(&ns).await;
+    let suspend = post(&ns, &proxy, "/management/querycoord/balance/suspend", "").await;
+    assert_eq!(suspend.0, 200, "{}", suspend.1);
+    let m = milvus::wait_until(&ns, &rel, WAIT, "balance suspended, no move in flight", |m| {
+        m.balance_suspended && m.moves.is_empty()
+    })
+    .await
+    .unwrap();
     let victim = m
         .nodes
         .values()
