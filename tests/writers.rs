@@ -279,8 +279,15 @@ fn server_side_rollback_mid_scale_in_is_not_written_over() {
         let h = helm.history(ns);
         let ours = h.get(1).map(|r| r.1.clone()).unwrap_or_default();
         assert!(ours == "failed" || ours == "superseded", "{h:?}: {err}");
-        branch(&format!("revision 2 ended {ours} after the conflicting rollback"));
-        assert_eq!(h, s(&[(1, "superseded"), (2, &ours), (3, "failed")]), "{err}");
+        // Revision 1 (deployed while the run's revision was pending) is
+        // left deployed or superseded by Helm's failed rollback, as its
+        // unguarded writes interleave with the run's (seen both ways).
+        let first = h.first().map(|r| r.1.clone()).unwrap_or_default();
+        assert!(first == "superseded" || first == "deployed", "{h:?}: {err}");
+        branch(&format!(
+            "revisions 1 and 2 ended {first} and {ours} after the conflicting rollback"
+        ));
+        assert_eq!(h, s(&[(1, &first), (2, &ours), (3, "failed")]), "{err}");
         // Our claim on spec.replicas is gone: the same rollback goes through.
         helm.ok(&["rollback", "my-release", "1", "-n", ns, "--wait"]);
         assert_eq!(counts(ns, &watched), [2, 3]);
